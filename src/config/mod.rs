@@ -1,0 +1,323 @@
+//! Configuration: built-in defaults, then a file (`--config FILE` or `PAR_CONFIG`; YAML, TOML
+//! or JSON by extension), then `PAR__SECTION__KEY` environment variables (brief §3).
+//! [`Settings::validate`] stops the process at start with a message naming the key.
+//! `docs/configuration.md` lists every key; keep the two in step.
+
+pub mod demo;
+mod validate;
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::oauth::client::AuthMethod;
+use crate::oauth::request_uri::RFC_PREFIX;
+use crate::secret::Secret;
+
+pub use validate::{ConfigError, is_loopback_bind, is_loopback_host};
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// Issuer identifier (RFC 8414 §2). Defaults to `http://<http.bind>`, which is only
+    /// accepted for loopback addresses.
+    pub issuer: Option<String>,
+    pub http: HttpSettings,
+    pub redis: RedisSettings,
+    pub par: ParSettings,
+    pub tokens: TokenSettings,
+    pub session: SessionSettings,
+    pub keys: Vec<KeySettings>,
+    pub clients: Vec<ClientSettings>,
+    pub users: Vec<UserSettings>,
+    pub log: LogSettings,
+    pub playground: PlaygroundSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpSettings {
+    /// Listen address, `host:port`.
+    pub bind: String,
+    /// Path under which the OAuth endpoints live (`/oauth2/par`, …).
+    pub base_path: String,
+    /// actix worker threads; 0 = one per core.
+    pub workers: usize,
+    /// Largest accepted request body in bytes (PAR and token); larger → 413.
+    pub body_limit: usize,
+    /// Seconds in-flight requests get to finish after SIGTERM.
+    pub shutdown_grace_secs: u64,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        Self {
+            bind: "127.0.0.1:8080".into(),
+            base_path: "/oauth2".into(),
+            workers: 0,
+            body_limit: 64 * 1024,
+            shutdown_grace_secs: 30,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum RedisConnection {
+    /// One multiplexed, auto-reconnecting connection per process (fastest; the default).
+    Multiplexed,
+    /// A deadpool-redis pool of `pool_size` connections.
+    Pool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RedisSettings {
+    /// `redis://[user:password@]host:port[/db]` or `rediss://…`. Absent → in-memory store,
+    /// single process only.
+    pub url: Option<Secret>,
+    /// Prefix of every key, so several deployments (or tests) can share one Redis.
+    pub key_prefix: String,
+    /// Upper bound on every Redis call; past it the request fails with 503.
+    pub command_timeout_ms: u64,
+    pub connect_timeout_ms: u64,
+    pub connection: RedisConnection,
+    pub pool_size: usize,
+}
+
+impl Default for RedisSettings {
+    fn default() -> Self {
+        Self {
+            url: None,
+            key_prefix: "par:".into(),
+            command_timeout_ms: 2000,
+            connect_timeout_ms: 2000,
+            connection: RedisConnection::Multiplexed,
+            pool_size: 8,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ParSettings {
+    /// Redemption window: `expires_in` of a pushed request, 1–599 s (FAPI 2.0: < 600).
+    pub request_uri_lifetime: u64,
+    /// How long a login may take once the browser has opened `/authorize`.
+    pub interaction_lifetime: u64,
+    /// Refuse authorization requests that did not come through PAR (every client).
+    pub required: bool,
+    /// Prefix of emitted `request_uri` values.
+    pub request_uri_prefix: String,
+    /// Further prefixes accepted at `/authorize` (e.g. during a prefix migration).
+    pub accepted_request_uri_prefixes: Vec<String>,
+}
+
+impl Default for ParSettings {
+    fn default() -> Self {
+        Self {
+            request_uri_lifetime: 60,
+            interaction_lifetime: 600,
+            required: true,
+            request_uri_prefix: RFC_PREFIX.into(),
+            accepted_request_uri_prefixes: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TokenSettings {
+    /// Authorization code lifetime, 1–60 s (FAPI 2.0 §5.3.2.1).
+    pub code_lifetime: u64,
+    pub access_token_lifetime: u64,
+    pub id_token_lifetime: u64,
+}
+
+impl Default for TokenSettings {
+    fn default() -> Self {
+        Self {
+            code_lifetime: 60,
+            access_token_lifetime: 600,
+            id_token_lifetime: 600,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SessionSettings {
+    /// SSO session lifetime in seconds; 0 disables SSO.
+    pub lifetime: u64,
+}
+
+impl Default for SessionSettings {
+    fn default() -> Self {
+        Self { lifetime: 8 * 3600 }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeySettings {
+    pub kid: Option<String>,
+    /// `ES256` (default), `PS256`, `EdDSA` or `RS256`.
+    #[serde(default = "default_alg")]
+    pub alg: String,
+    /// PKCS#8 PEM, inline.
+    pub pem: Option<Secret>,
+    /// PKCS#8 PEM file.
+    pub pem_file: Option<PathBuf>,
+    /// Signs new tokens. Exactly one key is active; the others only verify (rotation).
+    #[serde(default)]
+    pub active: bool,
+}
+
+fn default_alg() -> String {
+    "ES256".into()
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientSettings {
+    pub client_id: String,
+    pub client_name: Option<String>,
+    pub client_secret: Option<Secret>,
+    /// Defaults to `client_secret_basic` with a secret, `private_key_jwt` with `jwks`,
+    /// `none` otherwise.
+    pub token_endpoint_auth_method: Option<AuthMethod>,
+    /// The client's public keys (a JWK Set) for `private_key_jwt`.
+    pub jwks: Option<serde_json::Value>,
+    pub jwks_file: Option<PathBuf>,
+    pub redirect_uris: Vec<String>,
+    #[serde(default = "default_scopes")]
+    pub scopes: Vec<String>,
+    /// Per-client PAR requirement; the global `par.required` applies when absent.
+    pub require_pushed_authorization_requests: Option<bool>,
+    #[serde(default = "yes")]
+    pub require_pkce: bool,
+    #[serde(default)]
+    pub consent: bool,
+}
+
+fn default_scopes() -> Vec<String> {
+    vec!["openid".into()]
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserSettings {
+    pub username: String,
+    /// argon2id PHC string (`par-server hash-password`).
+    pub password_hash: Secret,
+    /// Subject identifier; defaults to the username.
+    pub sub: Option<String>,
+    pub email: Option<String>,
+    #[serde(default = "yes")]
+    pub email_verified: bool,
+    pub name: Option<String>,
+    pub given_name: Option<String>,
+    pub family_name: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogSettings {
+    pub format: LogFormat,
+    /// An `EnvFilter` directive; `RUST_LOG` overrides it.
+    pub level: String,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Pretty,
+            level: "info".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PlaygroundSettings {
+    /// The built-in demo client at `/playground`; on in the zero-config demo.
+    pub enabled: bool,
+    /// Which configured client the playground acts as.
+    pub client_id: Option<String>,
+}
+
+/// Where the configuration came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    File(PathBuf),
+    /// No file: defaults and environment only.
+    Defaults,
+}
+
+impl Settings {
+    /// Loads defaults → `file` (or `PAR_CONFIG`) → `PAR__…` environment.
+    pub fn load(file: Option<&Path>) -> Result<(Self, Source), ConfigError> {
+        let from_env = std::env::var_os("PAR_CONFIG").map(PathBuf::from);
+        let file = file.map(Path::to_path_buf).or(from_env);
+        let mut builder = config::Config::builder();
+        if let Some(path) = &file {
+            let format = match path.extension().and_then(|e| e.to_str()) {
+                Some("yaml" | "yml") => config::FileFormat::Yaml,
+                Some("toml") => config::FileFormat::Toml,
+                Some("json") => config::FileFormat::Json,
+                _ => {
+                    return Err(ConfigError::new(
+                        "config file",
+                        format!(
+                            "{}: extension must be .yaml, .yml, .toml or .json",
+                            path.display()
+                        ),
+                    ));
+                }
+            };
+            if !path.is_file() {
+                return Err(ConfigError::new(
+                    "config file",
+                    format!("{}: no such file", path.display()),
+                ));
+            }
+            builder = builder.add_source(config::File::from(path.as_path()).format(format));
+        }
+        builder = builder.add_source(
+            config::Environment::with_prefix("PAR")
+                .prefix_separator("__")
+                .separator("__")
+                .try_parsing(true)
+                .list_separator(",")
+                .with_list_parse_key("par.accepted_request_uri_prefixes"),
+        );
+        let settings: Settings = builder
+            .build()
+            .and_then(|c| c.try_deserialize())
+            .map_err(|e| ConfigError::new("config", e.to_string()))?;
+        let source = file.map_or(Source::Defaults, Source::File);
+        Ok((settings, source))
+    }
+
+    /// All `request_uri` prefixes `/authorize` accepts.
+    pub fn accepted_prefixes(&self) -> Vec<String> {
+        let mut all = vec![self.par.request_uri_prefix.clone()];
+        for p in &self.par.accepted_request_uri_prefixes {
+            if !all.contains(p) {
+                all.push(p.clone());
+            }
+        }
+        all
+    }
+}

@@ -1,0 +1,170 @@
+//! The `par-server` command: runs the service (default), and the operator subcommands
+//! `hash-password` and `check-config`.
+
+use std::io::{BufRead, IsTerminal};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use par_server::config::{Settings, demo};
+use par_server::startup::Application;
+
+#[derive(Parser)]
+#[command(
+    name = "par-server",
+    version,
+    about = "OAuth 2.0 / OpenID Connect login with Pushed Authorization Requests"
+)]
+struct Cli {
+    /// Configuration file (YAML, TOML or JSON); also `PAR_CONFIG`.
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the service (the default).
+    Run,
+    /// Read a password from stdin and print its argon2id PHC string for `users[].password_hash`.
+    HashPassword,
+    /// Load and validate a configuration file, then exit.
+    CheckConfig { file: PathBuf },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command.unwrap_or(Command::Run) {
+        Command::Run => run(cli.config),
+        Command::HashPassword => hash_password(),
+        Command::CheckConfig { file } => check_config(file),
+    }
+}
+
+fn hash_password() -> ExitCode {
+    if std::io::stdin().is_terminal() {
+        eprintln!("password (input is echoed; pipe it in to avoid that):");
+    }
+    let mut line = String::new();
+    if std::io::stdin().lock().read_line(&mut line).is_err() {
+        eprintln!("could not read the password from stdin");
+        return ExitCode::from(2);
+    }
+    let password = line.trim_end_matches(['\r', '\n']);
+    if password.is_empty() {
+        eprintln!("empty password");
+        return ExitCode::from(2);
+    }
+    match par_server::password::hash(password) {
+        Ok(h) => {
+            println!("{h}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn check_config(file: PathBuf) -> ExitCode {
+    match Settings::load(Some(&file)).and_then(|(s, _)| s.validate().map(|_| s)) {
+        Ok(s) => {
+            println!(
+                "{}: ok ({} clients, {} users)",
+                file.display(),
+                s.clients.len(),
+                s.users.len()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(config: Option<PathBuf>) -> ExitCode {
+    let (mut settings, source) = match Settings::load(config.as_deref()) {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    let demo = if demo::wanted(&settings, &source) {
+        match demo::apply(&mut settings) {
+            Ok(d) => Some(d),
+            Err(e) => {
+                eprintln!("{e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    } else {
+        None
+    };
+    if let Err(e) = settings.validate() {
+        eprintln!("{e}");
+        return ExitCode::from(2);
+    }
+    par_server::telemetry::init(&settings.log);
+    match actix_web::rt::System::new().block_on(serve(settings, demo)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("par-server: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(settings: Settings, demo: Option<demo::DemoCredentials>) -> anyhow::Result<()> {
+    let shared = settings.redis.url.is_some();
+    if demo.is_some() && !par_server::config::is_loopback_bind(&settings.http.bind) {
+        anyhow::bail!(
+            "the zero-config demo only binds loopback addresses; configure clients to listen on {}",
+            settings.http.bind
+        );
+    }
+    let app = Application::build(settings).await?;
+    if !shared {
+        tracing::warn!(
+            "IN-MEMORY STORE: state lives in this process only. Do not run more than one replica; set redis.url (PAR__REDIS__URL) for production."
+        );
+    }
+    tracing::info!(address = %app.address(), issuer = app.issuer(), "par-server listening");
+    if let Some(d) = demo {
+        print_demo_banner(&app, &d);
+    }
+    app.run_until_stopped().await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn print_demo_banner(app: &Application, d: &demo::DemoCredentials) {
+    let issuer = app.issuer();
+    println!(
+        r#"
+par-server zero-config demo (single process, in-memory store, loopback only)
+
+  issuer         {issuer}
+  client         {client_id} / {secret}
+  user           {user} / {password}
+  discovery      {issuer}/.well-known/openid-configuration
+
+Push an authorization request:
+
+  curl -s -u '{client_id}:{secret}' \
+    -d client_id={client_id} -d response_type=code -d scope=openid \
+    -d redirect_uri=http://127.0.0.1:9000/callback \
+    -d code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM -d code_challenge_method=S256 \
+    {issuer}/oauth2/par
+"#,
+        client_id = d.client_id,
+        secret = d.client_secret.expose(),
+        user = d.username,
+        password = d.password.expose(),
+    );
+}

@@ -1,0 +1,178 @@
+//! Registered clients (pure data) and the rules that depend only on a client's registration:
+//! redirect-URI matching and allowed scopes.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use jsonwebtoken::jwk::JwkSet;
+
+use crate::secret::Secret;
+
+/// How a client authenticates at the PAR and token endpoints (RFC 7591 §2
+/// `token_endpoint_auth_method`). Exactly one per client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthMethod {
+    ClientSecretBasic,
+    ClientSecretPost,
+    PrivateKeyJwt,
+    None,
+}
+
+impl AuthMethod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthMethod::ClientSecretBasic => "client_secret_basic",
+            AuthMethod::ClientSecretPost => "client_secret_post",
+            AuthMethod::PrivateKeyJwt => "private_key_jwt",
+            AuthMethod::None => "none",
+        }
+    }
+
+    pub const ALL: [AuthMethod; 4] = [
+        AuthMethod::ClientSecretBasic,
+        AuthMethod::ClientSecretPost,
+        AuthMethod::PrivateKeyJwt,
+        AuthMethod::None,
+    ];
+}
+
+/// The credential a client is registered with.
+#[derive(Debug, Clone)]
+pub enum Credential {
+    Secret(Secret),
+    Jwks(Box<JwkSet>),
+    None,
+}
+
+#[derive(Debug, Clone)]
+pub struct Client {
+    pub id: String,
+    pub name: String,
+    pub auth_method: AuthMethod,
+    pub credential: Credential,
+    pub redirect_uris: Vec<String>,
+    pub scopes: Vec<String>,
+    /// PAR required for this client (RFC 9126 §6 `require_pushed_authorization_requests`).
+    pub require_par: bool,
+    pub require_pkce: bool,
+    /// Show a consent screen after login.
+    pub consent: bool,
+}
+
+impl Client {
+    pub fn is_public(&self) -> bool {
+        self.auth_method == AuthMethod::None
+    }
+
+    /// RFC 9700 §2.1 / RFC 6749 §3.1.2.3: exact string match; only the port of a loopback
+    /// `http` redirect URI may vary (RFC 8252 §7.3).
+    pub fn redirect_uri_allowed(&self, candidate: &str) -> bool {
+        self.redirect_uris
+            .iter()
+            .any(|registered| registered == candidate || loopback_equal_except_port(registered, candidate))
+    }
+
+    pub fn scope_allowed(&self, scope: &str) -> bool {
+        self.scopes.iter().any(|s| s == scope)
+    }
+}
+
+fn loopback_equal_except_port(registered: &str, candidate: &str) -> bool {
+    let (Ok(mut r), Ok(mut c)) = (url::Url::parse(registered), url::Url::parse(candidate)) else {
+        return false;
+    };
+    let loopback =
+        |u: &url::Url| u.scheme() == "http" && matches!(u.host_str(), Some("127.0.0.1") | Some("[::1]"));
+    if !loopback(&r) || !loopback(&c) {
+        return false;
+    }
+    // The parsed form normalises, so also require the candidate to be written exactly as
+    // the registered one apart from the port.
+    let _ = r.set_port(None);
+    let _ = c.set_port(None);
+    r == c && strip_port(registered) == strip_port(candidate)
+}
+
+fn strip_port(uri: &str) -> String {
+    let Ok(u) = url::Url::parse(uri) else {
+        return uri.to_owned();
+    };
+    match u.port() {
+        Some(p) => uri.replacen(&format!(":{p}"), "", 1),
+        None => uri.to_owned(),
+    }
+}
+
+/// The clients known to this server, by `client_id`.
+#[derive(Debug, Clone, Default)]
+pub struct ClientRegistry {
+    clients: HashMap<String, Arc<Client>>,
+}
+
+impl ClientRegistry {
+    pub fn new(clients: impl IntoIterator<Item = Client>) -> Self {
+        Self {
+            clients: clients.into_iter().map(|c| (c.id.clone(), Arc::new(c))).collect(),
+        }
+    }
+
+    pub fn get(&self, client_id: &str) -> Option<&Arc<Client>> {
+        self.clients.get(client_id)
+    }
+
+    pub fn methods_in_use(&self) -> Vec<AuthMethod> {
+        AuthMethod::ALL
+            .into_iter()
+            .filter(|m| self.clients.values().any(|c| c.auth_method == *m))
+            .collect()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.clients.is_empty()
+    }
+}
+
+#[cfg(test)]
+pub(crate) fn test_client(id: &str) -> Client {
+    Client {
+        id: id.into(),
+        name: id.into(),
+        auth_method: AuthMethod::ClientSecretBasic,
+        credential: Credential::Secret(Secret::new("s3cret")),
+        redirect_uris: vec!["https://app.example/cb".into(), "http://127.0.0.1/cb".into()],
+        scopes: vec!["openid".into(), "email".into()],
+        require_par: true,
+        require_pkce: true,
+        consent: false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redirect_uris_match_exactly() {
+        let c = test_client("a");
+        assert!(c.redirect_uri_allowed("https://app.example/cb"));
+        for bad in [
+            "https://app.example/cb/",
+            "https://APP.example/cb",
+            "https://app.example/cb?x=1",
+            "https://app.example/cb/../cb",
+            "https://app.example/cb#f",
+            "https://app.example:443/cb",
+        ] {
+            assert!(!c.redirect_uri_allowed(bad), "{bad} must not match");
+        }
+    }
+
+    #[test]
+    fn loopback_port_may_vary() {
+        let c = test_client("a");
+        assert!(c.redirect_uri_allowed("http://127.0.0.1:53123/cb"));
+        assert!(!c.redirect_uri_allowed("http://127.0.0.1:53123/cb2"));
+        assert!(!c.redirect_uri_allowed("http://localhost:53123/cb"));
+    }
+}

@@ -1,0 +1,53 @@
+//! Client authentication as the PAR and token endpoints do it (RFC 9126 §2): the pure rules
+//! of [`crate::oauth::client_auth`] plus the one stateful check, refusing a replayed
+//! `private_key_jwt` assertion `jti` across all replicas (`SET NX EX`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::HttpRequest;
+
+use super::error::JsonError;
+use crate::oauth::OAuthError;
+use crate::oauth::client::Client;
+use crate::oauth::client_auth;
+use crate::oauth::params::Params;
+use crate::state::AppState;
+
+#[tracing::instrument(name = "client.authenticate", skip_all, fields(client_id = tracing::field::Empty, method = tracing::field::Empty))]
+pub async fn authenticate(
+    req: &HttpRequest,
+    params: &Params,
+    state: &AppState,
+) -> Result<Arc<Client>, JsonError> {
+    let authorization = req
+        .headers()
+        .get(actix_web::http::header::AUTHORIZATION)
+        .map(|v| {
+            v.to_str()
+                .map_err(|_| OAuthError::invalid_client("malformed Authorization header"))
+        })
+        .transpose()?;
+    let presented = client_auth::extract(authorization, params)?;
+    let span = tracing::Span::current();
+    span.record("method", presented.method().as_str());
+    let authenticated = client_auth::authenticate(
+        &state.clients,
+        &presented,
+        &state.assertion_audiences,
+        crate::clock::now(),
+    )
+    .inspect_err(|e| tracing::info!(reason = %e.description, "client authentication failed"))?;
+    span.record("client_id", authenticated.client.id.as_str());
+    if let Some((jti, remember)) = &authenticated.replay_guard {
+        let key = state.keys.assertion_jti(&authenticated.client.id, jti);
+        if !state
+            .store
+            .put_new(&key, b"1", Duration::from_secs(*remember))
+            .await?
+        {
+            return Err(OAuthError::invalid_client("client_assertion was already used (jti replay)").into());
+        }
+    }
+    Ok(authenticated.client.clone())
+}

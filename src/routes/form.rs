@@ -1,0 +1,47 @@
+//! Reading an `application/x-www-form-urlencoded` body with the configured size limit, into
+//! checked [`Params`] (no duplicates). Over the limit → 413; another content type → 400.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, web};
+use futures_util::StreamExt;
+
+use super::error::JsonError;
+use crate::oauth::OAuthError;
+use crate::oauth::params::Params;
+
+pub async fn read(req: &HttpRequest, mut payload: web::Payload, limit: usize) -> Result<Params, JsonError> {
+    let content_type = req
+        .headers()
+        .get(actix_web::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let essence = content_type.split(';').next().unwrap_or("").trim();
+    if !essence.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
+        return Err(
+            OAuthError::invalid_request("Content-Type must be application/x-www-form-urlencoded").into(),
+        );
+    }
+    let too_large = || {
+        JsonError::with_status(
+            OAuthError::invalid_request("request body too large"),
+            StatusCode::PAYLOAD_TOO_LARGE,
+        )
+    };
+    let declared = req
+        .headers()
+        .get(actix_web::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(too_large());
+    }
+    let mut body = web::BytesMut::with_capacity(declared.unwrap_or(0).min(limit));
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|_| OAuthError::invalid_request("could not read the request body"))?;
+        if body.len() + chunk.len() > limit {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Params::parse(&body)?)
+}

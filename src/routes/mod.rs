@@ -1,0 +1,18 @@
+//! HTTP handlers: extract → call `oauth` (rules) and `store` (state) → respond. The route
+//! table itself lives in `startup.rs`.
+
+pub mod client_auth;
+pub mod discovery;
+pub mod error;
+pub mod form;
+pub mod health;
+pub mod par;
+
+use actix_web::HttpResponse;
+
+pub use error::JsonError;
+
+/// 405 for a wrong method on a POST-only endpoint.
+pub async fn post_only() -> Result<HttpResponse, JsonError> {
+    Err(JsonError::method_not_allowed("POST"))
+}

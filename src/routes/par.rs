@@ -1,0 +1,51 @@
+//! `POST /oauth2/par`: RFC 9126 §2. Authenticate the client exactly as at the token
+//! endpoint, validate the request as `/authorize` would, store it with `SET … EX … NX`
+//! under the hash of a fresh reference, answer `201 {request_uri, expires_in}`.
+//! Never redirects (RFC 9126 §2.3).
+
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::Serialize;
+
+use super::error::JsonError;
+use super::{client_auth, form};
+use crate::oauth::OAuthError;
+use crate::oauth::authorization::AuthorizationRequest;
+use crate::oauth::request_uri::Reference;
+use crate::state::AppState;
+
+#[derive(Serialize)]
+struct PushResponse {
+    request_uri: String,
+    expires_in: u64,
+}
+
+#[tracing::instrument(name = "par.push", skip_all, fields(client_id = tracing::field::Empty))]
+pub async fn push(
+    req: HttpRequest,
+    body: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, JsonError> {
+    let params = form::read(&req, body, state.body_limit).await?;
+    let client = client_auth::authenticate(&req, &params, &state).await?;
+    tracing::Span::current().record("client_id", client.id.as_str());
+    // RFC 9126 §2.1: a request_uri in the push is forbidden.
+    if params.contains("request_uri") {
+        return Err(OAuthError::invalid_request("request_uri must not be pushed").into());
+    }
+    let request = AuthorizationRequest::parse(&params, &client).map_err(|r| JsonError::from(r.error))?;
+    let record = serde_json::to_vec(&request).map_err(|_| OAuthError::server_error("internal error"))?;
+    let reference = Reference::generate();
+    let key = state.keys.par(&reference.digest());
+    if !state.store.put_new(&key, &record, state.par.lifetime).await? {
+        // 256 random bits colliding means a broken RNG: refuse rather than overwrite.
+        tracing::error!("request_uri reference collision");
+        return Err(OAuthError::server_error("internal error").into());
+    }
+    Ok(HttpResponse::Created()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(PushResponse {
+            request_uri: reference.to_request_uri(&state.par.prefix),
+            expires_in: state.par.lifetime.as_secs(),
+        }))
+}

@@ -1,0 +1,89 @@
+//! `Application`: binds the listener (port 0 in tests), builds the shared state, and holds
+//! the one route table of the service.
+
+use std::net::{SocketAddr, TcpListener};
+use std::time::Duration;
+
+use actix_web::dev::Server;
+use actix_web::{App, HttpServer, web};
+use tracing_actix_web::TracingLogger;
+
+use crate::config::Settings;
+use crate::routes::{self, discovery, health, par};
+use crate::state::AppState;
+use crate::telemetry::RootSpan;
+
+pub struct Application {
+    address: SocketAddr,
+    server: Server,
+    state: web::Data<AppState>,
+}
+
+impl Application {
+    /// `settings` must have passed [`Settings::validate`].
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind(&settings.http.bind)
+            .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.http.bind))?;
+        let address = listener.local_addr()?;
+        let issuer = settings.issuer_or(address);
+        let state = web::Data::new(AppState::build(&settings, &issuer)?);
+        let base = settings.http.base_path.clone();
+        let app_state = state.clone();
+        let mut server = HttpServer::new(move || {
+            App::new()
+                .wrap(TracingLogger::<RootSpan>::new())
+                .app_data(app_state.clone())
+                .configure(|cfg| routes_table(cfg, &base))
+        })
+        .shutdown_timeout(settings.http.shutdown_grace_secs)
+        .client_request_timeout(Duration::from_secs(10));
+        if settings.http.workers > 0 {
+            server = server.workers(settings.http.workers);
+        }
+        let server = server.listen(listener)?.run();
+        Ok(Self {
+            address,
+            server,
+            state,
+        })
+    }
+
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    pub fn port(&self) -> u16 {
+        self.address.port()
+    }
+
+    pub fn issuer(&self) -> &str {
+        &self.state.endpoints.issuer
+    }
+
+    pub fn state(&self) -> web::Data<AppState> {
+        self.state.clone()
+    }
+
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}
+
+/// The route table: every endpoint of the service, in one place.
+fn routes_table(cfg: &mut web::ServiceConfig, base: &str) {
+    cfg.service(
+        web::resource(format!("{base}/par"))
+            .route(web::post().to(par::push))
+            .default_service(web::to(routes::post_only)),
+    )
+    .route(
+        "/.well-known/openid-configuration",
+        web::get().to(discovery::metadata),
+    )
+    .route(
+        "/.well-known/oauth-authorization-server",
+        web::get().to(discovery::metadata),
+    )
+    .route("/healthz", web::get().to(health::live))
+    .route("/readyz", web::get().to(health::ready));
+}

@@ -1,0 +1,96 @@
+//! `AppState`: everything a handler needs, built once per process from validated settings
+//! and shared by all workers. It holds no per-flow state: that lives in the store.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use crate::config::Settings;
+use crate::oauth::client::ClientRegistry;
+use crate::oauth::discovery::{self, Capabilities, Endpoints};
+use crate::store::redis::{RedisOptions, RedisStore};
+use crate::store::{Keys, Store};
+
+/// PAR timers and prefixes.
+#[derive(Debug, Clone)]
+pub struct ParPolicy {
+    /// Redemption window = `expires_in`.
+    pub lifetime: Duration,
+    /// Life of a claimed request while the user logs in.
+    pub interaction_lifetime: Duration,
+    pub required: bool,
+    pub prefix: String,
+    pub accepted_prefixes: Vec<String>,
+}
+
+pub struct AppState {
+    pub endpoints: Endpoints,
+    pub assertion_audiences: Vec<String>,
+    pub clients: ClientRegistry,
+    pub store: Store,
+    pub keys: Keys,
+    pub par: ParPolicy,
+    pub body_limit: usize,
+    /// The serialized discovery document.
+    pub metadata: String,
+    draining: Arc<AtomicBool>,
+}
+
+impl AppState {
+    /// `settings` must have passed [`Settings::validate`]; `issuer` is the one in force.
+    pub fn build(settings: &Settings, issuer: &str) -> anyhow::Result<Self> {
+        let clients = settings.client_registry()?;
+        let store = match &settings.redis.url {
+            Some(url) => Store::Redis(RedisStore::connect(&RedisOptions {
+                url: url.expose().to_owned(),
+                command_timeout: Duration::from_millis(settings.redis.command_timeout_ms),
+                connect_timeout: Duration::from_millis(settings.redis.connect_timeout_ms),
+                pool_size: (settings.redis.connection == crate::config::RedisConnection::Pool)
+                    .then_some(settings.redis.pool_size),
+            })?),
+            None => Store::memory(),
+        };
+        let endpoints = Endpoints::new(issuer, &settings.http.base_path);
+        let mut scopes: Vec<String> = Vec::new();
+        for c in &settings.clients {
+            for s in &c.scopes {
+                if !scopes.contains(s) {
+                    scopes.push(s.clone());
+                }
+            }
+        }
+        let capabilities = Capabilities {
+            require_par: settings.par.required,
+            auth_methods: clients.methods_in_use(),
+            scopes,
+            signing_algs: vec!["ES256".into()],
+        };
+        let metadata = discovery::metadata(&endpoints, &capabilities).to_string();
+        Ok(Self {
+            assertion_audiences: endpoints.assertion_audiences(),
+            endpoints,
+            clients,
+            store,
+            keys: Keys::new(settings.redis.key_prefix.clone()),
+            par: ParPolicy {
+                lifetime: Duration::from_secs(settings.par.request_uri_lifetime),
+                interaction_lifetime: Duration::from_secs(settings.par.interaction_lifetime),
+                required: settings.par.required,
+                prefix: settings.par.request_uri_prefix.clone(),
+                accepted_prefixes: settings.accepted_prefixes(),
+            },
+            body_limit: settings.http.body_limit,
+            metadata,
+            draining: Arc::new(AtomicBool::new(false)),
+        })
+    }
+
+    /// Shutdown has begun: `/readyz` answers 503 so load balancers drain this replica.
+    pub fn draining(&self) -> bool {
+        self.draining.load(Ordering::Relaxed)
+    }
+
+    pub fn drain_flag(&self) -> Arc<AtomicBool> {
+        self.draining.clone()
+    }
+}

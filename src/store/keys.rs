@@ -1,0 +1,92 @@
+//! Every Redis key and where it comes from: the only place that formats a key.
+//!
+//! | key (after `redis.key_prefix`)    | value                         | TTL                                  | written / read by |
+//! |-----------------------------------|-------------------------------|--------------------------------------|-------------------|
+//! | `par:{D}`                         | pushed request (JSON, `v:1`)  | `par.request_uri_lifetime` (60 s), extended to `par.interaction_lifetime` (600 s) when claimed | `SET EX NX` at `POST /par`; claim script at `/authorize`; take script at code issuance |
+//! | `par:{D}:claim`                   | owner: hash of the browser binding | `par.interaction_lifetime`     | claim script / take script |
+//! | `code:{C}`                        | authorization code record     | `tokens.code_lifetime` (≤ 60 s)       | `SET EX NX` at code issuance; `GETDEL` at `/token` |
+//! | `code:{C}:used`                   | grant id of the tokens issued | access-token lifetime                | `/token` (replay → revoke) |
+//! | `grant:{G}:revoked`               | `1`                           | access-token lifetime                | replayed code; checked at `/userinfo` |
+//! | `jti:{J}`                         | `1`                           | assertion lifetime + skew            | `SET EX NX` per `private_key_jwt` assertion |
+//! | `sso:{S}`                         | SSO session (JSON)            | `session.lifetime`                   | login / `/authorize` |
+//!
+//! `D` = SHA-256 of the request_uri's random part, `C` = SHA-256 of the code, `J` = SHA-256
+//! of (client_id, jti), `S` = SHA-256 of the session cookie: no live credential is ever a key
+//! or a value. The `{…}` are Redis Cluster hash tags, so a record and its companion key live
+//! in one slot and a script may touch both.
+
+use crate::crypto::sha256_parts_b64;
+
+/// A fully-formed store key. Only [`Keys`] makes them.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Key(String);
+
+impl Key {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Keys {
+    prefix: String,
+}
+
+impl Keys {
+    pub fn new(prefix: impl Into<String>) -> Self {
+        Self {
+            prefix: prefix.into(),
+        }
+    }
+
+    fn key(&self, kind: &str, tag: &str, suffix: &str) -> Key {
+        Key(format!("{}{kind}:{{{tag}}}{suffix}", self.prefix))
+    }
+
+    /// Pushed request, by digest of the request_uri reference.
+    pub fn par(&self, digest: &str) -> Key {
+        self.key("par", digest, "")
+    }
+
+    /// Which browser interaction claimed the pushed request.
+    pub fn par_claim(&self, digest: &str) -> Key {
+        self.key("par", digest, ":claim")
+    }
+
+    pub fn code(&self, digest: &str) -> Key {
+        self.key("code", digest, "")
+    }
+
+    pub fn code_used(&self, digest: &str) -> Key {
+        self.key("code", digest, ":used")
+    }
+
+    pub fn grant_revoked(&self, grant_id: &str) -> Key {
+        self.key("grant", grant_id, ":revoked")
+    }
+
+    pub fn assertion_jti(&self, client_id: &str, jti: &str) -> Key {
+        self.key(
+            "jti",
+            &sha256_parts_b64(&[client_id.as_bytes(), jti.as_bytes()]),
+            "",
+        )
+    }
+
+    pub fn sso_session(&self, digest: &str) -> Key {
+        self.key("sso", digest, "")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn companion_keys_share_a_hash_tag() {
+        let k = Keys::new("t:");
+        assert_eq!(k.par("abc").as_str(), "t:par:{abc}");
+        assert_eq!(k.par_claim("abc").as_str(), "t:par:{abc}:claim");
+        assert_eq!(k.code_used("c").as_str(), "t:code:{c}:used");
+    }
+}

@@ -1,0 +1,146 @@
+//! The in-memory backend: the zero-config, single-process default. Same contract as Redis
+//! (one mutex makes every operation atomic), so `tests/store_contract.rs` runs against both.
+//! It cannot be shared between processes; start-up says so loudly.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use super::{ClaimOutcome, TakeOutcome, error::StoreError, keys::Key};
+
+struct Entry {
+    value: Vec<u8>,
+    expires_at: Instant,
+}
+
+#[derive(Default)]
+pub struct MemoryStore {
+    entries: Mutex<HashMap<String, Entry>>,
+}
+
+/// Sweep expired entries once the map grows past this size, so an idle-but-abandoned
+/// workload cannot grow memory without bound.
+const SWEEP_THRESHOLD: usize = 10_000;
+
+impl MemoryStore {
+    fn with<T>(&self, f: impl FnOnce(&mut HashMap<String, Entry>, Instant) -> T) -> T {
+        let mut map = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        if map.len() > SWEEP_THRESHOLD {
+            map.retain(|_, e| e.expires_at > now);
+        }
+        f(&mut map, now)
+    }
+
+    fn live<'m>(map: &'m mut HashMap<String, Entry>, key: &Key, now: Instant) -> Option<&'m mut Entry> {
+        if map.get(key.as_str()).is_some_and(|e| e.expires_at <= now) {
+            map.remove(key.as_str());
+        }
+        map.get_mut(key.as_str())
+    }
+
+    pub fn put_new(&self, key: &Key, value: &[u8], ttl: Duration) -> Result<bool, StoreError> {
+        Ok(self.with(|map, now| {
+            if Self::live(map, key, now).is_some() {
+                return false;
+            }
+            map.insert(
+                key.as_str().to_owned(),
+                Entry {
+                    value: value.to_vec(),
+                    expires_at: now + ttl,
+                },
+            );
+            true
+        }))
+    }
+
+    pub fn put(&self, key: &Key, value: &[u8], ttl: Duration) -> Result<(), StoreError> {
+        self.with(|map, now| {
+            map.insert(
+                key.as_str().to_owned(),
+                Entry {
+                    value: value.to_vec(),
+                    expires_at: now + ttl,
+                },
+            );
+        });
+        Ok(())
+    }
+
+    pub fn get(&self, key: &Key) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.with(|map, now| Self::live(map, key, now).map(|e| e.value.clone())))
+    }
+
+    pub fn take(&self, key: &Key) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.with(|map, now| {
+            Self::live(map, key, now)?;
+            map.remove(key.as_str()).map(|e| e.value)
+        }))
+    }
+
+    pub fn delete(&self, key: &Key) -> Result<(), StoreError> {
+        self.with(|map, _| map.remove(key.as_str()));
+        Ok(())
+    }
+
+    pub fn ttl(&self, key: &Key) -> Result<Option<Duration>, StoreError> {
+        Ok(self.with(|map, now| Self::live(map, key, now).map(|e| e.expires_at - now)))
+    }
+
+    pub fn claim(
+        &self,
+        record: &Key,
+        claim: &Key,
+        client_id: &str,
+        owner: &str,
+        ttl: Duration,
+    ) -> Result<ClaimOutcome, StoreError> {
+        Ok(self.with(|map, now| {
+            let Some(entry) = Self::live(map, record, now) else {
+                return ClaimOutcome::Missing;
+            };
+            if !super::record_client_is(&entry.value, client_id) {
+                return ClaimOutcome::WrongClient;
+            }
+            let value = entry.value.clone();
+            match Self::live(map, claim, now).map(|e| e.value.clone()) {
+                None => {
+                    if let Some(e) = map.get_mut(record.as_str()) {
+                        e.expires_at = now + ttl;
+                    }
+                    map.insert(
+                        claim.as_str().to_owned(),
+                        Entry {
+                            value: owner.as_bytes().to_vec(),
+                            expires_at: now + ttl,
+                        },
+                    );
+                    ClaimOutcome::Claimed(value)
+                }
+                Some(o) if o == owner.as_bytes() => ClaimOutcome::Resumed(value),
+                Some(_) => ClaimOutcome::ClaimedByOther,
+            }
+        }))
+    }
+
+    pub fn take_claimed(&self, record: &Key, claim: &Key, owner: &str) -> Result<TakeOutcome, StoreError> {
+        Ok(self.with(|map, now| {
+            let is_owner = Self::live(map, claim, now).is_some_and(|e| e.value == owner.as_bytes());
+            if !is_owner {
+                return if Self::live(map, record, now).is_some() {
+                    TakeOutcome::NotOwner
+                } else {
+                    TakeOutcome::Missing
+                };
+            }
+            map.remove(claim.as_str());
+            match Self::live(map, record, now) {
+                Some(_) => map
+                    .remove(record.as_str())
+                    .map_or(TakeOutcome::Missing, |e| TakeOutcome::Taken(e.value)),
+                None => TakeOutcome::Missing,
+            }
+        }))
+    }
+}
