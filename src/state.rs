@@ -10,6 +10,7 @@ use crate::oauth::client::ClientRegistry;
 use crate::oauth::discovery::{self, Capabilities, Endpoints};
 use crate::store::redis::{RedisOptions, RedisStore};
 use crate::store::{Keys, Store};
+use crate::users::UserDirectory;
 
 /// PAR timers and prefixes.
 #[derive(Debug, Clone)]
@@ -23,13 +24,25 @@ pub struct ParPolicy {
     pub accepted_prefixes: Vec<String>,
 }
 
+/// Lifetimes of what the login and token steps issue.
+#[derive(Debug, Clone)]
+pub struct Lifetimes {
+    pub code: Duration,
+    pub access_token: Duration,
+    pub id_token: Duration,
+    /// SSO session; zero disables SSO.
+    pub session: Duration,
+}
+
 pub struct AppState {
     pub endpoints: Endpoints,
     pub assertion_audiences: Vec<String>,
     pub clients: ClientRegistry,
+    pub users: UserDirectory,
     pub store: Store,
     pub keys: Keys,
     pub par: ParPolicy,
+    pub lifetimes: Lifetimes,
     pub body_limit: usize,
     /// The serialized discovery document.
     pub metadata: String,
@@ -70,6 +83,7 @@ impl AppState {
             assertion_audiences: endpoints.assertion_audiences(),
             endpoints,
             clients,
+            users: UserDirectory::new(&settings.users),
             store,
             keys: Keys::new(settings.redis.key_prefix.clone()),
             par: ParPolicy {
@@ -78,6 +92,12 @@ impl AppState {
                 required: settings.par.required,
                 prefix: settings.par.request_uri_prefix.clone(),
                 accepted_prefixes: settings.accepted_prefixes(),
+            },
+            lifetimes: Lifetimes {
+                code: Duration::from_secs(settings.tokens.code_lifetime),
+                access_token: Duration::from_secs(settings.tokens.access_token_lifetime),
+                id_token: Duration::from_secs(settings.tokens.id_token_lifetime),
+                session: Duration::from_secs(settings.session.lifetime),
             },
             body_limit: settings.http.body_limit,
             metadata,

@@ -5,6 +5,7 @@
 pub mod authorization;
 pub mod client;
 pub mod client_auth;
+pub mod code;
 pub mod discovery;
 pub mod error;
 pub mod params;
