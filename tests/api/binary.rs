@@ -1,0 +1,180 @@
+//! The real `par-server` binary: the zero-config demo, a push against Redis through the
+//! process started from a config file, and the operator subcommands.
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::helpers::*;
+
+const BIN: &str = env!("CARGO_BIN_EXE_par-server");
+
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+async fn wait_ready(url: &str) {
+    let http = http_client();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if http.get(url).send().await.is_ok_and(|r| r.status() == 200) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{url} never became ready");
+}
+
+#[tokio::test]
+async fn the_binary_pushes_to_redis_from_a_config_file() {
+    let redis = TestRedis::start();
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("par.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "issuer: http://127.0.0.1:{port}\nhttp: {{ bind: \"127.0.0.1:{port}\" }}\nredis: {{ url: \"{}\" }}\nclients:\n  - client_id: demo-app\n    client_secret: \"{SECRET}\"\n    redirect_uris: [\"{REDIRECT}\"]\n    scopes: [openid, email]\n",
+            redis.url()
+        ),
+    )
+    .unwrap();
+    let _server = Running(
+        Command::new(BIN)
+            .arg("--config")
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_ready(&format!("http://127.0.0.1:{port}/readyz")).await;
+    let res = http_client()
+        .post(format!("http://127.0.0.1:{port}/oauth2/par"))
+        .basic_auth("demo-app", Some(SECRET))
+        .form(&with(push_params("demo-app"), &[("scope", Some("openid email"))]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    assert_eq!(redis.keys().len(), 1, "the push landed in Redis");
+}
+
+#[tokio::test]
+async fn the_zero_config_demo_prints_working_credentials() {
+    let port = free_port();
+    let mut child = Command::new(BIN)
+        .env("PAR__HTTP__BIND", format!("127.0.0.1:{port}"))
+        .env_remove("PAR_CONFIG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let _server = Running(child);
+    let banner = tokio::task::spawn_blocking(move || {
+        let mut lines = Vec::new();
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let done = line.contains("/oauth2/par");
+            lines.push(line);
+            if done {
+                break;
+            }
+        }
+        lines.join("\n")
+    })
+    .await
+    .unwrap();
+    let secret = banner
+        .lines()
+        .find_map(|l| {
+            l.trim()
+                .strip_prefix("client")
+                .map(|r| r.trim().split(" / ").nth(1).unwrap().to_owned())
+        })
+        .expect("banner prints the client secret");
+    assert!(banner.contains("alice /"), "{banner}");
+    wait_ready(&format!("http://127.0.0.1:{port}/readyz")).await;
+    let res = http_client()
+        .post(format!("http://127.0.0.1:{port}/oauth2/par"))
+        .basic_auth("demo-app", Some(&secret))
+        .form(&with(
+            push_params("demo-app"),
+            &[("redirect_uri", Some("http://127.0.0.1:9000/callback"))],
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+}
+
+#[test]
+fn check_config_names_the_bad_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        "[par]\nrequest_uri_lifetime = 600\n[[clients]]\nclient_id = \"a\"\nclient_secret = \"0123456789\"\nredirect_uris = [\"https://a.example/cb\"]\n",
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .args(["check-config"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("par.request_uri_lifetime"), "{err}");
+
+    let good = dir.path().join("good.json");
+    std::fs::write(&good, r#"{"clients":[{"client_id":"a","client_secret":"0123456789","redirect_uris":["https://a.example/cb"]}]}"#)
+        .unwrap();
+    let out = Command::new(BIN)
+        .args(["check-config"])
+        .arg(&good)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    let typo = dir.path().join("typo.yaml");
+    std::fs::write(&typo, "redis:\n  ulr: redis://x\n").unwrap();
+    let out = Command::new(BIN)
+        .args(["check-config"])
+        .arg(&typo)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("ulr"));
+}
+
+#[test]
+fn the_server_refuses_to_start_on_an_invalid_config() {
+    let out = Command::new(BIN)
+        .env("PAR__ISSUER", "http://login.example.com")
+        .env("PAR__HTTP__BIND", "127.0.0.1:0")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("issuer"));
+}
+
+#[test]
+fn hash_password_prints_a_verifiable_argon2id_hash() {
+    let mut child = Command::new(BIN)
+        .arg("hash-password")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b"s3cret pass\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let hash = String::from_utf8(out.stdout).unwrap();
+    assert!(hash.starts_with("$argon2id$"), "{hash}");
+    assert!(par_server::password::verify("s3cret pass", Some(hash.trim())));
+}

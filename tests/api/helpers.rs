@@ -1,0 +1,342 @@
+#![allow(dead_code)] // shared by many test modules; not every helper is used by each
+//! Test harness: a real `redis-server` per test on a free loopback port, the real
+//! `Application` on port 0, and one request helper per endpoint.
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use actix_web::web;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use par_server::config::{ClientSettings, Settings, UserSettings};
+use par_server::oauth::client::AuthMethod;
+use par_server::secret::Secret;
+use par_server::startup::Application;
+use par_server::state::AppState;
+use serde_json::Value;
+
+pub const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+pub const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+pub const SECRET: &str = "test-secret-0123456789";
+pub const REDIRECT: &str = "https://app.example/callback";
+pub const PASSWORD: &str = "correct horse battery staple";
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A `redis-server` owned by one test, killed on drop.
+pub struct TestRedis {
+    child: Option<Child>,
+    port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl TestRedis {
+    pub fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let mut r = Self {
+            child: None,
+            port: free_port(),
+            dir,
+        };
+        r.restart();
+        r
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// (Re)starts the server on the same port.
+    pub fn restart(&mut self) {
+        self.stop();
+        let child = Command::new("redis-server")
+            .args([
+                "--port",
+                &self.port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .arg("--dir")
+            .arg(self.dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server must be installed (apt-get install redis-server)");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if self.ping() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("redis-server did not start on port {}", self.port);
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    fn ping(&self) -> bool {
+        redis::Client::open(self.url())
+            .and_then(|c| c.get_connection_with_timeout(Duration::from_millis(200)))
+            .and_then(|mut c| redis::cmd("PING").query::<String>(&mut c))
+            .is_ok()
+    }
+
+    pub fn connection(&self) -> redis::Connection {
+        redis::Client::open(self.url()).unwrap().get_connection().unwrap()
+    }
+
+    /// Every key currently stored.
+    pub fn keys(&self) -> Vec<String> {
+        redis::cmd("KEYS").arg("*").query(&mut self.connection()).unwrap()
+    }
+}
+
+impl Drop for TestRedis {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Redis,
+    Memory,
+}
+
+pub struct TestApp {
+    pub address: String,
+    pub issuer: String,
+    pub http: reqwest::Client,
+    pub redis: Option<TestRedis>,
+    pub state: web::Data<AppState>,
+    pub settings: Settings,
+}
+
+pub fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+/// Public JWK Set of a fixture key, as a client would register it.
+pub fn jwks_of(pem_fixture: &str, kid: &str) -> Value {
+    let pem = std::fs::read(fixture(pem_fixture)).unwrap();
+    let key = EncodingKey::from_ec_pem(&pem).unwrap();
+    let mut jwk = jsonwebtoken::jwk::Jwk::from_encoding_key(&key, Algorithm::ES256).unwrap();
+    jwk.common.key_id = Some(kid.into());
+    serde_json::json!({ "keys": [jwk] })
+}
+
+fn client(id: &str, method: Option<AuthMethod>, secret: Option<&str>) -> ClientSettings {
+    ClientSettings {
+        client_id: id.into(),
+        client_name: None,
+        client_secret: secret.map(Secret::new),
+        token_endpoint_auth_method: method,
+        jwks: None,
+        jwks_file: None,
+        redirect_uris: vec![REDIRECT.into(), "http://127.0.0.1/callback".into()],
+        scopes: vec!["openid".into(), "email".into(), "profile".into()],
+        require_pushed_authorization_requests: None,
+        require_pkce: true,
+        consent: false,
+    }
+}
+
+/// An argon2id hash of [`PASSWORD`], computed once per test binary.
+pub fn password_hash() -> String {
+    static HASH: std::sync::LazyLock<String> =
+        std::sync::LazyLock::new(|| par_server::password::hash(PASSWORD).unwrap());
+    HASH.clone()
+}
+
+/// Settings every test starts from: one client per authentication method, one user.
+pub fn base_settings() -> Settings {
+    let mut s = Settings::default();
+    s.http.bind = "127.0.0.1:0".into();
+    s.http.workers = 1;
+    s.clients = vec![
+        client("app", None, Some(SECRET)),
+        client("post-app", Some(AuthMethod::ClientSecretPost), Some(SECRET)),
+        ClientSettings {
+            jwks: Some(jwks_of("client-es256.pem", "k1")),
+            ..client("jwt-app", None, None)
+        },
+        client("public-app", None, None),
+    ];
+    s.users = vec![UserSettings {
+        username: "alice".into(),
+        password_hash: Secret::new(password_hash()),
+        sub: Some("248289761001".into()),
+        email: Some("alice@example.com".into()),
+        email_verified: true,
+        name: Some("Alice Example".into()),
+        given_name: Some("Alice".into()),
+        family_name: Some("Example".into()),
+    }];
+    s
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(Backend::Redis, |_| {}).await
+}
+
+pub async fn spawn_app_with(backend: Backend, customise: impl FnOnce(&mut Settings)) -> TestApp {
+    let redis = (backend == Backend::Redis).then(TestRedis::start);
+    let mut settings = base_settings();
+    if let Some(r) = &redis {
+        settings.redis.url = Some(Secret::new(r.url()));
+        settings.redis.key_prefix = format!("t{}:", uuid::Uuid::new_v4().simple());
+        settings.redis.command_timeout_ms = 500;
+        settings.redis.connect_timeout_ms = 500;
+    }
+    customise(&mut settings);
+    spawn_with_settings(settings, redis).await
+}
+
+/// Starts an `Application` from `settings` (validated here, as `main` does).
+pub async fn spawn_with_settings(settings: Settings, redis: Option<TestRedis>) -> TestApp {
+    settings.validate().expect("test settings are valid");
+    let app = Application::build(settings.clone()).await.expect("app builds");
+    let address = format!("http://{}", app.address());
+    let issuer = app.issuer().to_owned();
+    let state = app.state();
+    tokio::spawn(app.run_until_stopped());
+    TestApp {
+        address,
+        issuer,
+        http: http_client(),
+        redis,
+        state,
+        settings,
+    }
+}
+
+/// A browser-like client: keeps cookies, never follows redirects.
+pub fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .cookie_store(true)
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap()
+}
+
+/// The parameters of a valid push for `client_id`.
+pub fn push_params(client_id: &str) -> Vec<(String, String)> {
+    [
+        ("client_id", client_id),
+        ("response_type", "code"),
+        ("scope", "openid email profile"),
+        ("redirect_uri", REDIRECT),
+        ("state", "af0ifjsldkj"),
+        ("nonce", "n-0S6_WzA2Mj"),
+        ("code_challenge", CHALLENGE),
+        ("code_challenge_method", "S256"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect()
+}
+
+/// Replaces (or with `None` removes) parameters.
+pub fn with(mut params: Vec<(String, String)>, changes: &[(&str, Option<&str>)]) -> Vec<(String, String)> {
+    for (k, v) in changes {
+        params.retain(|(n, _)| n != k);
+        if let Some(v) = v {
+            params.push((k.to_string(), v.to_string()));
+        }
+    }
+    params
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.address, path)
+    }
+
+    /// POST /oauth2/par with HTTP Basic as client `app`.
+    pub async fn push(&self, params: &[(String, String)]) -> reqwest::Response {
+        self.http
+            .post(self.url("/oauth2/par"))
+            .basic_auth("app", Some(SECRET))
+            .form(params)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// POST /oauth2/par with no Authorization header (post, assertion or public clients).
+    pub async fn push_unauthenticated(&self, params: &[(String, String)]) -> reqwest::Response {
+        self.http
+            .post(self.url("/oauth2/par"))
+            .form(params)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Pushes a valid request for `app` and returns its request_uri.
+    pub async fn push_valid(&self) -> String {
+        let res = self.push(&push_params("app")).await;
+        assert_eq!(res.status(), 201);
+        let body: Value = res.json().await.unwrap();
+        body["request_uri"].as_str().unwrap().to_owned()
+    }
+}
+
+/// Asserts an OAuth JSON error with `status` and `code`; returns the body.
+pub async fn assert_oauth_error(res: reqwest::Response, status: u16, code: &str) -> Value {
+    let actual = res.status().as_u16();
+    assert!(
+        res.headers().get("location").is_none(),
+        "an error must not redirect"
+    );
+    let body: Value = res.json().await.unwrap_or(Value::Null);
+    assert_eq!(
+        (actual, body["error"].as_str().unwrap_or("")),
+        (status, code),
+        "body: {body}"
+    );
+    body
+}
+
+/// A signed `private_key_jwt` client assertion (RFC 7523) with `claims` merged over sane
+/// defaults for client `jwt-app`.
+pub fn client_assertion(key_fixture: &str, aud: Value, overrides: Value) -> String {
+    let now = par_server::clock::now();
+    let mut claims = serde_json::json!({
+        "iss": "jwt-app", "sub": "jwt-app", "aud": aud,
+        "jti": uuid::Uuid::new_v4().to_string(), "iat": now, "exp": now + 60,
+    });
+    if let (Some(c), Some(o)) = (claims.as_object_mut(), overrides.as_object()) {
+        for (k, v) in o {
+            c.insert(k.clone(), v.clone());
+        }
+    }
+    let pem = std::fs::read(fixture(key_fixture)).unwrap();
+    let mut header = Header::new(Algorithm::ES256);
+    header.kid = Some("k1".into());
+    jsonwebtoken::encode(&header, &claims, &EncodingKey::from_ec_pem(&pem).unwrap()).unwrap()
+}
