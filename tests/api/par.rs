@@ -315,7 +315,8 @@ async fn unregistered_redirect_uris_are_refused_without_redirecting() {
 async fn invalid_authorization_parameters_get_their_error_codes() {
     let app = spawn_app().await;
     let long_state = "s".repeat(2000);
-    let table: Vec<(Vec<(&str, Option<&str>)>, &str)> = vec![
+    type Change<'a> = Vec<(&'a str, Option<&'a str>)>;
+    let table: Vec<(Change, &str)> = vec![
         (vec![("scope", Some("openid admin"))], "invalid_scope"),
         (vec![("scope", None)], "invalid_scope"),
         (
