@@ -9,7 +9,7 @@ use actix_web::{App, HttpServer, web};
 use tracing_actix_web::TracingLogger;
 
 use crate::config::Settings;
-use crate::routes::{self, discovery, health, par};
+use crate::routes::{self, authorize, discovery, health, login, par};
 use crate::state::AppState;
 use crate::telemetry::RootSpan;
 
@@ -71,19 +71,30 @@ impl Application {
 
 /// The route table: every endpoint of the service, in one place.
 fn routes_table(cfg: &mut web::ServiceConfig, base: &str) {
-    cfg.service(
-        web::resource(format!("{base}/par"))
-            .route(web::post().to(par::push))
-            .default_service(web::to(routes::post_only)),
-    )
-    .route(
-        "/.well-known/openid-configuration",
-        web::get().to(discovery::metadata),
-    )
-    .route(
-        "/.well-known/oauth-authorization-server",
-        web::get().to(discovery::metadata),
-    )
-    .route("/healthz", web::get().to(health::live))
-    .route("/readyz", web::get().to(health::ready));
+    let post_only = |path: String, handler| {
+        web::resource(path)
+            .route(handler)
+            .default_service(web::to(routes::post_only))
+    };
+    cfg.service(post_only(format!("{base}/par"), web::post().to(par::push)))
+        .route(&format!("{base}/authorize"), web::get().to(authorize::authorize))
+        .service(post_only(format!("{base}/login"), web::post().to(login::login)))
+        .service(post_only(
+            format!("{base}/consent"),
+            web::post().to(login::consent),
+        ))
+        .route(
+            &format!("{base}/assets/style.css"),
+            web::get().to(login::stylesheet),
+        )
+        .route(
+            "/.well-known/openid-configuration",
+            web::get().to(discovery::metadata),
+        )
+        .route(
+            "/.well-known/oauth-authorization-server",
+            web::get().to(discovery::metadata),
+        )
+        .route("/healthz", web::get().to(health::live))
+        .route("/readyz", web::get().to(health::ready));
 }

@@ -44,6 +44,12 @@ pub struct AppState {
     pub par: ParPolicy,
     pub lifetimes: Lifetimes,
     pub body_limit: usize,
+    /// Cookies carry `Secure`: false only when the issuer is plain http on loopback.
+    pub secure_cookies: bool,
+    /// URL path of the login pages' stylesheet directory.
+    pub assets: String,
+    /// URL path of the OAuth endpoints (`http.base_path`).
+    pub base_path: String,
     /// The serialized discovery document.
     pub metadata: String,
     draining: Arc<AtomicBool>,
@@ -100,6 +106,9 @@ impl AppState {
                 session: Duration::from_secs(settings.session.lifetime),
             },
             body_limit: settings.http.body_limit,
+            secure_cookies: !issuer.starts_with("http://"),
+            assets: format!("{}/assets", settings.http.base_path),
+            base_path: settings.http.base_path.clone(),
             metadata,
             draining: Arc::new(AtomicBool::new(false)),
         })

@@ -66,6 +66,10 @@ pub struct AuthorizationRequest {
     pub acr_values: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ui_locales: Option<String>,
+    /// Non-secret id linking the steps of one login in traces and logs; set when the
+    /// request is stored.
+    #[serde(default)]
+    pub flow_id: String,
 }
 
 impl std::fmt::Debug for AuthorizationRequest {
@@ -206,6 +210,7 @@ impl AuthorizationRequest {
             claims,
             acr_values: params.get("acr_values").map(str::to_owned),
             ui_locales: params.get("ui_locales").map(str::to_owned),
+            flow_id: String::new(),
         };
         request.recheck(client)?;
         Ok(request)

@@ -8,8 +8,10 @@ pub mod client_auth;
 pub mod code;
 pub mod discovery;
 pub mod error;
+pub mod interaction;
 pub mod params;
 pub mod pkce;
 pub mod request_uri;
+pub mod response;
 
 pub use error::{ErrorKind, OAuthError};

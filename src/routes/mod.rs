@@ -1,11 +1,15 @@
 //! HTTP handlers: extract → call `oauth` (rules) and `store` (state) → respond. The route
 //! table itself lives in `startup.rs`.
 
+pub mod authorize;
+pub mod browser;
 pub mod client_auth;
 pub mod discovery;
 pub mod error;
 pub mod form;
 pub mod health;
+pub mod interaction;
+pub mod login;
 pub mod par;
 
 use actix_web::HttpResponse;

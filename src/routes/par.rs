@@ -33,7 +33,8 @@ pub async fn push(
     if params.contains("request_uri") {
         return Err(OAuthError::invalid_request("request_uri must not be pushed").into());
     }
-    let request = AuthorizationRequest::parse(&params, &client).map_err(|r| JsonError::from(r.error))?;
+    let mut request = AuthorizationRequest::parse(&params, &client).map_err(|r| JsonError::from(r.error))?;
+    request.flow_id = uuid::Uuid::now_v7().simple().to_string();
     let record = serde_json::to_vec(&request).map_err(|_| OAuthError::server_error("internal error"))?;
     let reference = Reference::generate();
     let key = state.keys.par(&reference.digest());

@@ -4,6 +4,7 @@
 //! |-----------------------------------|-------------------------------|--------------------------------------|-------------------|
 //! | `par:{D}`                         | pushed request (JSON, `v:1`)  | `par.request_uri_lifetime` (60 s), extended to `par.interaction_lifetime` (600 s) when claimed | `SET EX NX` at `POST /par`; claim script at `/authorize`; take script at code issuance |
 //! | `par:{D}:claim`                   | owner: hash of the browser binding | `par.interaction_lifetime`     | claim script / take script |
+//! | `par:{D}:login`                   | user who logged in, awaiting consent | `par.interaction_lifetime`  | login POST / consent POST |
 //! | `code:{C}`                        | authorization code record     | `tokens.code_lifetime` (≤ 60 s)       | `SET EX NX` at code issuance; `GETDEL` at `/token` |
 //! | `code:{C}:used`                   | grant id of the tokens issued | access-token lifetime                | `/token` (replay → revoke) |
 //! | `grant:{G}:revoked`               | `1`                           | access-token lifetime                | replayed code; checked at `/userinfo` |
@@ -51,6 +52,11 @@ impl Keys {
     /// Which browser interaction claimed the pushed request.
     pub fn par_claim(&self, digest: &str) -> Key {
         self.key("par", digest, ":claim")
+    }
+
+    /// The user authenticated in this interaction while consent is pending.
+    pub fn par_login(&self, digest: &str) -> Key {
+        self.key("par", digest, ":login")
     }
 
     pub fn code(&self, digest: &str) -> Key {

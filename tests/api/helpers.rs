@@ -340,3 +340,99 @@ pub fn client_assertion(key_fixture: &str, aud: Value, overrides: Value) -> Stri
     header.kid = Some("k1".into());
     jsonwebtoken::encode(&header, &claims, &EncodingKey::from_ec_pem(&pem).unwrap()).unwrap()
 }
+
+/// Reads the value of the `<input name=NAME value=…>` in an HTML page.
+pub fn form_value(html: &str, name: &str) -> Option<String> {
+    let at = html.find(&format!("name=\"{name}\""))?;
+    let rest = &html[at..];
+    let v = rest.find("value=\"")? + 7;
+    let end = rest[v..].find('"')?;
+    Some(
+        rest[v..v + end]
+            .replace("&#38;", "&")
+            .replace("&amp;", "&")
+            .replace("&#61;", "="),
+    )
+}
+
+/// Query parameters of a redirect's `Location`.
+pub fn location_params(res: &reqwest::Response) -> std::collections::HashMap<String, String> {
+    let location = res
+        .headers()
+        .get("location")
+        .expect("a Location header")
+        .to_str()
+        .unwrap();
+    let url = url::Url::parse(location).unwrap();
+    url.query_pairs().into_owned().collect()
+}
+
+impl TestApp {
+    /// Another replica: a second `Application` on the same Redis and key prefix.
+    pub async fn replica(&self, customise: impl FnOnce(&mut Settings)) -> TestApp {
+        let mut settings = self.settings.clone();
+        customise(&mut settings);
+        spawn_with_settings(settings, None).await
+    }
+
+    pub async fn authorize(
+        &self,
+        browser: &reqwest::Client,
+        client_id: &str,
+        request_uri: &str,
+    ) -> reqwest::Response {
+        browser
+            .get(self.url("/oauth2/authorize"))
+            .query(&[("client_id", client_id), ("request_uri", request_uri)])
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Submits the login form found in `page` with these credentials.
+    pub async fn login(
+        &self,
+        browser: &reqwest::Client,
+        page: &str,
+        username: &str,
+        password: &str,
+    ) -> reqwest::Response {
+        let fields =
+            ["client_id", "request_uri", "csrf_token"].map(|n| (n, form_value(page, n).unwrap_or_default()));
+        let mut form: Vec<(&str, String)> = fields.to_vec();
+        form.push(("username", username.into()));
+        form.push(("password", password.into()));
+        browser
+            .post(self.url("/oauth2/login"))
+            .form(&form)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// push → authorize → login as alice; returns the final (redirect) response.
+    pub async fn full_login(&self, browser: &reqwest::Client) -> reqwest::Response {
+        let uri = self.push_valid().await;
+        let page = self.authorize(browser, "app", &uri).await;
+        assert_eq!(page.status(), 200);
+        let html = page.text().await.unwrap();
+        self.login(browser, &html, "alice", PASSWORD).await
+    }
+}
+
+/// Asserts a local HTML error page (no redirect) with `code`.
+pub async fn assert_error_page(res: reqwest::Response, status: u16, code: &str) {
+    assert_eq!(res.status().as_u16(), status);
+    assert!(res.headers().get("location").is_none(), "must not redirect");
+    assert!(
+        res.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    let body = res.text().await.unwrap();
+    assert!(
+        body.contains(&format!("<code>{code}</code>")),
+        "expected {code} in {body}"
+    );
+}

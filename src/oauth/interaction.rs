@@ -1,0 +1,116 @@
+//! What happens when a browser arrives at `/authorize` with a valid request: decided from
+//! the request, the client, and the browser's SSO session, with the OIDC Core §3.1.2.1 rules
+//! for `prompt` and `max_age`. Pure: the caller supplies `now`.
+
+use serde::{Deserialize, Serialize};
+
+use super::authorization::AuthorizationRequest;
+use super::client::Client;
+use super::error::OAuthError;
+
+/// An authenticated user's session, as stored for SSO.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Session {
+    pub sub: String,
+    /// When the user last entered their password (OIDC `auth_time`).
+    pub auth_time: u64,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum Next {
+    /// Show the login form.
+    Login,
+    /// The user is authenticated; ask for consent.
+    Consent(Session),
+    /// The user is authenticated and nothing needs asking: issue the code.
+    IssueCode(Session),
+    /// `prompt=none` could not be honoured: answer the client with this error.
+    Fail(OAuthError),
+}
+
+pub fn decide(request: &AuthorizationRequest, client: &Client, session: Option<Session>, now: u64) -> Next {
+    let fresh_enough = |s: &Session| match request.max_age {
+        // OIDC Core §3.1.2.1: re-authenticate when auth_time is older than max_age.
+        Some(max) => now.saturating_sub(s.auth_time) <= max,
+        None => true,
+    };
+    let session = session.filter(|s| !request.has_prompt("login") && fresh_enough(s));
+    let wants_consent = client.consent || request.has_prompt("consent");
+    if request.has_prompt("none") {
+        return match session {
+            None => Next::Fail(OAuthError::login_required("the user is not logged in")),
+            Some(_) if wants_consent => Next::Fail(OAuthError::consent_required("consent is required")),
+            Some(s) => Next::IssueCode(s),
+        };
+    }
+    match session {
+        None => Next::Login,
+        Some(s) if wants_consent => Next::Consent(s),
+        Some(s) => Next::IssueCode(s),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::oauth::client::test_client;
+    use crate::oauth::params::Params;
+
+    fn request(extra: &[(&'static str, &'static str)]) -> AuthorizationRequest {
+        let mut pairs = vec![
+            ("client_id", "a"),
+            ("redirect_uri", "https://app.example/cb"),
+            ("response_type", "code"),
+            ("scope", "openid"),
+            ("code_challenge", "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"),
+            ("code_challenge_method", "S256"),
+        ];
+        pairs.extend_from_slice(extra);
+        AuthorizationRequest::parse(&Params::from_pairs(pairs), &test_client("a")).unwrap()
+    }
+
+    fn session(auth_time: u64) -> Option<Session> {
+        Some(Session {
+            sub: "u".into(),
+            auth_time,
+        })
+    }
+
+    #[test]
+    fn sso_skips_the_password_unless_told_otherwise() {
+        let c = test_client("a");
+        assert_eq!(decide(&request(&[]), &c, None, 100), Next::Login);
+        assert!(matches!(
+            decide(&request(&[]), &c, session(50), 100),
+            Next::IssueCode(_)
+        ));
+        assert_eq!(
+            decide(&request(&[("prompt", "login")]), &c, session(50), 100),
+            Next::Login
+        );
+        assert_eq!(
+            decide(&request(&[("max_age", "10")]), &c, session(50), 100),
+            Next::Login
+        );
+        assert!(matches!(
+            decide(&request(&[("max_age", "60")]), &c, session(50), 100),
+            Next::IssueCode(_)
+        ));
+    }
+
+    #[test]
+    fn prompt_none_never_shows_a_page() {
+        let mut c = test_client("a");
+        let none = request(&[("prompt", "none")]);
+        assert!(matches!(decide(&none, &c, None, 100), Next::Fail(e) if e.code() == "login_required"));
+        assert!(matches!(decide(&none, &c, session(50), 100), Next::IssueCode(_)));
+        c.consent = true;
+        assert!(
+            matches!(decide(&none, &c, session(50), 100), Next::Fail(e) if e.code() == "consent_required")
+        );
+        assert!(matches!(
+            decide(&request(&[]), &c, session(50), 100),
+            Next::Consent(_)
+        ));
+    }
+}

@@ -1,0 +1,82 @@
+//! `GET /oauth2/authorize`: the front channel. With `client_id` + `request_uri` (RFC 9126
+//! §4) the pushed request is claimed for this browser; a plain authorization request is
+//! accepted only for clients that do not require PAR (RFC 9126 §5–6), and is then stored
+//! exactly like a push so every later step is the same.
+
+use std::sync::Arc;
+
+use actix_web::{HttpRequest, HttpResponse, web};
+
+use super::browser::{self, BrowserError};
+use super::interaction::{Interaction, load_session, page_error};
+use crate::oauth::OAuthError;
+use crate::oauth::authorization::AuthorizationRequest;
+use crate::oauth::client::Client;
+use crate::oauth::params::Params;
+use crate::oauth::request_uri::Reference;
+use crate::state::AppState;
+
+#[tracing::instrument(name = "authorize", skip_all, fields(client_id = tracing::field::Empty))]
+pub async fn authorize(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, BrowserError> {
+    let params = Params::parse(req.query_string().as_bytes()).map_err(|e| BrowserError::page(&state, e))?;
+    let client_id = params
+        .get("client_id")
+        .ok_or_else(|| BrowserError::page(&state, OAuthError::invalid_request("client_id is required")))?;
+    let client = state
+        .clients
+        .get(client_id)
+        .cloned()
+        .ok_or_else(|| BrowserError::page(&state, OAuthError::invalid_request("unknown client_id")))?;
+    tracing::Span::current().record("client_id", client.id.as_str());
+
+    let (browser_id, new_browser) = match browser::browser_id(&req, &state) {
+        Some(id) => (id, false),
+        None => (browser::new_browser_id(), true),
+    };
+    let interaction = match params.get("request_uri") {
+        // RFC 9126 §4: only the pushed parameters count; anything else on the URL is ignored.
+        Some(request_uri) => Interaction::claim(&state, client, request_uri, browser_id.clone()).await?,
+        None => plain_request(&state, client, &params, browser_id.clone()).await?,
+    };
+    let session = load_session(&state, browser::sso_cookie(&req, &state)).await?;
+    let mut res = interaction.proceed(&state, session).await?;
+    if new_browser {
+        let name = browser::cookie_names(state.secure_cookies).browser;
+        let _ = res.add_cookie(&browser::cookie(&state, name, browser_id, None));
+    }
+    Ok(res)
+}
+
+/// A front-channel authorization request without PAR.
+async fn plain_request(
+    state: &AppState,
+    client: Arc<Client>,
+    params: &Params,
+    browser_id: String,
+) -> Result<Interaction, BrowserError> {
+    // RFC 9126 §4 / FAPI 2.0 §5.3.2.2: refused when PAR is required, globally or for the client.
+    if client.require_par {
+        return Err(BrowserError::page(
+            state,
+            OAuthError::invalid_request("this client must use pushed authorization requests (PAR)"),
+        ));
+    }
+    let mut request = AuthorizationRequest::parse(params, &client)
+        .map_err(|r| BrowserError::to_client(state, r.error, r.redirect.as_ref()))?;
+    request.flow_id = uuid::Uuid::now_v7().simple().to_string();
+    let record = serde_json::to_vec(&request)
+        .map_err(|_| BrowserError::page(state, OAuthError::server_error("internal error")))?;
+    let reference = Reference::generate();
+    state
+        .store
+        .put_new(&state.keys.par(&reference.digest()), &record, state.par.lifetime)
+        .await
+        .map_err(page_error(state))?;
+    Interaction::claim(
+        state,
+        client,
+        &reference.to_request_uri(&state.par.prefix),
+        browser_id,
+    )
+    .await
+}

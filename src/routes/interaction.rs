@@ -1,0 +1,316 @@
+//! One browser's interaction with a pushed request, from the claim at `/authorize` to the
+//! code: the steps `authorize`, `login` and `consent` share.
+//!
+//! Redis at each step (brief §2): the claim is one script (client binding checked before
+//! anything is written, life extended to the interaction lifetime); code issuance takes the
+//! request with a GETDEL inside a script (exactly one winner across replicas) and stores the
+//! code with `SET … EX … NX`.
+
+use std::sync::Arc;
+
+use actix_web::HttpResponse;
+use actix_web::http::StatusCode;
+use askama::Template;
+
+use super::browser::{self, BrowserError};
+use super::error::store_error;
+use crate::crypto::{random_token, sha256_b64};
+use crate::oauth::authorization::AuthorizationRequest;
+use crate::oauth::client::Client;
+use crate::oauth::code::{AuthorizationCode, new_code};
+use crate::oauth::interaction::{Next, Session, decide};
+use crate::oauth::request_uri::Reference;
+use crate::oauth::{OAuthError, response};
+use crate::state::AppState;
+use crate::store::{ClaimOutcome, StoreError, TakeOutcome};
+
+/// A claimed pushed request and the browser that holds it.
+pub struct Interaction {
+    pub client: Arc<Client>,
+    pub request: AuthorizationRequest,
+    pub request_uri: String,
+    pub digest: String,
+    pub browser_id: String,
+}
+
+fn unusable_request_uri(state: &AppState) -> BrowserError {
+    BrowserError::page(
+        state,
+        OAuthError::invalid_request_uri(
+            "this sign-in link is invalid, has expired or was already used; start again from the application",
+        ),
+    )
+}
+
+pub fn page_error(state: &AppState) -> impl Fn(StoreError) -> BrowserError + '_ {
+    move |e| BrowserError::page(state, store_error(e))
+}
+
+impl Interaction {
+    /// Claims `request_uri` for `browser_id` (or resumes the claim on a reload). Unknown,
+    /// expired, used, foreign-client and other-browser references all give the same
+    /// `invalid_request_uri` page: the redirect URI is not proven for an unusable reference.
+    #[tracing::instrument(name = "interaction.claim", skip_all, fields(client_id = %client.id, flow_id = tracing::field::Empty))]
+    pub async fn claim(
+        state: &AppState,
+        client: Arc<Client>,
+        request_uri: &str,
+        browser_id: String,
+    ) -> Result<Self, BrowserError> {
+        let reference = Reference::parse(request_uri, &state.par.accepted_prefixes)
+            .ok_or_else(|| unusable_request_uri(state))?;
+        let digest = reference.digest();
+        let outcome = state
+            .store
+            .claim(
+                &state.keys.par(&digest),
+                &state.keys.par_claim(&digest),
+                &client.id,
+                &browser::owner_of(&browser_id),
+                state.par.interaction_lifetime,
+            )
+            .await
+            .map_err(page_error(state))?;
+        let record = match outcome {
+            ClaimOutcome::Claimed(v) | ClaimOutcome::Resumed(v) => v,
+            ClaimOutcome::WrongClient => {
+                tracing::warn!("request_uri presented with another client's client_id");
+                return Err(unusable_request_uri(state));
+            }
+            ClaimOutcome::ClaimedByOther => {
+                tracing::info!("request_uri already claimed by another browser");
+                return Err(unusable_request_uri(state));
+            }
+            ClaimOutcome::Missing => return Err(unusable_request_uri(state)),
+        };
+        let request: AuthorizationRequest = serde_json::from_slice(&record).map_err(|e| {
+            tracing::error!(error = %e, "unreadable pushed request");
+            BrowserError::page(state, OAuthError::server_error("internal error"))
+        })?;
+        tracing::Span::current().record("flow_id", request.flow_id.as_str());
+        // RFC 9126 §4 / §7.4: the client's registration may have changed since the push.
+        request
+            .recheck(&client)
+            .map_err(|r| BrowserError::to_client(state, r.error, r.redirect.as_ref()))?;
+        Ok(Self {
+            client,
+            request,
+            request_uri: request_uri.to_owned(),
+            digest,
+            browser_id,
+        })
+    }
+
+    pub fn csrf_token(&self) -> String {
+        browser::csrf_token(&self.browser_id, &self.digest)
+    }
+
+    /// Constant-time check of a submitted CSRF token.
+    pub fn csrf_matches(browser_id: &str, digest: &str, submitted: Option<&str>) -> bool {
+        submitted.is_some_and(|s| {
+            crate::crypto::constant_time_eq(s.as_bytes(), browser::csrf_token(browser_id, digest).as_bytes())
+        })
+    }
+
+    /// Runs the decision for this request and session: login form, consent, code, or error.
+    pub async fn proceed(
+        self,
+        state: &AppState,
+        session: Option<Session>,
+    ) -> Result<HttpResponse, BrowserError> {
+        match decide(&self.request, &self.client, session, crate::clock::now()) {
+            Next::Login => Ok(self.login_page(state, None, "")),
+            Next::Consent(session) => self.ask_consent(state, session).await,
+            Next::IssueCode(session) => self.issue_code(state, &session).await,
+            Next::Fail(error) => self.fail(state, error).await,
+        }
+    }
+
+    /// Takes the pushed request (one winner across replicas) and answers the client with a
+    /// fresh one-time code: `303 redirect_uri?code&state&iss`.
+    #[tracing::instrument(name = "interaction.issue_code", skip_all, fields(client_id = %self.client.id, flow_id = %self.request.flow_id))]
+    pub async fn issue_code(self, state: &AppState, session: &Session) -> Result<HttpResponse, BrowserError> {
+        let request = self.take(state).await?;
+        let code = new_code();
+        let record = AuthorizationCode {
+            v: 1,
+            client_id: request.client_id.clone(),
+            redirect_uri: request.redirect_uri.clone(),
+            scope: request.scope.clone(),
+            code_challenge: request.code_challenge.clone(),
+            nonce: request.nonce.clone(),
+            sub: session.sub.clone(),
+            auth_time: session.auth_time,
+            resource: request.resource.clone(),
+            grant_id: random_token(16),
+            flow_id: request.flow_id.clone(),
+        };
+        let json = serde_json::to_vec(&record)
+            .map_err(|_| BrowserError::page(state, OAuthError::server_error("internal error")))?;
+        let stored = state
+            .store
+            .put_new(
+                &state.keys.code(&sha256_b64(code.as_bytes())),
+                &json,
+                state.lifetimes.code,
+            )
+            .await
+            .map_err(page_error(state))?;
+        if !stored {
+            tracing::error!("authorization code collision");
+            return Err(BrowserError::page(
+                state,
+                OAuthError::server_error("internal error"),
+            ));
+        }
+        tracing::info!("authorization code issued");
+        Ok(browser::see_other(&response::success(
+            &request.redirect_target(),
+            &code,
+            &state.endpoints.issuer,
+        )))
+    }
+
+    /// Ends the interaction with an error sent to the client (the redirect URI is proven).
+    pub async fn fail(self, state: &AppState, error: OAuthError) -> Result<HttpResponse, BrowserError> {
+        let request = self.take(state).await?;
+        Err(BrowserError::to_client(
+            state,
+            error,
+            Some(&request.redirect_target()),
+        ))
+    }
+
+    async fn take(&self, state: &AppState) -> Result<AuthorizationRequest, BrowserError> {
+        let keys = &state.keys;
+        let outcome = state
+            .store
+            .take_claimed(
+                &keys.par(&self.digest),
+                &keys.par_claim(&self.digest),
+                &browser::owner_of(&self.browser_id),
+            )
+            .await
+            .map_err(page_error(state))?;
+        match outcome {
+            TakeOutcome::Taken(v) => {
+                // The pending-consent marker has its own TTL; removing it is housekeeping.
+                if let Err(e) = state.store.delete(&keys.par_login(&self.digest)).await {
+                    tracing::debug!(error = %e, "could not delete the consent marker");
+                }
+                serde_json::from_slice(&v)
+                    .map_err(|_| BrowserError::page(state, OAuthError::server_error("internal error")))
+            }
+            TakeOutcome::NotOwner | TakeOutcome::Missing => Err(unusable_request_uri(state)),
+        }
+    }
+
+    async fn ask_consent(self, state: &AppState, session: Session) -> Result<HttpResponse, BrowserError> {
+        let json = serde_json::to_vec(&session)
+            .map_err(|_| BrowserError::page(state, OAuthError::server_error("internal error")))?;
+        state
+            .store
+            .put(
+                &state.keys.par_login(&self.digest),
+                &json,
+                state.par.interaction_lifetime,
+            )
+            .await
+            .map_err(page_error(state))?;
+        let username = state
+            .users
+            .by_sub(&session.sub)
+            .map(|u| u.username.clone())
+            .unwrap_or_default();
+        let html = ConsentPage {
+            assets: &state.assets,
+            action: &format!("{}/consent", state.base_path),
+            client_name: &self.client.name,
+            client_id: &self.client.id,
+            request_uri: &self.request_uri,
+            csrf_token: &self.csrf_token(),
+            scopes: &self.request.scope,
+            username: &username,
+        }
+        .render()
+        .map_err(|_| BrowserError::page(state, OAuthError::server_error("internal error")))?;
+        Ok(browser::page(StatusCode::OK, html))
+    }
+
+    /// The login form; `error` re-shows it after failed credentials.
+    pub fn login_page(&self, state: &AppState, error: Option<&str>, username: &str) -> HttpResponse {
+        let html = LoginPage {
+            assets: &state.assets,
+            action: &format!("{}/login", state.base_path),
+            client_name: &self.client.name,
+            client_id: &self.client.id,
+            request_uri: &self.request_uri,
+            csrf_token: &self.csrf_token(),
+            scopes: &self.request.scope,
+            error,
+            username: username.get(..username.len().min(256)).unwrap_or(""),
+        }
+        .render()
+        .unwrap_or_default();
+        browser::page(StatusCode::OK, html)
+    }
+}
+
+#[derive(Template)]
+#[template(path = "login.html")]
+struct LoginPage<'a> {
+    assets: &'a str,
+    action: &'a str,
+    client_name: &'a str,
+    client_id: &'a str,
+    request_uri: &'a str,
+    csrf_token: &'a str,
+    scopes: &'a [String],
+    error: Option<&'a str>,
+    username: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "consent.html")]
+struct ConsentPage<'a> {
+    assets: &'a str,
+    action: &'a str,
+    client_name: &'a str,
+    client_id: &'a str,
+    request_uri: &'a str,
+    csrf_token: &'a str,
+    scopes: &'a [String],
+    username: &'a str,
+}
+
+/// The browser's SSO session, if its cookie names a live one whose user still exists.
+pub async fn load_session(state: &AppState, cookie: Option<String>) -> Result<Option<Session>, BrowserError> {
+    let Some(cookie) = cookie else { return Ok(None) };
+    let raw = state
+        .store
+        .get(&state.keys.sso_session(&sha256_b64(cookie.as_bytes())))
+        .await
+        .map_err(page_error(state))?;
+    let session = raw.and_then(|v| serde_json::from_slice::<Session>(&v).ok());
+    Ok(session.filter(|s| state.users.by_sub(&s.sub).is_some()))
+}
+
+/// Starts an SSO session for `session`; returns the cookie value, or `None` when SSO is off.
+pub async fn start_session(state: &AppState, session: &Session) -> Result<Option<String>, BrowserError> {
+    if state.lifetimes.session.is_zero() {
+        return Ok(None);
+    }
+    let cookie = random_token(32);
+    let json = serde_json::to_vec(session)
+        .map_err(|_| BrowserError::page(state, OAuthError::server_error("internal error")))?;
+    state
+        .store
+        .put(
+            &state.keys.sso_session(&sha256_b64(cookie.as_bytes())),
+            &json,
+            state.lifetimes.session,
+        )
+        .await
+        .map_err(page_error(state))?;
+    Ok(Some(cookie))
+}
