@@ -9,7 +9,7 @@ use actix_web::{App, HttpServer, web};
 use tracing_actix_web::TracingLogger;
 
 use crate::config::Settings;
-use crate::routes::{self, authorize, discovery, health, login, par};
+use crate::routes::{self, authorize, discovery, health, login, par, playground};
 use crate::state::AppState;
 use crate::telemetry::RootSpan;
 
@@ -26,7 +26,7 @@ impl Application {
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.http.bind))?;
         let address = listener.local_addr()?;
         let issuer = settings.issuer_or(address);
-        let state = web::Data::new(AppState::build(&settings, &issuer)?);
+        let state = web::Data::new(AppState::build(&settings, &issuer, address)?);
         let base = settings.http.base_path.clone();
         let app_state = state.clone();
         let mut server = HttpServer::new(move || {
@@ -95,6 +95,12 @@ fn routes_table(cfg: &mut web::ServiceConfig, base: &str) {
             "/.well-known/oauth-authorization-server",
             web::get().to(discovery::metadata),
         )
+        .route("/playground", web::get().to(playground::index))
+        .service(post_only(
+            "/playground/start".into(),
+            web::post().to(playground::start),
+        ))
+        .route("/playground/callback", web::get().to(playground::callback))
         .route("/healthz", web::get().to(health::live))
         .route("/readyz", web::get().to(health::ready));
 }

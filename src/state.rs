@@ -34,6 +34,18 @@ pub struct Lifetimes {
     pub session: Duration,
 }
 
+/// The built-in demo client, when enabled.
+#[derive(Debug, Clone)]
+pub struct Playground {
+    pub client_id: String,
+    pub client_secret: crate::secret::Secret,
+    /// `{issuer}/playground/callback`.
+    pub redirect_uri: String,
+    /// This replica's own OAuth endpoints (`http://127.0.0.1:<port>/oauth2`): the playground
+    /// calls PAR, token and userinfo on the process that serves it.
+    pub local_base: String,
+}
+
 pub struct AppState {
     pub endpoints: Endpoints,
     pub assertion_audiences: Vec<String>,
@@ -50,6 +62,7 @@ pub struct AppState {
     pub assets: String,
     /// URL path of the OAuth endpoints (`http.base_path`).
     pub base_path: String,
+    pub playground: Option<Playground>,
     /// The serialized discovery document.
     pub metadata: String,
     draining: Arc<AtomicBool>,
@@ -57,7 +70,7 @@ pub struct AppState {
 
 impl AppState {
     /// `settings` must have passed [`Settings::validate`]; `issuer` is the one in force.
-    pub fn build(settings: &Settings, issuer: &str) -> anyhow::Result<Self> {
+    pub fn build(settings: &Settings, issuer: &str, local: std::net::SocketAddr) -> anyhow::Result<Self> {
         let clients = settings.client_registry()?;
         let store = match &settings.redis.url {
             Some(url) => Store::Redis(RedisStore::connect(&RedisOptions {
@@ -109,6 +122,7 @@ impl AppState {
             secure_cookies: !issuer.starts_with("http://"),
             assets: format!("{}/assets", settings.http.base_path),
             base_path: settings.http.base_path.clone(),
+            playground: playground(settings, issuer, local)?,
             metadata,
             draining: Arc::new(AtomicBool::new(false)),
         })
@@ -122,4 +136,49 @@ impl AppState {
     pub fn drain_flag(&self) -> Arc<AtomicBool> {
         self.draining.clone()
     }
+}
+
+/// The playground's settings, checked against the client registry.
+fn playground(
+    settings: &Settings,
+    issuer: &str,
+    local: std::net::SocketAddr,
+) -> anyhow::Result<Option<Playground>> {
+    if !settings.playground.enabled {
+        return Ok(None);
+    }
+    let client_id =
+        settings.playground.client_id.clone().ok_or_else(|| {
+            anyhow::anyhow!("playground.client_id is required when the playground is enabled")
+        })?;
+    let client = settings
+        .clients
+        .iter()
+        .find(|c| c.client_id == client_id)
+        .ok_or_else(|| anyhow::anyhow!("playground.client_id: no client '{client_id}'"))?;
+    let secret = client.client_secret.clone().ok_or_else(|| {
+        anyhow::anyhow!("playground.client_id: the playground needs a client with a client_secret")
+    })?;
+    let redirect_uri = format!("{}/playground/callback", issuer.trim_end_matches('/'));
+    let registry = settings.client_registry()?;
+    let registered = registry
+        .get(&client_id)
+        .is_some_and(|c| c.redirect_uri_allowed(&redirect_uri));
+    if !registered {
+        anyhow::bail!(
+            "playground.client_id: client '{client_id}' must register the redirect URI {redirect_uri}"
+        );
+    }
+    let host = match local.ip() {
+        ip if ip.is_unspecified() && ip.is_ipv6() => "[::1]".to_owned(),
+        ip if ip.is_unspecified() => "127.0.0.1".to_owned(),
+        std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+        std::net::IpAddr::V4(ip) => ip.to_string(),
+    };
+    Ok(Some(Playground {
+        client_id,
+        client_secret: secret,
+        redirect_uri,
+        local_base: format!("http://{host}:{}{}", local.port(), settings.http.base_path),
+    }))
 }

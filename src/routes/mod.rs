@@ -11,6 +11,7 @@ pub mod health;
 pub mod interaction;
 pub mod login;
 pub mod par;
+pub mod playground;
 
 use actix_web::HttpResponse;
 

@@ -9,6 +9,7 @@
 //! | `code:{C}:used`                   | grant id of the tokens issued | access-token lifetime                | `/token` (replay → revoke) |
 //! | `grant:{G}:revoked`               | `1`                           | access-token lifetime                | replayed code; checked at `/userinfo` |
 //! | `jti:{J}`                         | `1`                           | assertion lifetime + skew            | `SET EX NX` per `private_key_jwt` assertion |
+//! | `playground:{P}`                  | the playground's PKCE verifier | `par.interaction_lifetime`        | `/playground/start` / callback (`GETDEL`) |
 //! | `sso:{S}`                         | SSO session (JSON)            | `session.lifetime`                   | login / `/authorize` |
 //!
 //! `D` = SHA-256 of the request_uri's random part, `C` = SHA-256 of the code, `J` = SHA-256
@@ -77,6 +78,11 @@ impl Keys {
             &sha256_parts_b64(&[client_id.as_bytes(), jti.as_bytes()]),
             "",
         )
+    }
+
+    /// The playground's pending login (PKCE verifier), by digest of its `state`.
+    pub fn playground(&self, digest: &str) -> Key {
+        self.key("playground", digest, "")
     }
 
     pub fn sso_session(&self, digest: &str) -> Key {

@@ -1,0 +1,287 @@
+//! `/playground`: a small demo client built into the server (on in the zero-config demo, off
+//! unless configured). It behaves as a real confidential client over HTTP against its own
+//! replica: push (HTTP Basic, PKCE S256, state, nonce) → browser to `/authorize` → callback →
+//! check `state` (bound to a cookie) and `iss` (RFC 9207) → redeem the code → userinfo, then
+//! shows what it received.
+
+use std::time::Duration;
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use askama::Template;
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::browser;
+use crate::crypto::{random_token, sha256_b64};
+use crate::state::{AppState, Playground};
+
+#[derive(Template)]
+#[template(path = "playground.html")]
+struct PlaygroundPage<'a> {
+    assets: &'a str,
+    start: &'a str,
+    client_id: &'a str,
+    error: Option<String>,
+    result: Option<Outcome>,
+}
+
+struct Outcome {
+    subject: String,
+    request_uri: String,
+    id_token: String,
+    access_token: String,
+    userinfo: String,
+}
+
+/// What the playground remembers between the push and the callback.
+#[derive(Serialize, Deserialize)]
+struct Pending {
+    verifier: String,
+    request_uri: String,
+}
+
+const COOKIE: &str = "par-pg";
+
+fn render(state: &AppState, pg: &Playground, error: Option<String>, result: Option<Outcome>) -> HttpResponse {
+    let status = if error.is_some() {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    };
+    let html = PlaygroundPage {
+        assets: &state.assets,
+        start: "/playground/start",
+        client_id: &pg.client_id,
+        error,
+        result,
+    }
+    .render()
+    .unwrap_or_default();
+    browser::page(status, html)
+}
+
+fn enabled(state: &AppState) -> Result<&Playground, HttpResponse> {
+    state
+        .playground
+        .as_ref()
+        .ok_or_else(|| HttpResponse::NotFound().finish())
+}
+
+pub async fn index(state: web::Data<AppState>) -> HttpResponse {
+    match enabled(&state) {
+        Ok(pg) => render(&state, pg, None, None),
+        Err(res) => res,
+    }
+}
+
+fn http() -> awc::Client {
+    awc::Client::builder().timeout(Duration::from_secs(5)).finish()
+}
+
+/// RFC 6749 §2.3.1: form-urlencode both parts before Basic encoding.
+fn basic(pg: &Playground) -> String {
+    let enc = |s: &str| form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+    format!(
+        "Basic {}",
+        STANDARD.encode(format!(
+            "{}:{}",
+            enc(&pg.client_id),
+            enc(pg.client_secret.expose())
+        ))
+    )
+}
+
+pub async fn start(state: web::Data<AppState>) -> HttpResponse {
+    let pg = match enabled(&state) {
+        Ok(pg) => pg,
+        Err(res) => return res,
+    };
+    let verifier = random_token(32);
+    let oauth_state = random_token(16);
+    let form = [
+        ("client_id", pg.client_id.as_str()),
+        ("response_type", "code"),
+        ("scope", "openid email profile"),
+        ("redirect_uri", pg.redirect_uri.as_str()),
+        ("state", oauth_state.as_str()),
+        ("nonce", &random_token(16)),
+        ("code_challenge", &sha256_b64(verifier.as_bytes())),
+        ("code_challenge_method", "S256"),
+    ];
+    let pushed = http()
+        .post(format!("{}/par", pg.local_base))
+        .insert_header(("Authorization", basic(pg)))
+        .send_form(&form)
+        .await;
+    let body: Value = match pushed {
+        Ok(mut res) if res.status() == StatusCode::CREATED => res.json().await.unwrap_or(Value::Null),
+        Ok(mut res) => {
+            let body = res
+                .body()
+                .await
+                .map(|b| String::from_utf8_lossy(&b).into_owned())
+                .unwrap_or_default();
+            return render(
+                &state,
+                pg,
+                Some(format!("the push failed: {} {body}", res.status())),
+                None,
+            );
+        }
+        Err(e) => return render(&state, pg, Some(format!("the push failed: {e}")), None),
+    };
+    let Some(request_uri) = body["request_uri"].as_str() else {
+        return render(&state, pg, Some("the push returned no request_uri".into()), None);
+    };
+    let pending = Pending {
+        verifier,
+        request_uri: request_uri.to_owned(),
+    };
+    let key = state.keys.playground(&sha256_b64(oauth_state.as_bytes()));
+    let json = serde_json::to_vec(&pending).unwrap_or_default();
+    if let Err(e) = state.store.put(&key, &json, state.par.interaction_lifetime).await {
+        return render(&state, pg, Some(format!("the store failed: {e}")), None);
+    }
+    let authorize = url::Url::parse_with_params(
+        &state.endpoints.authorize,
+        [("client_id", pg.client_id.as_str()), ("request_uri", request_uri)],
+    )
+    .map(String::from)
+    .unwrap_or_default();
+    let mut res = browser::see_other(&authorize);
+    let cookie = browser::cookie(&state, COOKIE, oauth_state, Some(state.par.interaction_lifetime));
+    let _ = res.add_cookie(&cookie);
+    res
+}
+
+#[derive(Deserialize)]
+pub struct Callback {
+    code: Option<String>,
+    state: Option<String>,
+    iss: Option<String>,
+    error: Option<String>,
+    error_description: Option<String>,
+}
+
+pub async fn callback(
+    req: HttpRequest,
+    query: web::Query<Callback>,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    let pg = match enabled(&state) {
+        Ok(pg) => pg,
+        Err(res) => return res,
+    };
+    let q = query.into_inner();
+    // RFC 9207 §2.4: compare iss before anything else, errors included.
+    if q.iss.as_deref() != Some(state.endpoints.issuer.as_str()) {
+        return render(
+            &state,
+            pg,
+            Some("the response's iss is not this server's issuer".into()),
+            None,
+        );
+    }
+    if let Some(error) = q.error {
+        return render(
+            &state,
+            pg,
+            Some(format!("{error}: {}", q.error_description.unwrap_or_default())),
+            None,
+        );
+    }
+    let bound = req.cookie(COOKIE).map(|c| c.value().to_owned());
+    let (Some(code), Some(returned_state)) = (q.code, q.state) else {
+        return render(&state, pg, Some("the callback has no code or state".into()), None);
+    };
+    if bound.as_deref() != Some(returned_state.as_str()) {
+        return render(
+            &state,
+            pg,
+            Some("state does not match this browser's login".into()),
+            None,
+        );
+    }
+    let key = state.keys.playground(&sha256_b64(returned_state.as_bytes()));
+    let pending = match state.store.take(&key).await {
+        Ok(Some(v)) => serde_json::from_slice::<Pending>(&v).ok(),
+        _ => None,
+    };
+    let Some(pending) = pending else {
+        return render(
+            &state,
+            pg,
+            Some("this login was already completed or has expired".into()),
+            None,
+        );
+    };
+    match redeem(pg, &code, &pending.verifier).await {
+        Ok((tokens, userinfo)) => {
+            let claims = |field: &str| tokens[field].as_str().map(jwt_claims).unwrap_or_default();
+            let id_token = claims("id_token");
+            let subject = serde_json::from_str::<Value>(&id_token)
+                .ok()
+                .and_then(|v| v["sub"].as_str().map(str::to_owned))
+                .unwrap_or_default();
+            let outcome = Outcome {
+                subject,
+                request_uri: pending.request_uri,
+                id_token,
+                access_token: claims("access_token"),
+                userinfo: serde_json::to_string_pretty(&userinfo).unwrap_or_default(),
+            };
+            let mut res = render(&state, pg, None, Some(outcome));
+            let _ = res.add_removal_cookie(&browser::removal(&state, COOKIE));
+            res
+        }
+        Err(e) => render(&state, pg, Some(e), None),
+    }
+}
+
+async fn redeem(pg: &Playground, code: &str, verifier: &str) -> Result<(Value, Value), String> {
+    let form = [
+        ("grant_type", "authorization_code"),
+        ("code", code),
+        ("redirect_uri", pg.redirect_uri.as_str()),
+        ("code_verifier", verifier),
+    ];
+    let mut res = http()
+        .post(format!("{}/token", pg.local_base))
+        .insert_header(("Authorization", basic(pg)))
+        .send_form(&form)
+        .await
+        .map_err(|e| format!("the token request failed: {e}"))?;
+    let tokens: Value = res
+        .json()
+        .await
+        .map_err(|e| format!("unreadable token response: {e}"))?;
+    if !res.status().is_success() {
+        return Err(format!("the token request failed: {tokens}"));
+    }
+    let access_token = tokens["access_token"].as_str().unwrap_or_default();
+    let mut info = http()
+        .get(format!("{}/userinfo", pg.local_base))
+        .insert_header(("Authorization", format!("Bearer {access_token}")))
+        .send()
+        .await
+        .map_err(|e| format!("the userinfo request failed: {e}"))?;
+    let userinfo: Value = info
+        .json()
+        .await
+        .map_err(|e| format!("unreadable userinfo response: {e}"))?;
+    Ok((tokens, userinfo))
+}
+
+/// The claims of a JWT, pretty-printed. The token endpoint's response came over a direct
+/// back-channel call, so the playground shows them without re-verifying the signature.
+fn jwt_claims(jwt: &str) -> String {
+    jwt.split('.')
+        .nth(1)
+        .and_then(|p| URL_SAFE_NO_PAD.decode(p).ok())
+        .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+        .and_then(|v| serde_json::to_string_pretty(&v).ok())
+        .unwrap_or_default()
+}
