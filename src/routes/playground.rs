@@ -71,9 +71,9 @@ fn enabled(state: &AppState) -> Result<&Playground, HttpResponse> {
 }
 
 pub async fn index(state: web::Data<AppState>) -> HttpResponse {
-    match enabled(&state) {
-        Ok(pg) => render(&state, pg, None, None),
-        Err(res) => res,
+    match &state.playground {
+        Some(pg) => render(&state, pg, None, None),
+        None => HttpResponse::NotFound().finish(),
     }
 }
 
@@ -95,9 +95,8 @@ fn basic(pg: &Playground) -> String {
 }
 
 pub async fn start(state: web::Data<AppState>) -> HttpResponse {
-    let pg = match enabled(&state) {
-        Ok(pg) => pg,
-        Err(res) => return res,
+    let Some(pg) = &state.playground else {
+        return HttpResponse::NotFound().finish();
     };
     let verifier = random_token(32);
     let oauth_state = random_token(16);
@@ -171,9 +170,8 @@ pub async fn callback(
     query: web::Query<Callback>,
     state: web::Data<AppState>,
 ) -> HttpResponse {
-    let pg = match enabled(&state) {
-        Ok(pg) => pg,
-        Err(res) => return res,
+    let Some(pg) = &state.playground else {
+        return HttpResponse::NotFound().finish();
     };
     let q = query.into_inner();
     // RFC 9207 §2.4: compare iss before anything else, errors included.
