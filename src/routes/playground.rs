@@ -63,13 +63,6 @@ fn render(state: &AppState, pg: &Playground, error: Option<String>, result: Opti
     browser::page(status, html)
 }
 
-fn enabled(state: &AppState) -> Result<&Playground, HttpResponse> {
-    state
-        .playground
-        .as_ref()
-        .ok_or_else(|| HttpResponse::NotFound().finish())
-}
-
 pub async fn index(state: web::Data<AppState>) -> HttpResponse {
     match &state.playground {
         Some(pg) => render(&state, pg, None, None),
