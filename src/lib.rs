@@ -10,6 +10,7 @@
 //! - [`routes`]: actix handlers, thin: extract → rules → store → respond.
 //! - [`startup`]: `Application` and the one route table.
 //! - [`state`]: per-process shared state built from the configuration.
+//! - [`keys`]: the server's signing keys (rotation, JWK Set, sign/verify of issued tokens).
 //! - [`config`]: layered settings and start-up validation; the zero-config demo.
 //! - [`telemetry`]: logging and the per-request span.
 //! - [`password`], [`crypto`], [`secret`], [`clock`]: small helpers.
@@ -26,6 +27,7 @@
 pub mod clock;
 pub mod config;
 pub mod crypto;
+pub mod keys;
 pub mod oauth;
 pub mod password;
 pub mod routes;

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use actix_web::web;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use par_server::config::{ClientSettings, Settings, UserSettings};
+use par_server::config::{ClientSettings, KeySettings, Settings, UserSettings};
 use par_server::oauth::client::AuthMethod;
 use par_server::secret::Secret;
 use par_server::startup::Application;
@@ -195,7 +195,20 @@ pub fn base_settings() -> Settings {
         given_name: Some("Alice".into()),
         family_name: Some("Example".into()),
     }];
+    // Replicas sharing Redis must share keys; tests use a committed test-only key.
+    s.keys = vec![signing_key("signing-es256.pem", "ES256", false)];
     s
+}
+
+/// A `keys[]` entry for a fixture PEM file.
+pub fn signing_key(pem_fixture: &str, alg: &str, active: bool) -> KeySettings {
+    KeySettings {
+        kid: None,
+        alg: alg.into(),
+        pem: None,
+        pem_file: Some(fixture(pem_fixture)),
+        active,
+    }
 }
 
 pub async fn spawn_app() -> TestApp {
