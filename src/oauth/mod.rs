@@ -11,5 +11,6 @@ pub mod error;
 pub mod params;
 pub mod pkce;
 pub mod request_uri;
+pub mod token;
 
 pub use error::{ErrorKind, OAuthError};
