@@ -22,7 +22,9 @@
 //!    life extended to the interaction lifetime.
 //! 3. Login — on success the pushed request is taken (`GETDEL` in a script: one winner) and a
 //!    one-time code stored under `code:{sha256(code)}`.
-//! 4. `POST /oauth2/token` — code taken with `GETDEL`, PKCE verified, tokens signed.
+//! 4. `POST /oauth2/token` — code taken with `GETDEL`, PKCE verified, tokens signed; a
+//!    replayed code revokes its grant (`code:{…}:used` → `grant:{…}:revoked`).
+//! 5. `GET /oauth2/userinfo` — Bearer JWT access token verified, grant not revoked.
 
 pub mod clock;
 pub mod config;

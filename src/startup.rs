@@ -9,7 +9,7 @@ use actix_web::{App, HttpServer, web};
 use tracing_actix_web::TracingLogger;
 
 use crate::config::Settings;
-use crate::routes::{self, discovery, health, par};
+use crate::routes::{self, discovery, health, jwks, par, token, userinfo};
 use crate::state::AppState;
 use crate::telemetry::RootSpan;
 
@@ -75,6 +75,18 @@ fn routes_table(cfg: &mut web::ServiceConfig, base: &str) {
         web::resource(format!("{base}/par"))
             .route(web::post().to(par::push))
             .default_service(web::to(routes::post_only)),
+    )
+    .service(
+        web::resource(format!("{base}/token"))
+            .route(web::post().to(token::exchange))
+            .default_service(web::to(routes::post_only)),
+    )
+    .route(&format!("{base}/jwks"), web::get().to(jwks::jwks))
+    .service(
+        web::resource(format!("{base}/userinfo"))
+            .route(web::get().to(userinfo::userinfo))
+            .route(web::post().to(userinfo::userinfo))
+            .default_service(web::to(userinfo::other_method)),
     )
     .route(
         "/.well-known/openid-configuration",

@@ -6,7 +6,10 @@ pub mod discovery;
 pub mod error;
 pub mod form;
 pub mod health;
+pub mod jwks;
 pub mod par;
+pub mod token;
+pub mod userinfo;
 
 use actix_web::HttpResponse;
 

@@ -4,5 +4,8 @@
 mod binary;
 mod discovery_health;
 mod helpers;
+mod jwks;
 mod par;
 mod store_contract;
+mod token;
+mod userinfo;
