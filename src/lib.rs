@@ -10,6 +10,7 @@
 //! - [`routes`]: actix handlers, thin: extract → rules → store → respond.
 //! - [`startup`]: `Application` and the one route table.
 //! - [`state`]: per-process shared state built from the configuration.
+//! - [`keys`]: the server's signing keys (rotation, JWK Set, sign/verify of issued tokens).
 //! - [`config`]: layered settings and start-up validation; the zero-config demo.
 //! - [`telemetry`]: logging and the per-request span.
 //! - [`password`], [`crypto`], [`secret`], [`clock`]: small helpers.
@@ -21,11 +22,14 @@
 //!    life extended to the interaction lifetime.
 //! 3. Login — on success the pushed request is taken (`GETDEL` in a script: one winner) and a
 //!    one-time code stored under `code:{sha256(code)}`.
-//! 4. `POST /oauth2/token` — code taken with `GETDEL`, PKCE verified, tokens signed.
+//! 4. `POST /oauth2/token` — code taken with `GETDEL`, PKCE verified, tokens signed; a
+//!    replayed code revokes its grant (`code:{…}:used` → `grant:{…}:revoked`).
+//! 5. `GET /oauth2/userinfo` — Bearer JWT access token verified, grant not revoked.
 
 pub mod clock;
 pub mod config;
 pub mod crypto;
+pub mod keys;
 pub mod oauth;
 pub mod password;
 pub mod routes;

@@ -9,7 +9,7 @@ use actix_web::{App, HttpServer, web};
 use tracing_actix_web::TracingLogger;
 
 use crate::config::Settings;
-use crate::routes::{self, authorize, discovery, health, login, par, playground};
+use crate::routes::{self, authorize, discovery, health, jwks, login, par, playground, token, userinfo};
 use crate::state::AppState;
 use crate::telemetry::RootSpan;
 
@@ -83,6 +83,17 @@ fn routes_table(cfg: &mut web::ServiceConfig, base: &str) {
             format!("{base}/consent"),
             web::post().to(login::consent),
         ))
+        .service(post_only(
+            format!("{base}/token"),
+            web::post().to(token::exchange),
+        ))
+        .route(&format!("{base}/jwks"), web::get().to(jwks::jwks))
+        .service(
+            web::resource(format!("{base}/userinfo"))
+                .route(web::get().to(userinfo::userinfo))
+                .route(web::post().to(userinfo::userinfo))
+                .default_service(web::to(userinfo::other_method)),
+        )
         .route(
             &format!("{base}/assets/style.css"),
             web::get().to(login::stylesheet),

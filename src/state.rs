@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use crate::config::Settings;
+use crate::keys::SigningKeys;
 use crate::oauth::client::ClientRegistry;
 use crate::oauth::discovery::{self, Capabilities, Endpoints};
 use crate::store::redis::{RedisOptions, RedisStore};
@@ -53,6 +54,8 @@ pub struct AppState {
     pub users: UserDirectory,
     pub store: Store,
     pub keys: Keys,
+    /// The server's signing keys (one active, all published at `/jwks`).
+    pub signing_keys: SigningKeys,
     pub par: ParPolicy,
     pub lifetimes: Lifetimes,
     pub body_limit: usize,
@@ -82,6 +85,7 @@ impl AppState {
             })?),
             None => Store::memory(),
         };
+        let signing_keys = SigningKeys::load_or_generate(&settings.keys, settings.redis.url.is_some())?;
         let endpoints = Endpoints::new(issuer, &settings.http.base_path);
         let mut scopes: Vec<String> = Vec::new();
         for c in &settings.clients {
@@ -95,7 +99,7 @@ impl AppState {
             require_par: settings.par.required,
             auth_methods: clients.methods_in_use(),
             scopes,
-            signing_algs: vec!["ES256".into()],
+            signing_algs: signing_keys.signing_algs(),
         };
         let metadata = discovery::metadata(&endpoints, &capabilities).to_string();
         Ok(Self {
@@ -105,6 +109,7 @@ impl AppState {
             users: UserDirectory::new(&settings.users),
             store,
             keys: Keys::new(settings.redis.key_prefix.clone()),
+            signing_keys,
             par: ParPolicy {
                 lifetime: Duration::from_secs(settings.par.request_uri_lifetime),
                 interaction_lifetime: Duration::from_secs(settings.par.interaction_lifetime),

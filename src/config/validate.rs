@@ -128,6 +128,14 @@ impl Settings {
         if !(1..=86_400).contains(&self.tokens.id_token_lifetime) {
             return fail("tokens.id_token_lifetime", "must be between 1 and 86400 seconds");
         }
+        // Replicas verify each other's tokens: they must share keys (brief §4).
+        if self.keys.is_empty() && self.redis.url.is_some() {
+            return fail(
+                "keys",
+                "required when redis.url is set: replicas must share signing keys",
+            );
+        }
+        crate::keys::SigningKeys::from_settings(&self.keys)?;
         self.client_registry()?;
         let mut names = HashSet::new();
         for (i, u) in self.users.iter().enumerate() {
@@ -293,6 +301,7 @@ fn validate_redirect_uri(uri: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::KeySettings;
     use crate::secret::Secret;
 
     fn client() -> ClientSettings {
@@ -375,6 +384,22 @@ mod tests {
             (
                 Box::new(|s| s.redis.url = Some(Secret::new("http://x"))),
                 "redis.url",
+            ),
+            (
+                Box::new(|s| s.redis.url = Some(Secret::new("redis://127.0.0.1:6379"))),
+                "keys",
+            ),
+            (
+                Box::new(|s| {
+                    s.keys = vec![KeySettings {
+                        kid: None,
+                        alg: "ES256".into(),
+                        pem: None,
+                        pem_file: Some("/nonexistent.pem".into()),
+                        active: false,
+                    }]
+                }),
+                "keys[0].pem_file",
             ),
         ];
         for (change, key) in table {

@@ -13,5 +13,6 @@ pub mod params;
 pub mod pkce;
 pub mod request_uri;
 pub mod response;
+pub mod token;
 
 pub use error::{ErrorKind, OAuthError};

@@ -9,9 +9,12 @@ pub mod error;
 pub mod form;
 pub mod health;
 pub mod interaction;
+pub mod jwks;
 pub mod login;
 pub mod par;
 pub mod playground;
+pub mod token;
+pub mod userinfo;
 
 use actix_web::HttpResponse;
 

@@ -39,8 +39,9 @@ async fn the_binary_pushes_to_redis_from_a_config_file() {
     std::fs::write(
         &config,
         format!(
-            "issuer: http://127.0.0.1:{port}\nhttp: {{ bind: \"127.0.0.1:{port}\" }}\nredis: {{ url: \"{}\" }}\nclients:\n  - client_id: demo-app\n    client_secret: \"{SECRET}\"\n    redirect_uris: [\"{REDIRECT}\"]\n    scopes: [openid, email]\n",
-            redis.url()
+            "issuer: http://127.0.0.1:{port}\nhttp: {{ bind: \"127.0.0.1:{port}\" }}\nredis: {{ url: \"{}\" }}\nkeys:\n  - pem_file: \"{}\"\nclients:\n  - client_id: demo-app\n    client_secret: \"{SECRET}\"\n    redirect_uris: [\"{REDIRECT}\"]\n    scopes: [openid, email]\n",
+            redis.url(),
+            fixture("signing-es256.pem").display()
         ),
     )
     .unwrap();

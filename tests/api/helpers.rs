@@ -9,8 +9,9 @@ use std::time::{Duration, Instant};
 
 use actix_web::web;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use par_server::config::{ClientSettings, Settings, UserSettings};
+use par_server::config::{ClientSettings, KeySettings, Settings, UserSettings};
 use par_server::oauth::client::AuthMethod;
+use par_server::oauth::code::AuthorizationCode;
 use par_server::secret::Secret;
 use par_server::startup::Application;
 use par_server::state::AppState;
@@ -21,6 +22,9 @@ pub const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
 pub const SECRET: &str = "test-secret-0123456789";
 pub const REDIRECT: &str = "https://app.example/callback";
 pub const PASSWORD: &str = "correct horse battery staple";
+/// `sub` of the test user `alice`.
+pub const ALICE_SUB: &str = "248289761001";
+pub const NONCE: &str = "n-0S6_WzA2Mj";
 
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -188,14 +192,57 @@ pub fn base_settings() -> Settings {
     s.users = vec![UserSettings {
         username: "alice".into(),
         password_hash: Secret::new(password_hash()),
-        sub: Some("248289761001".into()),
+        sub: Some(ALICE_SUB.into()),
         email: Some("alice@example.com".into()),
         email_verified: true,
         name: Some("Alice Example".into()),
         given_name: Some("Alice".into()),
         family_name: Some("Example".into()),
     }];
+    // Replicas sharing Redis must share keys; tests use a committed test-only key.
+    s.keys = vec![signing_key("signing-es256.pem", "ES256", false)];
     s
+}
+
+/// A `keys[]` entry for a fixture PEM file.
+pub fn signing_key(pem_fixture: &str, alg: &str, active: bool) -> KeySettings {
+    KeySettings {
+        kid: None,
+        alg: alg.into(),
+        pem: None,
+        pem_file: Some(fixture(pem_fixture)),
+        active,
+    }
+}
+
+/// The record code issuance stores after `alice` logged in to `app` with PKCE and a nonce.
+pub fn code_record(client_id: &str) -> AuthorizationCode {
+    AuthorizationCode {
+        v: 1,
+        client_id: client_id.into(),
+        redirect_uri: REDIRECT.into(),
+        scope: vec!["openid".into(), "email".into(), "profile".into()],
+        code_challenge: Some(CHALLENGE.into()),
+        nonce: Some(NONCE.into()),
+        sub: ALICE_SUB.into(),
+        auth_time: par_server::clock::now() - 5,
+        resource: vec![],
+        grant_id: par_server::crypto::random_token(16),
+        flow_id: uuid::Uuid::new_v4().to_string(),
+    }
+}
+
+/// Token request parameters redeeming `code` the way client `app` should.
+pub fn token_params(code: &str) -> Vec<(String, String)> {
+    [
+        ("grant_type", "authorization_code"),
+        ("code", code),
+        ("redirect_uri", REDIRECT),
+        ("code_verifier", VERIFIER),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect()
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -295,6 +342,61 @@ impl TestApp {
             .send()
             .await
             .unwrap()
+    }
+
+    /// Stores `record` exactly as code issuance does (brief: `put_new` under the code's
+    /// SHA-256, code lifetime as TTL) and returns the code.
+    pub async fn issue_code(&self, record: AuthorizationCode) -> String {
+        let code = par_server::oauth::code::new_code();
+        let key = self
+            .state
+            .keys
+            .code(&par_server::crypto::sha256_b64(code.as_bytes()));
+        let json = serde_json::to_vec(&record).unwrap();
+        assert!(
+            self.state
+                .store
+                .put_new(&key, &json, self.state.lifetimes.code)
+                .await
+                .unwrap()
+        );
+        code
+    }
+
+    /// POST /oauth2/token with HTTP Basic as client `app`.
+    pub async fn post_token(&self, params: &[(String, String)]) -> reqwest::Response {
+        self.http
+            .post(self.url("/oauth2/token"))
+            .basic_auth("app", Some(SECRET))
+            .form(params)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Issues a code for `app` and redeems it; returns the token response body.
+    pub async fn tokens(&self) -> Value {
+        let code = self.issue_code(code_record("app")).await;
+        let res = self.post_token(&token_params(&code)).await;
+        assert_eq!(res.status(), 200);
+        res.json().await.unwrap()
+    }
+
+    /// GET /oauth2/userinfo with `Authorization: Bearer <token>`.
+    pub async fn userinfo(&self, access_token: &str) -> reqwest::Response {
+        self.http
+            .get(self.url("/oauth2/userinfo"))
+            .bearer_auth(access_token)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// GET /oauth2/jwks as JSON.
+    pub async fn jwks(&self) -> Value {
+        let res = self.http.get(self.url("/oauth2/jwks")).send().await.unwrap();
+        assert_eq!(res.status(), 200);
+        res.json().await.unwrap()
     }
 
     /// Pushes a valid request for `app` and returns its request_uri.

@@ -5,5 +5,8 @@ mod authorize;
 mod binary;
 mod discovery_health;
 mod helpers;
+mod jwks;
 mod par;
 mod store_contract;
+mod token;
+mod userinfo;

@@ -1,0 +1,401 @@
+//! The token endpoint's rules (RFC 6749 §4.1.3, §5; RFC 7636 §4.6; RFC 9700 §4.8) and the
+//! claims of what it issues: the ID token (OIDC Core §2, §3.1.3.6) and the JWT access token
+//! (RFC 9068 §2). Pure: the caller passes the record taken from the store, the
+//! authenticated client, `now`, and signs the claims with `crate::keys`.
+//!
+//! Access-token `aud` (RFC 9068 §2.2, RFC 8707 §2): the `resource` values of the
+//! authorization request when there are any, otherwise the userinfo endpoint URL, the only
+//! resource this server itself serves. Userinfo accepts a token only when its URL is in `aud`.
+
+use jsonwebtoken::Algorithm;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256, Sha512};
+
+use super::code::AuthorizationCode;
+use super::error::OAuthError;
+use super::params::Params;
+use super::pkce;
+use crate::crypto::b64url_encode;
+
+pub const GRANT_AUTHORIZATION_CODE: &str = "authorization_code";
+/// JWT `typ` of access tokens (RFC 9068 §2.1).
+pub const ACCESS_TOKEN_TYP: &str = "at+jwt";
+
+/// A syntactically complete `authorization_code` token request (RFC 6749 §4.1.3). Checked
+/// before the code is taken, so a malformed request does not burn the code.
+#[derive(Debug)]
+pub struct CodeRequest<'a> {
+    pub code: &'a str,
+    pub redirect_uri: &'a str,
+    pub code_verifier: Option<&'a str>,
+}
+
+/// Reads `grant_type` and the parameters of the grant.
+/// Missing `grant_type` → `invalid_request`; anything but `authorization_code` →
+/// `unsupported_grant_type` (RFC 6749 §5.2). The resource owner password grant is refused on
+/// purpose (RFC 9700 §2.4, FAPI 2.0 §5.3.2.1).
+pub fn parse_code_request(params: &Params) -> Result<CodeRequest<'_>, OAuthError> {
+    let grant_type = params.require("grant_type")?;
+    if grant_type != GRANT_AUTHORIZATION_CODE {
+        return Err(OAuthError::unsupported_grant_type(format!(
+            "grant_type '{}' is not supported; use authorization_code",
+            truncate(grant_type)
+        )));
+    }
+    Ok(CodeRequest {
+        code: params.require("code")?,
+        // RFC 6749 §4.1.3: required when it was in the authorization request; with PAR it
+        // always is (RFC 9126 requires a registered redirect_uri to be pushed).
+        redirect_uri: params.require("redirect_uri")?,
+        code_verifier: params.get("code_verifier"),
+    })
+}
+
+/// RFC 6749 §4.1.3 and RFC 7636 §4.6: the code belongs to this client, was issued for this
+/// redirect URI, and the PKCE verifier matches. Every failure is `invalid_grant`.
+pub fn check_redemption(
+    record: &AuthorizationCode,
+    client_id: &str,
+    req: &CodeRequest<'_>,
+) -> Result<(), OAuthError> {
+    if record.client_id != client_id {
+        return Err(OAuthError::invalid_grant("the code was issued to another client"));
+    }
+    if record.redirect_uri != req.redirect_uri {
+        return Err(OAuthError::invalid_grant(
+            "redirect_uri does not match the one of the authorization request",
+        ));
+    }
+    match (&record.code_challenge, req.code_verifier) {
+        (Some(challenge), Some(verifier)) => pkce::verify(verifier, challenge),
+        (Some(_), None) => Err(OAuthError::invalid_grant("code_verifier is required")),
+        // RFC 9700 §4.8.2: a verifier without a challenge is a PKCE downgrade attempt.
+        (None, Some(_)) => Err(OAuthError::invalid_grant(
+            "code_verifier sent but the authorization request had no code_challenge",
+        )),
+        (None, None) => Ok(()),
+    }
+}
+
+pub fn has_openid(scope: &[String]) -> bool {
+    scope.iter().any(|s| s == "openid")
+}
+
+/// `aud` serialises as a string when there is one audience (RFC 7519 §4.1.3).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Audience {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl Audience {
+    pub fn from_vec(mut v: Vec<String>) -> Self {
+        if v.len() == 1 {
+            Audience::One(v.remove(0))
+        } else {
+            Audience::Many(v)
+        }
+    }
+
+    pub fn contains(&self, s: &str) -> bool {
+        match self {
+            Audience::One(a) => a == s,
+            Audience::Many(v) => v.iter().any(|a| a == s),
+        }
+    }
+}
+
+/// RFC 9068 §2.2 claims, plus `gid`: the grant id that revocation on code replay targets.
+/// NumericDates are integers.
+#[derive(Debug, Clone, Serialize)]
+pub struct AccessTokenClaims {
+    pub iss: String,
+    pub sub: String,
+    pub aud: Audience,
+    pub exp: u64,
+    pub iat: u64,
+    pub jti: String,
+    pub client_id: String,
+    pub scope: String,
+    pub auth_time: u64,
+    pub gid: String,
+}
+
+/// What a resource (userinfo) needs from a verified access token. `exp`, `iss`, `aud` are
+/// checked by the verifier; they are not read here, so a fractional NumericDate cannot
+/// break deserialisation.
+#[derive(Debug, Clone, Deserialize)]
+pub struct VerifiedAccessToken {
+    pub sub: String,
+    pub client_id: String,
+    #[serde(default)]
+    pub scope: String,
+    pub gid: String,
+}
+
+impl VerifiedAccessToken {
+    pub fn scopes(&self) -> Vec<String> {
+        self.scope
+            .split(' ')
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
+/// The access token's audience: the requested resources, else the userinfo URL.
+pub fn access_token_audience(record: &AuthorizationCode, userinfo_url: &str) -> Audience {
+    if record.resource.is_empty() {
+        Audience::One(userinfo_url.to_owned())
+    } else {
+        Audience::from_vec(record.resource.clone())
+    }
+}
+
+pub fn access_token_claims(
+    record: &AuthorizationCode,
+    issuer: &str,
+    userinfo_url: &str,
+    now: u64,
+    lifetime: u64,
+    jti: String,
+) -> AccessTokenClaims {
+    AccessTokenClaims {
+        iss: issuer.to_owned(),
+        sub: record.sub.clone(),
+        aud: access_token_audience(record, userinfo_url),
+        exp: now + lifetime,
+        iat: now,
+        jti,
+        client_id: record.client_id.clone(),
+        scope: record.scope.join(" "),
+        auth_time: record.auth_time,
+        gid: record.grant_id.clone(),
+    }
+}
+
+/// OIDC Core §3.1.3.6 `at_hash`: base64url of the left-most half of the hash of the access
+/// token's ASCII octets, with the hash of the ID token's `alg` (SHA-512 for EdDSA/Ed25519,
+/// OIDC Core errata and RFC 8037 usage; SHA-256 for ES256, PS256, RS256).
+pub fn at_hash(access_token: &str, alg: Algorithm) -> String {
+    let digest: Vec<u8> = match alg {
+        Algorithm::EdDSA | Algorithm::PS512 | Algorithm::RS512 => {
+            Sha512::digest(access_token.as_bytes()).to_vec()
+        }
+        Algorithm::ES384 | Algorithm::PS384 | Algorithm::RS384 => {
+            sha2::Sha384::digest(access_token.as_bytes()).to_vec()
+        }
+        _ => Sha256::digest(access_token.as_bytes()).to_vec(),
+    };
+    b64url_encode(&digest[..digest.len() / 2])
+}
+
+/// ID token claims (OIDC Core §2): `iss`, `sub`, `aud` = client_id, `exp`, `iat`,
+/// `auth_time`, `nonce` (when the request had one), `at_hash`, and the user's claims for the
+/// granted scopes. Registered claims win over user claims of the same name.
+pub fn id_token_claims(
+    record: &AuthorizationCode,
+    user_claims: Map<String, Value>,
+    issuer: &str,
+    now: u64,
+    lifetime: u64,
+    at_hash: String,
+) -> Map<String, Value> {
+    let mut claims = user_claims;
+    let mut set = |k: &str, v: Value| {
+        claims.insert(k.to_owned(), v);
+    };
+    set("iss", Value::from(issuer));
+    set("sub", Value::from(record.sub.as_str()));
+    set("aud", Value::from(record.client_id.as_str()));
+    set("exp", Value::from(now + lifetime));
+    set("iat", Value::from(now));
+    set("auth_time", Value::from(record.auth_time));
+    set("at_hash", Value::from(at_hash));
+    if let Some(nonce) = &record.nonce {
+        set("nonce", Value::from(nonce.as_str()));
+    }
+    claims
+}
+
+/// RFC 6749 §5.1 success body.
+#[derive(Debug, Serialize)]
+pub struct TokenResponse {
+    pub access_token: String,
+    pub token_type: &'static str,
+    pub expires_in: u64,
+    pub scope: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id_token: Option<String>,
+}
+
+fn truncate(s: &str) -> &str {
+    match s.char_indices().nth(64) {
+        Some((i, _)) => &s[..i],
+        None => s,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+    const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+
+    fn record() -> AuthorizationCode {
+        AuthorizationCode {
+            v: 1,
+            client_id: "app".into(),
+            redirect_uri: "https://app.example/cb".into(),
+            scope: vec!["openid".into(), "email".into()],
+            code_challenge: Some(CHALLENGE.into()),
+            nonce: Some("n-0S6".into()),
+            sub: "u1".into(),
+            auth_time: 1000,
+            resource: vec![],
+            grant_id: "g1".into(),
+            flow_id: "f1".into(),
+        }
+    }
+
+    fn params(s: &str) -> Params {
+        Params::parse(s.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn grant_type_rules() {
+        let cases = [
+            ("code=c&redirect_uri=x", "invalid_request"),
+            (
+                "grant_type=password&username=a&password=b",
+                "unsupported_grant_type",
+            ),
+            (
+                "grant_type=refresh_token&refresh_token=r",
+                "unsupported_grant_type",
+            ),
+            ("grant_type=client_credentials", "unsupported_grant_type"),
+            ("grant_type=authorization_code&redirect_uri=x", "invalid_request"),
+            ("grant_type=authorization_code&code=c", "invalid_request"),
+        ];
+        for (body, code) in cases {
+            assert_eq!(
+                parse_code_request(&params(body)).unwrap_err().code(),
+                code,
+                "{body}"
+            );
+        }
+        let p = params("grant_type=authorization_code&code=c&redirect_uri=x&code_verifier=v");
+        let r = parse_code_request(&p).unwrap();
+        assert_eq!((r.code, r.redirect_uri, r.code_verifier), ("c", "x", Some("v")));
+    }
+
+    #[test]
+    fn redemption_checks() {
+        let ok = CodeRequest {
+            code: "c",
+            redirect_uri: "https://app.example/cb",
+            code_verifier: Some(VERIFIER),
+        };
+        check_redemption(&record(), "app", &ok).unwrap();
+        let bad = |r: &AuthorizationCode, client: &str, req: CodeRequest| {
+            check_redemption(r, client, &req).unwrap_err().code()
+        };
+        assert_eq!(bad(&record(), "other", CodeRequest { ..ok }), "invalid_grant");
+        assert_eq!(
+            bad(
+                &record(),
+                "app",
+                CodeRequest {
+                    redirect_uri: "https://app.example/cb/",
+                    ..ok
+                }
+            ),
+            "invalid_grant"
+        );
+        assert_eq!(
+            bad(
+                &record(),
+                "app",
+                CodeRequest {
+                    code_verifier: None,
+                    ..ok
+                }
+            ),
+            "invalid_grant"
+        );
+        assert_eq!(
+            bad(
+                &record(),
+                "app",
+                CodeRequest {
+                    code_verifier: Some(&VERIFIER[..42]),
+                    ..ok
+                }
+            ),
+            "invalid_grant"
+        );
+        let no_pkce = AuthorizationCode {
+            code_challenge: None,
+            ..record()
+        };
+        assert_eq!(bad(&no_pkce, "app", CodeRequest { ..ok }), "invalid_grant");
+        check_redemption(
+            &no_pkce,
+            "app",
+            &CodeRequest {
+                code_verifier: None,
+                ..ok
+            },
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn at_hash_follows_the_oidc_example() {
+        // OIDC Core Appendix A.3 / A.4: access token "jHkWEdUXMU1BwAsC4vtUsZwnNvTIxEl0z9K3vx5KF0Y"
+        // has at_hash "77QmUPtjPfzWtF2AnpK9RQ" (RS256 → SHA-256).
+        assert_eq!(
+            at_hash("jHkWEdUXMU1BwAsC4vtUsZwnNvTIxEl0z9K3vx5KF0Y", Algorithm::RS256),
+            "77QmUPtjPfzWtF2AnpK9RQ"
+        );
+        // EdDSA uses SHA-512: 32 bytes → 43 characters.
+        assert_eq!(at_hash("x", Algorithm::EdDSA).len(), 43);
+        assert_eq!(at_hash("x", Algorithm::ES256).len(), 22);
+    }
+
+    #[test]
+    fn claims_are_built_from_the_record() {
+        let at = access_token_claims(&record(), "https://as", "https://as/ui", 100, 600, "j".into());
+        assert_eq!(at.aud, Audience::One("https://as/ui".into()));
+        assert_eq!((at.exp, at.iat, at.auth_time), (700, 100, 1000));
+        assert_eq!(at.scope, "openid email");
+        assert_eq!(at.gid, "g1");
+        let with_resources = AuthorizationCode {
+            resource: vec!["https://api.a".into(), "https://api.b".into()],
+            ..record()
+        };
+        let aud = access_token_claims(&with_resources, "https://as", "https://as/ui", 0, 1, "j".into()).aud;
+        assert!(aud.contains("https://api.b") && !aud.contains("https://as/ui"));
+        assert_eq!(serde_json::to_value(&aud).unwrap().as_array().unwrap().len(), 2);
+
+        let mut user = Map::new();
+        user.insert("sub".into(), "spoof".into());
+        user.insert("email".into(), "a@x".into());
+        let id = id_token_claims(&record(), user, "https://as", 100, 300, "h".into());
+        assert_eq!(id["sub"], "u1");
+        assert_eq!(id["aud"], "app");
+        assert_eq!(id["nonce"], "n-0S6");
+        assert_eq!(id["email"], "a@x");
+        assert_eq!(id["exp"], 400);
+        assert!(id["exp"].is_u64());
+        let no_nonce = AuthorizationCode {
+            nonce: None,
+            ..record()
+        };
+        assert!(!id_token_claims(&no_nonce, Map::new(), "i", 0, 1, "h".into()).contains_key("nonce"));
+    }
+}

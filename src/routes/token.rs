@@ -1,0 +1,125 @@
+//! `POST /oauth2/token`: the `authorization_code` grant (RFC 6749 §4.1.3, §5) with PKCE
+//! (RFC 7636 §4.5). Client authentication as at PAR; the code is taken with `GETDEL` (one
+//! winner across replicas); a replayed code revokes the tokens already issued from it
+//! (RFC 6749 §4.1.2, RFC 9700 §4.2.4). Rules in [`crate::oauth::token`].
+
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, web};
+
+use super::error::JsonError;
+use super::{client_auth, form};
+use crate::crypto::{random_token, sha256_b64};
+use crate::oauth::OAuthError;
+use crate::oauth::code::AuthorizationCode;
+use crate::oauth::token::{self, ACCESS_TOKEN_TYP, TokenResponse};
+use crate::state::AppState;
+
+#[tracing::instrument(
+    name = "token.exchange",
+    skip_all,
+    fields(client_id = tracing::field::Empty, flow_id = tracing::field::Empty, grant_id = tracing::field::Empty)
+)]
+pub async fn exchange(
+    req: HttpRequest,
+    body: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, JsonError> {
+    let params = form::read(&req, body, state.body_limit).await?;
+    let client = client_auth::authenticate(&req, &params, &state).await?;
+    let span = tracing::Span::current();
+    span.record("client_id", client.id.as_str());
+    // Syntax first: a malformed request does not consume the code.
+    let request = token::parse_code_request(&params)?;
+
+    let digest = sha256_b64(request.code.as_bytes());
+    let Some(raw) = state.store.take(&state.keys.code(&digest)).await? else {
+        return Err(redeemed_or_unknown(&state, &digest).await?.into());
+    };
+    let record: AuthorizationCode = serde_json::from_slice(&raw).map_err(|e| {
+        tracing::error!(error = %e, "unreadable authorization code record");
+        OAuthError::server_error("internal error")
+    })?;
+    span.record("flow_id", record.flow_id.as_str());
+    span.record("grant_id", record.grant_id.as_str());
+    // Mark the code as used right away (before the checks), so a replay racing this request
+    // finds the marker. TTL: tokens from this code live at most the access-token lifetime.
+    state
+        .store
+        .put(
+            &state.keys.code_used(&digest),
+            record.grant_id.as_bytes(),
+            state.lifetimes.access_token,
+        )
+        .await?;
+    token::check_redemption(&record, &client.id, &request)
+        .inspect_err(|e| tracing::info!(reason = %e.description, "code redemption refused"))?;
+    let user = state
+        .users
+        .by_sub(&record.sub)
+        .ok_or_else(|| OAuthError::invalid_grant("the user of this code no longer exists"))?;
+
+    let now = crate::clock::now();
+    let at_claims = token::access_token_claims(
+        &record,
+        &state.endpoints.issuer,
+        &state.endpoints.userinfo,
+        now,
+        state.lifetimes.access_token.as_secs(),
+        random_token(16),
+    );
+    let access_token = sign(&state, Some(ACCESS_TOKEN_TYP), &at_claims)?;
+    let id_token = if token::has_openid(&record.scope) {
+        let claims = token::id_token_claims(
+            &record,
+            user.claims_for(&record.scope),
+            &state.endpoints.issuer,
+            now,
+            state.lifetimes.id_token.as_secs(),
+            token::at_hash(&access_token, state.signing_keys.active().alg),
+        );
+        Some(sign(&state, Some("JWT"), &claims)?)
+    } else {
+        None
+    };
+    tracing::info!("authorization code redeemed");
+    // RFC 6749 §5.1: no caching of responses that carry tokens.
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .insert_header((header::PRAGMA, "no-cache"))
+        .json(TokenResponse {
+            access_token,
+            token_type: "Bearer",
+            expires_in: state.lifetimes.access_token.as_secs(),
+            scope: record.scope.join(" "),
+            id_token,
+        }))
+}
+
+/// The code is not (or no longer) stored. If it was redeemed before, this is a replay:
+/// revoke the grant so the tokens issued at the first redemption stop working
+/// (RFC 6749 §4.1.2 SHOULD). Either way the client gets `invalid_grant`.
+async fn redeemed_or_unknown(state: &AppState, digest: &str) -> Result<OAuthError, JsonError> {
+    if let Some(grant_id) = state.store.get(&state.keys.code_used(digest)).await? {
+        let grant_id = String::from_utf8_lossy(&grant_id).into_owned();
+        tracing::Span::current().record("grant_id", grant_id.as_str());
+        state
+            .store
+            .put(
+                &state.keys.grant_revoked(&grant_id),
+                b"1",
+                state.lifetimes.access_token,
+            )
+            .await?;
+        tracing::warn!("authorization code replayed: grant revoked");
+    }
+    Ok(OAuthError::invalid_grant(
+        "the authorization code is invalid, expired, or was already used",
+    ))
+}
+
+fn sign<T: serde::Serialize>(state: &AppState, typ: Option<&str>, claims: &T) -> Result<String, OAuthError> {
+    state.signing_keys.sign(typ, claims).map_err(|e| {
+        tracing::error!(error = %e, "token signing failed");
+        OAuthError::server_error("internal error")
+    })
+}
