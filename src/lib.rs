@@ -12,6 +12,7 @@
 //! - [`state`]: per-process shared state built from the configuration.
 //! - [`config`]: layered settings and start-up validation; the zero-config demo.
 //! - [`telemetry`]: logging and the per-request span.
+//! - [`healthcheck`]: the `par-server healthcheck` probe (std TCP, for distroless images).
 //! - [`password`], [`crypto`], [`secret`], [`clock`]: small helpers.
 //!
 //! # Request flow
@@ -26,6 +27,7 @@
 pub mod clock;
 pub mod config;
 pub mod crypto;
+pub mod healthcheck;
 pub mod oauth;
 pub mod password;
 pub mod routes;
