@@ -13,6 +13,7 @@
 //! - [`keys`]: the server's signing keys (rotation, JWK Set, sign/verify of issued tokens).
 //! - [`config`]: layered settings and start-up validation; the zero-config demo.
 //! - [`telemetry`]: logging and the per-request span.
+//! - [`healthcheck`]: the `par-server healthcheck` probe (std TCP, for distroless images).
 //! - [`password`], [`crypto`], [`secret`], [`clock`]: small helpers.
 //!
 //! # Request flow
@@ -29,6 +30,7 @@
 pub mod clock;
 pub mod config;
 pub mod crypto;
+pub mod healthcheck;
 pub mod keys;
 pub mod oauth;
 pub mod password;

@@ -1,5 +1,5 @@
 //! The `par-server` command: runs the service (default), and the operator subcommands
-//! `hash-password` and `check-config`.
+//! `hash-password`, `check-config` and `healthcheck`.
 
 use std::io::{BufRead, IsTerminal};
 use std::path::PathBuf;
@@ -31,6 +31,14 @@ enum Command {
     HashPassword,
     /// Load and validate a configuration file, then exit.
     CheckConfig { file: PathBuf },
+    /// Probe a running server (the container HEALTHCHECK): exit 0 if the URL answers 200.
+    Healthcheck {
+        #[arg(long, env = "PAR_HEALTHCHECK_URL", default_value = par_server::healthcheck::DEFAULT_URL)]
+        url: String,
+        /// Give up after this many milliseconds (connect, send and read together).
+        #[arg(long, default_value_t = 2000, value_name = "MS")]
+        timeout_ms: u64,
+    },
 }
 
 fn main() -> ExitCode {
@@ -39,6 +47,17 @@ fn main() -> ExitCode {
         Command::Run => run(cli.config),
         Command::HashPassword => hash_password(),
         Command::CheckConfig { file } => check_config(file),
+        Command::Healthcheck { url, timeout_ms } => healthcheck(&url, timeout_ms),
+    }
+}
+
+fn healthcheck(url: &str, timeout_ms: u64) -> ExitCode {
+    match par_server::healthcheck::probe(url, std::time::Duration::from_millis(timeout_ms)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("unhealthy: {url}: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 
