@@ -473,6 +473,8 @@ impl TestApp {
     /// Another replica: a second `Application` on the same Redis and key prefix.
     pub async fn replica(&self, customise: impl FnOnce(&mut Settings)) -> TestApp {
         let mut settings = self.settings.clone();
+        // Replicas share one issuer (behind a load balancer), not one each.
+        settings.issuer = Some(self.issuer.clone());
         customise(&mut settings);
         spawn_with_settings(settings, None).await
     }

@@ -4,6 +4,7 @@
 mod authorize;
 mod binary;
 mod discovery_health;
+mod flow;
 mod helpers;
 mod jwks;
 mod par;
