@@ -71,6 +71,11 @@ impl OAuthError {
         temporarily_unavailable => TemporarilyUnavailable,
     }
 
+    /// The opaque error shown for a server-side failure; the cause goes to the log only.
+    pub fn internal() -> Self {
+        Self::server_error("internal error")
+    }
+
     /// The registered error code.
     pub fn code(&self) -> &'static str {
         match self.kind {

@@ -64,8 +64,7 @@ async fn plain_request(
     let mut request = AuthorizationRequest::parse(params, &client)
         .map_err(|r| BrowserError::to_client(state, r.error, r.redirect.as_ref()))?;
     request.flow_id = uuid::Uuid::now_v7().simple().to_string();
-    let record = serde_json::to_vec(&request)
-        .map_err(|_| BrowserError::page(state, OAuthError::server_error("internal error")))?;
+    let record = serde_json::to_vec(&request).map_err(|_| BrowserError::internal(state))?;
     let reference = Reference::generate();
     state
         .store

@@ -67,6 +67,11 @@ impl BrowserError {
         }
     }
 
+    /// The opaque internal-error page.
+    pub fn internal(state: &AppState) -> Self {
+        Self::page(state, OAuthError::internal())
+    }
+
     /// Redirects when `target` is proven, otherwise a page.
     pub fn to_client(state: &AppState, error: OAuthError, target: Option<&RedirectTarget>) -> Self {
         match target {

@@ -5,9 +5,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_web::HttpRequest;
+use actix_web::{HttpRequest, web};
 
 use super::error::JsonError;
+use super::form;
 use crate::oauth::OAuthError;
 use crate::oauth::client::Client;
 use crate::oauth::client_auth;
@@ -50,4 +51,17 @@ pub async fn authenticate(
         }
     }
     Ok(authenticated.client.clone())
+}
+
+/// The first two steps of every back-channel endpoint (PAR, token): read the bounded form
+/// body, authenticate the client, and note the client on the request span.
+pub async fn authenticated_form(
+    req: &HttpRequest,
+    body: web::Payload,
+    state: &AppState,
+) -> Result<(Params, Arc<Client>), JsonError> {
+    let params = form::read(req, body, state.body_limit).await?;
+    let client = authenticate(req, &params, state).await?;
+    tracing::Span::current().record("client_id", client.id.as_str());
+    Ok((params, client))
 }

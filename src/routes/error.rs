@@ -63,7 +63,7 @@ pub fn store_error(e: StoreError) -> OAuthError {
         }
         StoreError::Backend(cause) => {
             tracing::error!(%cause, "store error");
-            OAuthError::server_error("internal error")
+            OAuthError::internal()
         }
     }
 }

@@ -85,7 +85,7 @@ impl Interaction {
         };
         let request: AuthorizationRequest = serde_json::from_slice(&record).map_err(|e| {
             tracing::error!(error = %e, "unreadable pushed request");
-            BrowserError::page(state, OAuthError::server_error("internal error"))
+            BrowserError::internal(state)
         })?;
         tracing::Span::current().record("flow_id", request.flow_id.as_str());
         // RFC 9126 §4 / §7.4: the client's registration may have changed since the push.
@@ -145,8 +145,7 @@ impl Interaction {
             grant_id: random_token(16),
             flow_id: request.flow_id.clone(),
         };
-        let json = serde_json::to_vec(&record)
-            .map_err(|_| BrowserError::page(state, OAuthError::server_error("internal error")))?;
+        let json = serde_json::to_vec(&record).map_err(|_| BrowserError::internal(state))?;
         let stored = state
             .store
             .put_new(
@@ -158,10 +157,7 @@ impl Interaction {
             .map_err(page_error(state))?;
         if !stored {
             tracing::error!("authorization code collision");
-            return Err(BrowserError::page(
-                state,
-                OAuthError::server_error("internal error"),
-            ));
+            return Err(BrowserError::internal(state));
         }
         tracing::info!("authorization code issued");
         Ok(browser::see_other(&response::success(
@@ -198,16 +194,14 @@ impl Interaction {
                 if let Err(e) = state.store.delete(&keys.par_login(&self.digest)).await {
                     tracing::debug!(error = %e, "could not delete the consent marker");
                 }
-                serde_json::from_slice(&v)
-                    .map_err(|_| BrowserError::page(state, OAuthError::server_error("internal error")))
+                serde_json::from_slice(&v).map_err(|_| BrowserError::internal(state))
             }
             TakeOutcome::NotOwner | TakeOutcome::Missing => Err(unusable_request_uri(state)),
         }
     }
 
     async fn ask_consent(self, state: &AppState, session: Session) -> Result<HttpResponse, BrowserError> {
-        let json = serde_json::to_vec(&session)
-            .map_err(|_| BrowserError::page(state, OAuthError::server_error("internal error")))?;
+        let json = serde_json::to_vec(&session).map_err(|_| BrowserError::internal(state))?;
         state
             .store
             .put(
@@ -233,7 +227,7 @@ impl Interaction {
             username: &username,
         }
         .render()
-        .map_err(|_| BrowserError::page(state, OAuthError::server_error("internal error")))?;
+        .map_err(|_| BrowserError::internal(state))?;
         Ok(browser::page(StatusCode::OK, html))
     }
 
@@ -301,8 +295,7 @@ pub async fn start_session(state: &AppState, session: &Session) -> Result<Option
         return Ok(None);
     }
     let cookie = random_token(32);
-    let json = serde_json::to_vec(session)
-        .map_err(|_| BrowserError::page(state, OAuthError::server_error("internal error")))?;
+    let json = serde_json::to_vec(session).map_err(|_| BrowserError::internal(state))?;
     state
         .store
         .put(

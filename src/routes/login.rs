@@ -72,7 +72,7 @@ pub async fn login(
     // argon2 is CPU-heavy: off the async workers. Unknown users cost the same (dummy hash).
     let verified = web::block(move || crate::password::verify(&password, phc.as_deref()))
         .await
-        .map_err(|_| BrowserError::page(&state, OAuthError::server_error("internal error")))?;
+        .map_err(|_| BrowserError::internal(&state))?;
     let Some(user) = user.filter(|_| verified) else {
         span.record("outcome", "bad_credentials");
         tracing::info!("login failed");

@@ -7,8 +7,8 @@ use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Serialize;
 
+use super::client_auth;
 use super::error::JsonError;
-use super::{client_auth, form};
 use crate::oauth::OAuthError;
 use crate::oauth::authorization::AuthorizationRequest;
 use crate::oauth::request_uri::Reference;
@@ -26,22 +26,20 @@ pub async fn push(
     body: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, JsonError> {
-    let params = form::read(&req, body, state.body_limit).await?;
-    let client = client_auth::authenticate(&req, &params, &state).await?;
-    tracing::Span::current().record("client_id", client.id.as_str());
+    let (params, client) = client_auth::authenticated_form(&req, body, &state).await?;
     // RFC 9126 §2.1: a request_uri in the push is forbidden.
     if params.contains("request_uri") {
         return Err(OAuthError::invalid_request("request_uri must not be pushed").into());
     }
     let mut request = AuthorizationRequest::parse(&params, &client).map_err(|r| JsonError::from(r.error))?;
     request.flow_id = uuid::Uuid::now_v7().simple().to_string();
-    let record = serde_json::to_vec(&request).map_err(|_| OAuthError::server_error("internal error"))?;
+    let record = serde_json::to_vec(&request).map_err(|_| OAuthError::internal())?;
     let reference = Reference::generate();
     let key = state.keys.par(&reference.digest());
     if !state.store.put_new(&key, &record, state.par.lifetime).await? {
         // 256 random bits colliding means a broken RNG: refuse rather than overwrite.
         tracing::error!("request_uri reference collision");
-        return Err(OAuthError::server_error("internal error").into());
+        return Err(OAuthError::internal().into());
     }
     Ok(HttpResponse::Created()
         .insert_header((header::CACHE_CONTROL, "no-store"))

@@ -6,8 +6,8 @@
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 
+use super::client_auth;
 use super::error::JsonError;
-use super::{client_auth, form};
 use crate::crypto::{random_token, sha256_b64};
 use crate::oauth::OAuthError;
 use crate::oauth::code::AuthorizationCode;
@@ -24,10 +24,8 @@ pub async fn exchange(
     body: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, JsonError> {
-    let params = form::read(&req, body, state.body_limit).await?;
-    let client = client_auth::authenticate(&req, &params, &state).await?;
+    let (params, client) = client_auth::authenticated_form(&req, body, &state).await?;
     let span = tracing::Span::current();
-    span.record("client_id", client.id.as_str());
     // Syntax first: a malformed request does not consume the code.
     let request = token::parse_code_request(&params)?;
 
@@ -37,7 +35,7 @@ pub async fn exchange(
     };
     let record: AuthorizationCode = serde_json::from_slice(&raw).map_err(|e| {
         tracing::error!(error = %e, "unreadable authorization code record");
-        OAuthError::server_error("internal error")
+        OAuthError::internal()
     })?;
     span.record("flow_id", record.flow_id.as_str());
     span.record("grant_id", record.grant_id.as_str());
@@ -120,6 +118,6 @@ async fn redeemed_or_unknown(state: &AppState, digest: &str) -> Result<OAuthErro
 fn sign<T: serde::Serialize>(state: &AppState, typ: Option<&str>, claims: &T) -> Result<String, OAuthError> {
     state.signing_keys.sign(typ, claims).map_err(|e| {
         tracing::error!(error = %e, "token signing failed");
-        OAuthError::server_error("internal error")
+        OAuthError::internal()
     })
 }
