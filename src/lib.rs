@@ -12,6 +12,7 @@
 //! - [`state`]: per-process shared state built from the configuration.
 //! - [`config`]: layered settings and start-up validation; the zero-config demo.
 //! - [`telemetry`]: logging and the per-request span.
+//! - [`shutdown`]: SIGTERM/SIGINT → not-ready, drain delay, graceful stop.
 //! - [`password`], [`crypto`], [`secret`], [`clock`]: small helpers.
 //!
 //! # Request flow
@@ -30,6 +31,7 @@ pub mod oauth;
 pub mod password;
 pub mod routes;
 pub mod secret;
+pub mod shutdown;
 pub mod startup;
 pub mod state;
 pub mod store;

@@ -6,4 +6,7 @@ mod binary;
 mod discovery_health;
 mod helpers;
 mod par;
+mod redis_topologies;
 mod store_contract;
+#[path = "../support/topology.rs"]
+mod topology;
