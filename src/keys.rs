@@ -233,7 +233,7 @@ impl SigningKeys {
             Some(keys) => Ok(keys),
             None if shared => Err(ConfigError::new(
                 "keys",
-                "required when redis.url is set: replicas must share signing keys",
+                "required with a Redis store: replicas must share signing keys",
             )
             .into()),
             None => {

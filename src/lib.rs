@@ -14,6 +14,7 @@
 //! - [`config`]: layered settings and start-up validation; the zero-config demo.
 //! - [`telemetry`]: logging and the per-request span.
 //! - [`healthcheck`]: the `par-server healthcheck` probe (std TCP, for distroless images).
+//! - [`shutdown`]: SIGTERM/SIGINT → not-ready, drain delay, graceful stop.
 //! - [`password`], [`crypto`], [`secret`], [`clock`]: small helpers.
 //!
 //! # Request flow
@@ -36,6 +37,7 @@ pub mod oauth;
 pub mod password;
 pub mod routes;
 pub mod secret;
+pub mod shutdown;
 pub mod startup;
 pub mod state;
 pub mod store;

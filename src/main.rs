@@ -140,7 +140,7 @@ fn run(config: Option<PathBuf>) -> ExitCode {
 }
 
 async fn serve(settings: Settings, demo: Option<demo::DemoCredentials>) -> anyhow::Result<()> {
-    let shared = settings.redis.url.is_some();
+    let shared = settings.redis.is_configured();
     if demo.is_some() && !par_server::config::is_loopback_bind(&settings.http.bind) {
         anyhow::bail!(
             "the zero-config demo only binds loopback addresses; configure clients to listen on {}",
@@ -157,7 +157,11 @@ async fn serve(settings: Settings, demo: Option<demo::DemoCredentials>) -> anyho
     if let Some(d) = demo {
         print_demo_banner(&app, &d);
     }
-    app.run_until_stopped().await?;
+    app.run_until_signalled().await?;
+    // TELEMETRY FLUSH CALL SITE (brief §4 "flush traces"): the observability work drops or
+    // shuts down its tracer-provider guard here, after the last request has finished and
+    // before the process exits.
+    par_server::telemetry::flush();
     tracing::info!("stopped");
     Ok(())
 }

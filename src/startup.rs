@@ -17,6 +17,7 @@ pub struct Application {
     address: SocketAddr,
     server: Server,
     state: web::Data<AppState>,
+    drain_delay: Duration,
 }
 
 impl Application {
@@ -36,7 +37,9 @@ impl Application {
                 .configure(|cfg| routes_table(cfg, &base))
         })
         .shutdown_timeout(settings.http.shutdown_grace_secs)
-        .client_request_timeout(Duration::from_secs(10));
+        .client_request_timeout(Duration::from_secs(10))
+        // Signals are ours (crate::shutdown): drain before the listener closes.
+        .disable_signals();
         if settings.http.workers > 0 {
             server = server.workers(settings.http.workers);
         }
@@ -45,6 +48,7 @@ impl Application {
             address,
             server,
             state,
+            drain_delay: Duration::from_secs(settings.http.drain_delay_secs),
         })
     }
 
@@ -66,6 +70,30 @@ impl Application {
 
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         self.server.await
+    }
+
+    /// Serves until SIGTERM/SIGINT, then drains and stops gracefully ([`crate::shutdown`]).
+    pub async fn run_until_signalled(self) -> std::io::Result<()> {
+        self.run_until(crate::shutdown::signal()).await
+    }
+
+    /// Serves until `trigger` completes, then drains and stops gracefully: `/readyz`
+    /// reports draining for `http.drain_delay_secs`, then in-flight requests get
+    /// `http.shutdown_grace_secs`.
+    pub async fn run_until(
+        self,
+        trigger: impl Future<Output = &'static str> + 'static,
+    ) -> std::io::Result<()> {
+        let handle = self.server.handle();
+        let watcher = actix_web::rt::spawn(crate::shutdown::drain_then_stop(
+            trigger,
+            handle,
+            self.state.drain_flag(),
+            self.drain_delay,
+        ));
+        let result = self.server.await;
+        watcher.abort();
+        result
     }
 }
 

@@ -75,17 +75,14 @@ impl AppState {
     /// `settings` must have passed [`Settings::validate`]; `issuer` is the one in force.
     pub fn build(settings: &Settings, issuer: &str, local: std::net::SocketAddr) -> anyhow::Result<Self> {
         let clients = settings.client_registry()?;
-        let store = match &settings.redis.url {
-            Some(url) => Store::Redis(RedisStore::connect(&RedisOptions {
-                url: url.expose().to_owned(),
-                command_timeout: Duration::from_millis(settings.redis.command_timeout_ms),
-                connect_timeout: Duration::from_millis(settings.redis.connect_timeout_ms),
-                pool_size: (settings.redis.connection == crate::config::RedisConnection::Pool)
-                    .then_some(settings.redis.pool_size),
-            })?),
-            None => Store::memory(),
+        let store = if settings.redis.is_configured() {
+            Store::Redis(RedisStore::connect(&RedisOptions::from_settings(
+                &settings.redis,
+            )?)?)
+        } else {
+            Store::memory()
         };
-        let signing_keys = SigningKeys::load_or_generate(&settings.keys, settings.redis.url.is_some())?;
+        let signing_keys = SigningKeys::load_or_generate(&settings.keys, settings.redis.is_configured())?;
         let endpoints = Endpoints::new(issuer, &settings.http.base_path);
         let mut scopes: Vec<String> = Vec::new();
         for c in &settings.clients {

@@ -27,6 +27,10 @@ pub fn init(settings: &LogSettings) {
     };
 }
 
+/// Flushes telemetry at shutdown, after the server stopped (called from `main`). Nothing to
+/// flush yet; the OpenTelemetry exporter's guard belongs here.
+pub fn flush() {}
+
 pub struct RootSpan;
 
 impl RootSpanBuilder for RootSpan {

@@ -113,25 +113,25 @@ async fn the_playground_walk_through_works_in_a_real_browser() {
             .await?
             .click()
             .await?;
-        // Back on the playground, which redeemed the code.
-        let id_token = browser
-            .wait()
-            .for_element(Locator::Id("id-token"))
-            .await?
-            .text()
-            .await?;
-        let access_token = browser.find(Locator::Id("access-token")).await?.text().await?;
-        let userinfo = browser.find(Locator::Id("userinfo")).await?.text().await?;
-        let request_uri = browser.find(Locator::Id("request-uri")).await?.text().await?;
+        // Back on the playground, which redeemed the code. `textContent` does not depend on
+        // layout or visibility, unlike WebDriver's element text.
+        browser.wait().for_element(Locator::Id("id-token")).await?;
+        let mut text = Vec::new();
+        for id in ["id-token", "access-token", "userinfo", "request-uri"] {
+            text.push(browser.find(Locator::Id(id)).await?.prop("textContent").await?.unwrap_or_default());
+        }
+        let source = browser.source().await?;
+        let [id_token, access_token, userinfo, request_uri] = <[String; 4]>::try_from(text).unwrap();
         if let Ok(dir) = std::env::var("PLAYGROUND_SCREENSHOT") {
             std::fs::write(dir, browser.screenshot().await?).ok();
         }
-        Ok::<_, fantoccini::error::CmdError>((id_token, access_token, userinfo, request_uri))
+        Ok::<_, fantoccini::error::CmdError>((id_token, access_token, userinfo, request_uri, source))
     }
     .await;
     browser.close().await.ok();
-    let (id_token, access_token, userinfo, request_uri) = result.expect("the walk-through completes");
-    let id: serde_json::Value = serde_json::from_str(&id_token).expect("ID token claims are JSON");
+    let (id_token, access_token, userinfo, request_uri, source) = result.expect("the walk-through completes");
+    let id: serde_json::Value =
+        serde_json::from_str(&id_token).unwrap_or_else(|e| panic!("ID token claims are not JSON ({e}); page: {source}"));
     assert_eq!(id["sub"], "alice");
     assert_eq!(id["aud"], "demo-app");
     assert_eq!(id["iss"], format!("http://127.0.0.1:{app_port}"));

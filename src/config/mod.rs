@@ -47,6 +47,9 @@ pub struct HttpSettings {
     pub body_limit: usize,
     /// Seconds in-flight requests get to finish after SIGTERM.
     pub shutdown_grace_secs: u64,
+    /// Seconds between SIGTERM (`/readyz` turns 503) and closing the listener, so load
+    /// balancers stop sending new requests first.
+    pub drain_delay_secs: u64,
 }
 
 impl Default for HttpSettings {
@@ -57,6 +60,7 @@ impl Default for HttpSettings {
             workers: 0,
             body_limit: 64 * 1024,
             shutdown_grace_secs: 30,
+            drain_delay_secs: 5,
         }
     }
 }
@@ -66,34 +70,113 @@ impl Default for HttpSettings {
 pub enum RedisConnection {
     /// One multiplexed, auto-reconnecting connection per process (fastest; the default).
     Multiplexed,
-    /// A deadpool-redis pool of `pool_size` connections.
+    /// A deadpool-redis pool of `pool_size` connections (standalone only).
     Pool,
+}
+
+/// Redis topology (brief §4, docs/redis.md).
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum RedisMode {
+    /// One server at `redis.url` (absent → in-memory store).
+    #[default]
+    Standalone,
+    /// Redis Cluster, discovered from `redis.cluster_nodes`.
+    Cluster,
+    /// A primary found through `redis.sentinel_nodes` under `redis.sentinel_master`.
+    Sentinel,
 }
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RedisSettings {
-    /// `redis://[user:password@]host:port[/db]` or `rediss://…`. Absent → in-memory store,
-    /// single process only.
+    /// `standalone` (default), `cluster` or `sentinel`.
+    pub mode: RedisMode,
+    /// Standalone: `redis://[user:password@]host:port[/db]` or `rediss://…`. Absent (in
+    /// standalone mode) → in-memory store, single process only.
     pub url: Option<Secret>,
+    /// Cluster: seed nodes, `redis://host:port` or `rediss://host:port`; the rest of the
+    /// cluster is discovered from them.
+    pub cluster_nodes: Vec<String>,
+    /// Sentinel: the sentinels, `redis://host:26379` or `rediss://…`. The scheme also
+    /// decides TLS to the primary they name.
+    pub sentinel_nodes: Vec<String>,
+    /// Sentinel: the monitored master's name (`sentinel monitor <name> …`).
+    pub sentinel_master: Option<String>,
+    /// ACL credentials for the sentinels themselves, if they require them.
+    pub sentinel_username: Option<String>,
+    pub sentinel_password: Option<Secret>,
+    /// ACL user for the data nodes; overrides a user in the URL(s).
+    pub username: Option<String>,
+    /// ACL password (or `requirepass`) for the data nodes; overrides one in the URL(s).
+    pub password: Option<Secret>,
+    /// Database number (standalone and sentinel; Cluster has only 0).
+    pub db: Option<i64>,
+    /// PEM file of the CA that signed the Redis servers' certificates (`rediss://`);
+    /// absent → the system trust store.
+    pub tls_ca_file: Option<PathBuf>,
+    /// Client certificate and key (PEM) for mutual TLS (`tls-auth-clients yes`).
+    pub tls_client_cert_file: Option<PathBuf>,
+    pub tls_client_key_file: Option<PathBuf>,
     /// Prefix of every key, so several deployments (or tests) can share one Redis.
     pub key_prefix: String,
     /// Upper bound on every Redis call; past it the request fails with 503.
     pub command_timeout_ms: u64,
     pub connect_timeout_ms: u64,
     pub connection: RedisConnection,
+    /// Pool mode: connections in the pool.
     pub pool_size: usize,
+    /// Pool mode: longest wait for a free connection (default: `command_timeout_ms`).
+    pub pool_wait_timeout_ms: Option<u64>,
+    /// Pool mode: longest time to open a connection (default: `connect_timeout_ms`).
+    pub pool_create_timeout_ms: Option<u64>,
+    /// Pool mode: longest health check of a returned connection (default:
+    /// `command_timeout_ms`).
+    pub pool_recycle_timeout_ms: Option<u64>,
+    /// Replicas that must acknowledge (`WAIT`) a one-shot take before the record is handed
+    /// out; 0 = off. Closes the async-replication window in which a failover could
+    /// resurrect a taken record (docs/redis.md). Needs that many healthy replicas.
+    pub wait_replicas: u32,
+    /// Longest `WAIT` for those acknowledgements; fewer in time → 503.
+    pub wait_timeout_ms: u64,
 }
 
 impl Default for RedisSettings {
     fn default() -> Self {
         Self {
+            mode: RedisMode::Standalone,
             url: None,
+            cluster_nodes: Vec::new(),
+            sentinel_nodes: Vec::new(),
+            sentinel_master: None,
+            sentinel_username: None,
+            sentinel_password: None,
+            username: None,
+            password: None,
+            db: None,
+            tls_ca_file: None,
+            tls_client_cert_file: None,
+            tls_client_key_file: None,
             key_prefix: "par:".into(),
             command_timeout_ms: 2000,
             connect_timeout_ms: 2000,
             connection: RedisConnection::Multiplexed,
             pool_size: 8,
+            pool_wait_timeout_ms: None,
+            pool_create_timeout_ms: None,
+            pool_recycle_timeout_ms: None,
+            wait_replicas: 0,
+            wait_timeout_ms: 500,
+        }
+    }
+}
+
+impl RedisSettings {
+    /// Whether the shared Redis store is configured (otherwise: the in-memory demo store).
+    pub fn is_configured(&self) -> bool {
+        match self.mode {
+            RedisMode::Standalone => self.url.is_some(),
+            RedisMode::Cluster | RedisMode::Sentinel => true,
         }
     }
 }
@@ -300,7 +383,9 @@ impl Settings {
                 .separator("__")
                 .try_parsing(true)
                 .list_separator(",")
-                .with_list_parse_key("par.accepted_request_uri_prefixes"),
+                .with_list_parse_key("par.accepted_request_uri_prefixes")
+                .with_list_parse_key("redis.cluster_nodes")
+                .with_list_parse_key("redis.sentinel_nodes"),
         );
         let settings: Settings = builder
             .build()

@@ -75,20 +75,12 @@ impl Settings {
         if !(1024..=10 * 1024 * 1024).contains(&self.http.body_limit) {
             return fail("http.body_limit", "must be between 1024 and 10485760 bytes");
         }
-        if let Some(url) = &self.redis.url {
-            let ok = ["redis://", "rediss://", "unix://", "redis+unix://"]
-                .iter()
-                .any(|s| url.expose().starts_with(s))
-                && redis::Client::open(url.expose()).is_ok();
-            if !ok {
-                return fail("redis.url", "must be a redis://, rediss:// or unix:// URL");
-            }
+        self.validate_redis()?;
+        if self.http.shutdown_grace_secs > 3600 {
+            return fail("http.shutdown_grace_secs", "must be at most 3600 seconds");
         }
-        if self.redis.command_timeout_ms == 0 || self.redis.connect_timeout_ms == 0 {
-            return fail("redis.command_timeout_ms", "timeouts must be > 0");
-        }
-        if !(1..=256).contains(&self.redis.pool_size) {
-            return fail("redis.pool_size", "must be between 1 and 256");
+        if self.http.drain_delay_secs > 600 {
+            return fail("http.drain_delay_secs", "must be at most 600 seconds");
         }
         let par = &self.par;
         if !(1..600).contains(&par.request_uri_lifetime) {
@@ -129,10 +121,10 @@ impl Settings {
             return fail("tokens.id_token_lifetime", "must be between 1 and 86400 seconds");
         }
         // Replicas verify each other's tokens: they must share keys (brief §4).
-        if self.keys.is_empty() && self.redis.url.is_some() {
+        if self.keys.is_empty() && self.redis.is_configured() {
             return fail(
                 "keys",
-                "required when redis.url is set: replicas must share signing keys",
+                "required with a Redis store: replicas must share signing keys",
             );
         }
         crate::keys::SigningKeys::from_settings(&self.keys)?;
@@ -298,6 +290,170 @@ fn validate_redirect_uri(uri: &str) -> Result<(), String> {
     }
 }
 
+/// A Redis node URL: `redis://` or `rediss://` (plus `unix://` where `unix_ok`) that the
+/// client library parses.
+fn redis_url_ok(url: &str, unix_ok: bool) -> bool {
+    let schemes: &[&str] = if unix_ok {
+        &["redis://", "rediss://", "unix://", "redis+unix://"]
+    } else {
+        &["redis://", "rediss://"]
+    };
+    schemes.iter().any(|s| url.starts_with(s)) && redis::Client::open(url).is_ok()
+}
+
+impl Settings {
+    /// The `redis` section (brief §4): one topology, its addresses, TLS files, timeouts and
+    /// pool settings.
+    fn validate_redis(&self) -> Result<(), ConfigError> {
+        use super::{RedisConnection, RedisMode};
+        let r = &self.redis;
+        match r.mode {
+            RedisMode::Standalone => {
+                if let Some(url) = &r.url
+                    && !redis_url_ok(url.expose(), true)
+                {
+                    return fail("redis.url", "must be a redis://, rediss:// or unix:// URL");
+                }
+                if !r.cluster_nodes.is_empty() {
+                    return fail("redis.cluster_nodes", "only used with redis.mode = cluster");
+                }
+                if !r.sentinel_nodes.is_empty() || r.sentinel_master.is_some() {
+                    return fail("redis.sentinel_nodes", "only used with redis.mode = sentinel");
+                }
+            }
+            RedisMode::Cluster => {
+                if r.url.is_some() {
+                    return fail(
+                        "redis.url",
+                        "not used with redis.mode = cluster; list redis.cluster_nodes",
+                    );
+                }
+                if r.cluster_nodes.is_empty() {
+                    return fail(
+                        "redis.cluster_nodes",
+                        "at least one seed node is required in cluster mode",
+                    );
+                }
+                for (i, n) in r.cluster_nodes.iter().enumerate() {
+                    if !redis_url_ok(n, false) {
+                        return fail(
+                            format!("redis.cluster_nodes[{i}]"),
+                            "must be a redis://host:port or rediss://host:port URL",
+                        );
+                    }
+                }
+                if r.cluster_nodes.iter().any(|n| n.starts_with("rediss://"))
+                    != r.cluster_nodes.iter().all(|n| n.starts_with("rediss://"))
+                {
+                    return fail(
+                        "redis.cluster_nodes",
+                        "use rediss:// for all seed nodes or for none",
+                    );
+                }
+                if r.db.is_some_and(|d| d != 0) {
+                    return fail("redis.db", "Redis Cluster has only database 0");
+                }
+                if !r.sentinel_nodes.is_empty() || r.sentinel_master.is_some() {
+                    return fail("redis.sentinel_nodes", "only used with redis.mode = sentinel");
+                }
+            }
+            RedisMode::Sentinel => {
+                if r.url.is_some() {
+                    return fail(
+                        "redis.url",
+                        "not used with redis.mode = sentinel; list redis.sentinel_nodes",
+                    );
+                }
+                if r.sentinel_nodes.is_empty() {
+                    return fail(
+                        "redis.sentinel_nodes",
+                        "at least one sentinel is required in sentinel mode",
+                    );
+                }
+                for (i, n) in r.sentinel_nodes.iter().enumerate() {
+                    if !redis_url_ok(n, false) {
+                        return fail(
+                            format!("redis.sentinel_nodes[{i}]"),
+                            "must be a redis://host:port or rediss://host:port URL",
+                        );
+                    }
+                }
+                if r.sentinel_nodes.iter().any(|n| n.starts_with("rediss://"))
+                    != r.sentinel_nodes.iter().all(|n| n.starts_with("rediss://"))
+                {
+                    return fail(
+                        "redis.sentinel_nodes",
+                        "use rediss:// for all sentinels or for none",
+                    );
+                }
+                if r.sentinel_master.as_deref().is_none_or(str::is_empty) {
+                    return fail(
+                        "redis.sentinel_master",
+                        "the monitored master's name is required in sentinel mode",
+                    );
+                }
+                if !r.cluster_nodes.is_empty() {
+                    return fail("redis.cluster_nodes", "only used with redis.mode = cluster");
+                }
+            }
+        }
+        if r.connection == RedisConnection::Pool && r.mode != RedisMode::Standalone {
+            return fail(
+                "redis.connection",
+                "pool is only available with redis.mode = standalone (cluster and sentinel connections are multiplexed)",
+            );
+        }
+        if r.wait_replicas > 0 && r.connection == RedisConnection::Pool {
+            return fail("redis.wait_replicas", "needs redis.connection = multiplexed");
+        }
+        if r.wait_replicas > 16 {
+            return fail("redis.wait_replicas", "must be at most 16");
+        }
+        if r.wait_timeout_ms == 0 {
+            return fail("redis.wait_timeout_ms", "must be > 0");
+        }
+        if r.db.is_some_and(|d| !(0..=15).contains(&d)) {
+            return fail("redis.db", "must be between 0 and 15");
+        }
+        for (key, file) in [
+            ("redis.tls_ca_file", &r.tls_ca_file),
+            ("redis.tls_client_cert_file", &r.tls_client_cert_file),
+            ("redis.tls_client_key_file", &r.tls_client_key_file),
+        ] {
+            if let Some(f) = file
+                && !f.is_file()
+            {
+                return fail(key, format!("{}: no such file", f.display()));
+            }
+        }
+        if r.tls_client_cert_file.is_some() != r.tls_client_key_file.is_some() {
+            return fail(
+                "redis.tls_client_key_file",
+                "set both redis.tls_client_cert_file and redis.tls_client_key_file, or neither",
+            );
+        }
+        if r.command_timeout_ms == 0 {
+            return fail("redis.command_timeout_ms", "must be > 0");
+        }
+        if r.connect_timeout_ms == 0 {
+            return fail("redis.connect_timeout_ms", "must be > 0");
+        }
+        if !(1..=256).contains(&r.pool_size) {
+            return fail("redis.pool_size", "must be between 1 and 256");
+        }
+        for (key, v) in [
+            ("redis.pool_wait_timeout_ms", r.pool_wait_timeout_ms),
+            ("redis.pool_create_timeout_ms", r.pool_create_timeout_ms),
+            ("redis.pool_recycle_timeout_ms", r.pool_recycle_timeout_ms),
+        ] {
+            if v == Some(0) {
+                return fail(key, "must be > 0");
+            }
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -400,6 +556,55 @@ mod tests {
                     }]
                 }),
                 "keys[0].pem_file",
+            ),
+            (
+                Box::new(|s| s.redis.mode = crate::config::RedisMode::Cluster),
+                "redis.cluster_nodes",
+            ),
+            (
+                Box::new(|s| {
+                    s.redis.mode = crate::config::RedisMode::Cluster;
+                    s.redis.cluster_nodes = vec!["redis://a:1".into(), "tcp://b:2".into()];
+                }),
+                "redis.cluster_nodes[1]",
+            ),
+            (
+                Box::new(|s| {
+                    s.redis.mode = crate::config::RedisMode::Cluster;
+                    s.redis.cluster_nodes = vec!["redis://a:1".into()];
+                    s.redis.connection = crate::config::RedisConnection::Pool;
+                }),
+                "redis.connection",
+            ),
+            (
+                Box::new(|s| {
+                    s.redis.mode = crate::config::RedisMode::Sentinel;
+                    s.redis.sentinel_nodes = vec!["redis://a:26379".into()];
+                }),
+                "redis.sentinel_master",
+            ),
+            (
+                Box::new(|s| {
+                    s.redis.mode = crate::config::RedisMode::Sentinel;
+                    s.redis.sentinel_master = Some("m".into());
+                }),
+                "redis.sentinel_nodes",
+            ),
+            (
+                Box::new(|s| s.redis.tls_ca_file = Some("/nonexistent/ca.pem".into())),
+                "redis.tls_ca_file",
+            ),
+            (
+                Box::new(|s| s.redis.pool_wait_timeout_ms = Some(0)),
+                "redis.pool_wait_timeout_ms",
+            ),
+            (
+                Box::new(|s| s.redis.connect_timeout_ms = 0),
+                "redis.connect_timeout_ms",
+            ),
+            (
+                Box::new(|s| s.http.drain_delay_secs = 601),
+                "http.drain_delay_secs",
             ),
         ];
         for (change, key) in table {

@@ -12,7 +12,9 @@ pub enum StoreError {
 
 impl From<redis::RedisError> for StoreError {
     fn from(e: redis::RedisError) -> Self {
-        if e.is_io_error() || e.is_connection_refusal() || e.is_timeout() || e.is_connection_dropped() {
+        // READONLY, LOADING, TRYAGAIN, CLUSTERDOWN, MASTERDOWN: a failover or migration is
+        // under way (brief §4: 503, never 500).
+        if super::redis::is_transient(&e) {
             StoreError::Unavailable(e.to_string())
         } else {
             StoreError::Backend(e.to_string())

@@ -8,6 +8,9 @@ mod flow;
 mod helpers;
 mod jwks;
 mod par;
+mod redis_topologies;
 mod store_contract;
 mod token;
+#[path = "../support/topology.rs"]
+mod topology;
 mod userinfo;

@@ -1,49 +1,91 @@
 //! The store contract, run against both backends: Redis (a real `redis-server`) and the
-//! in-memory store of the zero-config demo. Same behaviour, or the demo lies.
+//! in-memory store of the zero-config demo, and Redis Cluster and Sentinel topologies. Same
+//! behaviour, or the demo lies.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use par_server::store::redis::{RedisOptions, RedisStore};
+use par_server::store::redis::{PoolOptions, RedisOptions, RedisStore, Topology};
 use par_server::store::{ClaimOutcome, Keys, Store, TakeOutcome};
 
 use crate::helpers::TestRedis;
+use crate::topology::{RedisCluster, SentinelGroup};
 
 struct Fixture {
     store: Arc<Store>,
     keys: Keys,
-    _redis: Option<TestRedis>,
+    /// Processes kept alive for the test (killed on drop).
+    _guard: Option<Box<dyn std::any::Any + Send>>,
 }
+
+const TIMEOUT: Duration = Duration::from_secs(2);
 
 fn redis_fixture() -> Fixture {
     let redis = TestRedis::start();
-    let store = RedisStore::connect(&RedisOptions {
-        url: redis.url(),
-        command_timeout: Duration::from_secs(2),
-        connect_timeout: Duration::from_secs(2),
-        pool_size: None,
-    })
-    .unwrap();
+    let store = RedisStore::connect(&RedisOptions::standalone(redis.url(), TIMEOUT)).unwrap();
     Fixture {
         store: Arc::new(Store::Redis(store)),
         keys: Keys::new("c:"),
-        _redis: Some(redis),
+        _guard: Some(Box::new(redis)),
     }
 }
 
 fn pooled_redis_fixture() -> Fixture {
     let redis = TestRedis::start();
     let store = RedisStore::connect(&RedisOptions {
-        url: redis.url(),
-        command_timeout: Duration::from_secs(2),
-        connect_timeout: Duration::from_secs(2),
-        pool_size: Some(4),
+        pool: Some(PoolOptions {
+            size: 4,
+            wait_timeout: TIMEOUT,
+            create_timeout: TIMEOUT,
+            recycle_timeout: TIMEOUT,
+        }),
+        ..RedisOptions::standalone(redis.url(), TIMEOUT)
     })
     .unwrap();
     Fixture {
         store: Arc::new(Store::Redis(store)),
         keys: Keys::new("c:"),
-        _redis: Some(redis),
+        _guard: Some(Box::new(redis)),
+    }
+}
+
+/// Redis Cluster of three primaries: the scripts' keys share a hash tag, so each script
+/// runs in one slot (a CROSSSLOT error would fail these tests).
+fn cluster_fixture() -> Fixture {
+    let cluster = RedisCluster::start(3, 0);
+    let store = RedisStore::connect(&RedisOptions {
+        topology: Topology::Cluster {
+            nodes: cluster.seeds(),
+        },
+        ..RedisOptions::standalone("", TIMEOUT)
+    })
+    .unwrap();
+    Fixture {
+        store: Arc::new(Store::Redis(store)),
+        keys: Keys::new("c:"),
+        _guard: Some(Box::new(cluster)),
+    }
+}
+
+/// Sentinel (primary + replica + three sentinels), with every take acknowledged by the
+/// replica (`redis.wait_replicas = 1`).
+fn sentinel_fixture() -> Fixture {
+    let group = SentinelGroup::start();
+    let store = RedisStore::connect(&RedisOptions {
+        topology: Topology::Sentinel {
+            nodes: group.sentinel_urls(),
+            master: group.master.clone(),
+            username: None,
+            password: None,
+        },
+        wait_replicas: 1,
+        ..RedisOptions::standalone("", TIMEOUT)
+    })
+    .unwrap();
+    Fixture {
+        store: Arc::new(Store::Redis(store)),
+        keys: Keys::new("c:"),
+        _guard: Some(Box::new(group)),
     }
 }
 
@@ -51,7 +93,7 @@ fn memory_fixture() -> Fixture {
     Fixture {
         store: Arc::new(Store::memory()),
         keys: Keys::new("c:"),
-        _redis: None,
+        _guard: None,
     }
 }
 
@@ -196,6 +238,12 @@ macro_rules! contract {
         }
         mod redis_pool_backend {
             $( #[tokio::test] async fn $name() { super::$name(super::pooled_redis_fixture()).await } )*
+        }
+        mod redis_cluster_backend {
+            $( #[tokio::test] async fn $name() { super::$name(super::cluster_fixture()).await } )*
+        }
+        mod redis_sentinel_backend {
+            $( #[tokio::test] async fn $name() { super::$name(super::sentinel_fixture()).await } )*
         }
         mod memory_backend {
             $( #[tokio::test] async fn $name() { super::$name(super::memory_fixture()).await } )*
