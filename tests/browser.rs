@@ -118,7 +118,14 @@ async fn the_playground_walk_through_works_in_a_real_browser() {
         browser.wait().for_element(Locator::Id("id-token")).await?;
         let mut text = Vec::new();
         for id in ["id-token", "access-token", "userinfo", "request-uri"] {
-            text.push(browser.find(Locator::Id(id)).await?.prop("textContent").await?.unwrap_or_default());
+            text.push(
+                browser
+                    .find(Locator::Id(id))
+                    .await?
+                    .prop("textContent")
+                    .await?
+                    .unwrap_or_default(),
+            );
         }
         let source = browser.source().await?;
         let [id_token, access_token, userinfo, request_uri] = <[String; 4]>::try_from(text).unwrap();
@@ -130,8 +137,8 @@ async fn the_playground_walk_through_works_in_a_real_browser() {
     .await;
     browser.close().await.ok();
     let (id_token, access_token, userinfo, request_uri, source) = result.expect("the walk-through completes");
-    let id: serde_json::Value =
-        serde_json::from_str(&id_token).unwrap_or_else(|e| panic!("ID token claims are not JSON ({e}); page: {source}"));
+    let id: serde_json::Value = serde_json::from_str(&id_token)
+        .unwrap_or_else(|e| panic!("ID token claims are not JSON ({e}); page: {source}"));
     assert_eq!(id["sub"], "alice");
     assert_eq!(id["aud"], "demo-app");
     assert_eq!(id["iss"], format!("http://127.0.0.1:{app_port}"));

@@ -143,34 +143,41 @@ fn haproxy_bin() -> &'static str {
     }
 }
 
-/// HAProxy from `tests/scale/haproxy.cfg.tmpl`, killed on drop.
+/// HAProxy with the repository's `deploy/haproxy/haproxy.cfg` (the one the compose stack
+/// uses), its backends and ports given by environment; killed on drop.
 pub struct Lb {
     child: Child,
     pub port: u16,
     stats_port: u16,
 }
 
+/// The config has three backend slots; with fewer replicas the last slots repeat the first.
+const LB_SLOTS: usize = 3;
+
 impl Lb {
     /// HAProxy on `port` (the issuer's address) in front of `replica_ports`.
-    pub fn start(dir: &Path, port: u16, replica_ports: &[u16]) -> Self {
+    pub fn start(_dir: &Path, port: u16, replica_ports: &[u16]) -> Self {
+        assert!(
+            (1..=LB_SLOTS).contains(&replica_ports.len()),
+            "deploy/haproxy/haproxy.cfg has {LB_SLOTS} slots"
+        );
         let stats_port = free_port();
-        let mut servers = String::new();
-        for (i, p) in replica_ports.iter().enumerate() {
-            servers.push_str(&format!("    server r{i} 127.0.0.1:{p} check\n"));
+        let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/haproxy/haproxy.cfg");
+        let mut env: Vec<(String, String)> = vec![
+            ("PAR_LB_BIND".into(), format!("127.0.0.1:{port}")),
+            ("PAR_LB_STATS_BIND".into(), format!("127.0.0.1:{stats_port}")),
+            // Fast checks so scenarios see a drained or dead replica within a second.
+            ("PAR_LB_CHECK_INTER".into(), "300ms".into()),
+        ];
+        for slot in 0..LB_SLOTS {
+            let p = replica_ports.get(slot).unwrap_or(&replica_ports[0]);
+            env.push((format!("PAR_BACKEND_{}", slot + 1), format!("127.0.0.1:{p}")));
         }
-        for (i, p) in replica_ports.iter().enumerate() {
-            servers.push_str(&format!("    server r{i}-backup 127.0.0.1:{p} backup\n"));
-        }
-        let cfg = include_str!("haproxy.cfg.tmpl")
-            .replace("{{LB_PORT}}", &port.to_string())
-            .replace("{{STATS_PORT}}", &stats_port.to_string())
-            .replace("{{SERVERS}}", servers.trim_end());
-        let path = dir.join("haproxy.cfg");
-        std::fs::write(&path, cfg).unwrap();
         let check = Command::new(haproxy_bin())
             .arg("-c")
             .arg("-f")
-            .arg(&path)
+            .arg(&config)
+            .envs(env.clone())
             .output();
         let check = check.expect("haproxy must be installed (scripts/test.sh installs it)");
         assert!(
@@ -181,7 +188,8 @@ impl Lb {
         let child = Command::new(haproxy_bin())
             .arg("-db")
             .arg("-f")
-            .arg(&path)
+            .arg(&config)
+            .envs(env)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -203,7 +211,7 @@ impl Lb {
             return Vec::new();
         };
         body.lines()
-            .filter(|l| l.starts_with("par_replicas,"))
+            .filter(|l| l.starts_with("par-server,"))
             .filter_map(|l| {
                 let cols: Vec<&str> = l.split(',').collect();
                 let name = cols.get(1)?;
@@ -337,10 +345,8 @@ log:
         assert!(
             poll(Duration::from_secs(20), || {
                 let s = stack.lb.servers();
-                s.iter()
-                    .filter(|(n, st)| !n.ends_with("-backup") && st == "UP")
-                    .count()
-                    == n
+                let checked: Vec<_> = s.iter().filter(|(name, _)| !name.ends_with("-backup")).collect();
+                checked.len() == LB_SLOTS && checked.iter().all(|(_, st)| st == "UP")
             }),
             "haproxy never saw every replica UP: {:?}",
             stack.lb.servers()

@@ -1,6 +1,6 @@
 //! Horizontal scale and failure, end to end (issue "Horizontal scale and failure", brief §4):
 //! real `redis-server` processes (standalone, Cluster, Sentinel), several real `par-server`
-//! processes, and HAProxy in front (`tests/scale/haproxy.cfg.tmpl`).
+//! processes, and HAProxy in front (`deploy/haproxy/haproxy.cfg`, the compose stack's own).
 //!
 //! Each scenario prints what it measured (and appends it to
 //! `target/tmp/scale-report.txt`); assertions are on outcomes — status codes, winners,
@@ -449,7 +449,7 @@ async fn s5_replica_loss_is_bounded() {
         .wait_successes_since(killed_at, 60, Duration::from_secs(30))
         .await;
     let marked_down = poll(Duration::from_secs(5), || {
-        stack.lb.status_of("r0").starts_with("DOWN")
+        stack.lb.status_of("par-server-1").starts_with("DOWN")
     });
     let records = load.finish().await;
     let failed: Vec<&Record> = records.iter().filter(|r| !r.outcome.is_ok()).collect();
@@ -514,7 +514,7 @@ async fn s6_sigterm_drains_without_failures() {
         http_get(port, "/readyz").is_some_and(|(s, body)| s == 503 && body.contains("draining"))
     });
     let drained = poll(Duration::from_secs(5), || {
-        stack.lb.status_of("r0").starts_with("DOWN")
+        stack.lb.status_of("par-server-1").starts_with("DOWN")
     });
     let limit = Duration::from_secs(http.drain_delay_secs + http.shutdown_grace_secs + 5);
     let status = tokio::task::block_in_place(|| stack.replicas[0].wait_exit(limit));
