@@ -23,6 +23,9 @@
 //!    one-time code stored under `code:{sha256(code)}`.
 //! 4. `POST /oauth2/token` — code taken with `GETDEL`, PKCE verified, tokens signed.
 
+// Instrumented store calls nest deep async state machines in the authorize handler.
+#![recursion_limit = "256"]
+
 pub mod clock;
 pub mod config;
 pub mod crypto;

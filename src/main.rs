@@ -109,7 +109,14 @@ fn run(config: Option<PathBuf>) -> ExitCode {
         eprintln!("{e}");
         return ExitCode::from(2);
     }
-    par_server::telemetry::init(&settings.log);
+    // Dropped when `run` returns, after the server stopped: flushes the spans still queued.
+    let _telemetry = match par_server::telemetry::init(&settings.log, &settings.telemetry) {
+        Ok(guard) => guard,
+        Err(e) => {
+            eprintln!("par-server: telemetry: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
     match actix_web::rt::System::new().block_on(serve(settings, demo)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

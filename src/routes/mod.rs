@@ -10,6 +10,7 @@ pub mod form;
 pub mod health;
 pub mod interaction;
 pub mod login;
+pub mod metrics;
 pub mod par;
 
 use actix_web::HttpResponse;

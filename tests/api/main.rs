@@ -5,5 +5,6 @@ mod authorize;
 mod binary;
 mod discovery_health;
 mod helpers;
+mod observability;
 mod par;
 mod store_contract;
