@@ -70,14 +70,31 @@ impl Drop for TelemetryGuard {
     }
 }
 
+/// What the OpenTelemetry layer sees: spans at INFO and above, events at WARN and above.
+fn exported(meta: &tracing::Metadata<'_>) -> bool {
+    let most_verbose = if meta.is_span() {
+        tracing::Level::INFO
+    } else {
+        tracing::Level::WARN
+    };
+    *meta.level() <= most_verbose
+}
+
 /// Installs the global subscriber (logs, and traces when an endpoint is configured).
 /// `RUST_LOG` overrides `log.level`. If a global subscriber is already set (a second call in
 /// one process), nothing is installed and the returned guard exports nothing.
 pub fn init(log: &LogSettings, telemetry: &TelemetrySettings) -> anyhow::Result<TelemetryGuard> {
     let plan = ExportPlan::resolve(telemetry, |k| std::env::var(k).ok());
     let exporter = plan.as_ref().map(otel::Exporter::start).transpose()?;
+    // Two filters: logs follow `log.level` / `RUST_LOG`; spans are exported from INFO up
+    // whatever the log level, so `level: warn` keeps logs quiet without losing traces. Only
+    // WARN and ERROR events become span events: the info lines (one per request) are in the
+    // logs, and exporting them again costs about as much as a span each.
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&log.level));
-    let otel_layer = exporter.as_ref().map(|e| e.layer());
+    let otel_layer = exporter.as_ref().map(|e| {
+        e.layer()
+            .with_filter(tracing_subscriber::filter::filter_fn(exported))
+    });
     let fmt_layer = match log.format {
         LogFormat::Json => tracing_subscriber::fmt::layer()
             .event_format(json::JsonFormat {
@@ -92,9 +109,8 @@ pub fn init(log: &LogSettings, telemetry: &TelemetrySettings) -> anyhow::Result<
             .boxed(),
     };
     let installed = tracing_subscriber::registry()
-        .with(filter)
         .with(otel_layer)
-        .with(fmt_layer)
+        .with(fmt_layer.with_filter(filter))
         .try_init()
         .is_ok();
     if !installed {
