@@ -28,6 +28,9 @@
 //!    replayed code revokes its grant (`code:{…}:used` → `grant:{…}:revoked`).
 //! 5. `GET /oauth2/userinfo` — Bearer JWT access token verified, grant not revoked.
 
+// Instrumented store calls nest deep async state machines in the authorize handler.
+#![recursion_limit = "256"]
+
 pub mod clock;
 pub mod config;
 pub mod crypto;

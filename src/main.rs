@@ -128,7 +128,14 @@ fn run(config: Option<PathBuf>) -> ExitCode {
         eprintln!("{e}");
         return ExitCode::from(2);
     }
-    par_server::telemetry::init(&settings.log);
+    // Dropped when `run` returns, after the server stopped: flushes the spans still queued.
+    let _telemetry = match par_server::telemetry::init(&settings.log, &settings.telemetry) {
+        Ok(guard) => guard,
+        Err(e) => {
+            eprintln!("par-server: telemetry: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
     match actix_web::rt::System::new().block_on(serve(settings, demo)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -158,17 +165,15 @@ async fn serve(settings: Settings, demo: Option<demo::DemoCredentials>) -> anyho
         print_demo_banner(&app, &d);
     }
     app.run_until_signalled().await?;
-    // TELEMETRY FLUSH CALL SITE (brief §4 "flush traces"): the observability work drops or
-    // shuts down its tracer-provider guard here, after the last request has finished and
-    // before the process exits.
-    par_server::telemetry::flush();
+    // Telemetry is flushed when `run` drops its guard, after this returns: the last
+    // request has finished by then.
     tracing::info!("stopped");
     Ok(())
 }
 
 fn print_demo_banner(app: &Application, d: &demo::DemoCredentials) {
     let issuer = app.issuer();
-    println!(
+    let banner = format!(
         r#"
 par-server zero-config demo (single process, in-memory store, loopback only)
 
@@ -190,4 +195,6 @@ Push an authorization request:
         user = d.username,
         password = d.password.expose(),
     );
+    // One write, and a closed stdout (a reader that went away) is not a reason to die.
+    let _ = std::io::Write::write_all(&mut std::io::stdout().lock(), banner.as_bytes());
 }

@@ -27,6 +27,7 @@ impl Application {
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.http.bind))?;
         let address = listener.local_addr()?;
         let issuer = settings.issuer_or(address);
+        crate::telemetry::metrics::install();
         let state = web::Data::new(AppState::build(&settings, &issuer, address)?);
         let base = settings.http.base_path.clone();
         let app_state = state.clone();
@@ -141,5 +142,6 @@ fn routes_table(cfg: &mut web::ServiceConfig, base: &str) {
         ))
         .route("/playground/callback", web::get().to(playground::callback))
         .route("/healthz", web::get().to(health::live))
-        .route("/readyz", web::get().to(health::ready));
+        .route("/readyz", web::get().to(health::ready))
+        .route("/metrics", web::get().to(routes::metrics::metrics));
 }

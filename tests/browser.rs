@@ -46,8 +46,9 @@ fn start_demo(port: u16) -> (Killed, String) {
         .unwrap();
     let stdout = child.stdout.take().unwrap();
     let demo = Killed(child);
-    let password = BufReader::new(stdout)
-        .lines()
+    let mut lines = BufReader::new(stdout).lines();
+    let password = lines
+        .by_ref()
         .map_while(Result::ok)
         .find_map(|l| {
             l.trim()
@@ -55,6 +56,8 @@ fn start_demo(port: u16) -> (Killed, String) {
                 .map(|r| r.trim().split(" / ").nth(1).unwrap().to_owned())
         })
         .expect("the banner prints the demo user");
+    // Keep reading so the server never writes into a closed pipe.
+    std::thread::spawn(move || lines.for_each(drop));
     wait_for_port(port);
     (demo, password)
 }

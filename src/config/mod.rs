@@ -32,6 +32,7 @@ pub struct Settings {
     pub users: Vec<UserSettings>,
     pub log: LogSettings,
     pub playground: PlaygroundSettings,
+    pub telemetry: TelemetrySettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -329,6 +330,36 @@ impl Default for LogSettings {
             level: "info".into(),
         }
     }
+}
+
+/// OTLP trace export (docs/observability.md). Tracing is on when an endpoint is configured
+/// here or by `OTEL_EXPORTER_OTLP_ENDPOINT` / `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`; otherwise
+/// nothing is exported and no OpenTelemetry layer is installed. A key set here wins over the
+/// matching `OTEL_*` variable; an unset key leaves the variable (or the SDK default) in force.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TelemetrySettings {
+    /// `service.name` of exported spans; else `OTEL_SERVICE_NAME`, else `par-server`.
+    pub service_name: Option<String>,
+    /// Collector URL: `http://host:4317` (gRPC) or `http://host:4318` (HTTP; `/v1/traces` is
+    /// appended when the URL has no path). Else `OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT`.
+    pub otlp_endpoint: Option<String>,
+    /// `grpc` or `http_protobuf`; else `OTEL_EXPORTER_OTLP_[TRACES_]PROTOCOL`
+    /// (`grpc` | `http/protobuf`), else `http_protobuf`.
+    pub otlp_protocol: Option<OtlpProtocol>,
+    /// Extra headers (gRPC metadata) sent with every export, e.g. a collector API key. Values
+    /// are secrets. Merged over `OTEL_EXPORTER_OTLP_[TRACES_]HEADERS`.
+    pub otlp_headers: std::collections::BTreeMap<String, Secret>,
+    /// Head sampling: the fraction of new traces kept, 0.0–1.0; a sampled `traceparent` on
+    /// input is always followed (parent-based). Else `OTEL_TRACES_SAMPLER[_ARG]`, else 1.0.
+    pub sampling_ratio: Option<f64>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum OtlpProtocol {
+    Grpc,
+    HttpProtobuf,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

@@ -51,6 +51,7 @@ impl Settings {
     }
 
     pub fn validate(&self) -> Result<(), ConfigError> {
+        validate_telemetry(&self.telemetry)?;
         if let Some(issuer) = &self.issuer {
             validate_issuer(issuer)?;
         }
@@ -166,6 +167,20 @@ impl Settings {
         }
         Ok(ClientRegistry::new(clients))
     }
+}
+
+fn validate_telemetry(t: &super::TelemetrySettings) -> Result<(), ConfigError> {
+    if let Some(r) = t.sampling_ratio
+        && !(0.0..=1.0).contains(&r)
+    {
+        return fail("telemetry.sampling_ratio", "must be between 0.0 and 1.0");
+    }
+    if let Some(e) = &t.otlp_endpoint
+        && !(e.starts_with("http://") || e.starts_with("https://"))
+    {
+        return fail("telemetry.otlp_endpoint", "must be an http:// or https:// URL");
+    }
+    Ok(())
 }
 
 fn validate_issuer(issuer: &str) -> Result<(), ConfigError> {

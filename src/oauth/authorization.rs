@@ -70,6 +70,11 @@ pub struct AuthorizationRequest {
     /// request is stored.
     #[serde(default)]
     pub flow_id: String,
+    /// W3C `traceparent` of the push's request span when it was sampled: later steps link
+    /// their spans to it, so one login reads as one story across replicas
+    /// (`telemetry::flow`). Not a secret; absent when tracing is off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace: Option<String>,
 }
 
 impl std::fmt::Debug for AuthorizationRequest {
@@ -211,6 +216,7 @@ impl AuthorizationRequest {
             acr_values: params.get("acr_values").map(str::to_owned),
             ui_locales: params.get("ui_locales").map(str::to_owned),
             flow_id: String::new(),
+            trace: None,
         };
         request.recheck(client)?;
         Ok(request)

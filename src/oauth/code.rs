@@ -37,6 +37,10 @@ pub struct AuthorizationCode {
     /// Non-secret id that links the steps of one login in traces and logs.
     #[serde(default)]
     pub flow_id: String,
+    /// The push's `traceparent`, carried from the pushed request so the token span can link
+    /// to it (`telemetry::flow`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace: Option<String>,
 }
 
 impl std::fmt::Debug for AuthorizationCode {

@@ -258,6 +258,7 @@ mod tests {
             resource: vec![],
             grant_id: "g1".into(),
             flow_id: "f1".into(),
+            trace: None,
         }
     }
 

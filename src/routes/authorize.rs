@@ -16,7 +16,7 @@ use crate::oauth::params::Params;
 use crate::oauth::request_uri::Reference;
 use crate::state::AppState;
 
-#[tracing::instrument(name = "authorize", skip_all, fields(client_id = tracing::field::Empty))]
+#[tracing::instrument(name = "authorize", skip_all, fields(client_id = tracing::field::Empty, flow_id = tracing::field::Empty))]
 pub async fn authorize(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, BrowserError> {
     let params = Params::parse(req.query_string().as_bytes()).map_err(|e| BrowserError::page(&state, e))?;
     let client_id = params
@@ -38,6 +38,7 @@ pub async fn authorize(req: HttpRequest, state: web::Data<AppState>) -> Result<H
         Some(request_uri) => Interaction::claim(&state, client, request_uri, browser_id.clone()).await?,
         None => plain_request(&state, client, &params, browser_id.clone()).await?,
     };
+    interaction.trace_step(&req);
     let session = load_session(&state, browser::sso_cookie(&req, &state)).await?;
     let mut res = interaction.proceed(&state, session).await?;
     if new_browser {

@@ -38,7 +38,10 @@ pub async fn authenticate(
         &state.assertion_audiences,
         crate::clock::now(),
     )
-    .inspect_err(|e| tracing::info!(reason = %e.description, "client authentication failed"))?;
+    .inspect_err(|e| {
+        crate::telemetry::metrics::client_auth_failed(presented.method().as_str());
+        tracing::info!(reason = %e.description, "client authentication failed");
+    })?;
     span.record("client_id", authenticated.client.id.as_str());
     if let Some((jti, remember)) = &authenticated.replay_guard {
         let key = state.keys.assertion_jti(&authenticated.client.id, jti);

@@ -71,6 +71,7 @@ impl Interaction {
             )
             .await
             .map_err(page_error(state))?;
+        crate::telemetry::metrics::claim(&client.id, claim_label(&outcome));
         let record = match outcome {
             ClaimOutcome::Claimed(v) | ClaimOutcome::Resumed(v) => v,
             ClaimOutcome::WrongClient => {
@@ -99,6 +100,17 @@ impl Interaction {
             digest,
             browser_id,
         })
+    }
+
+    /// Records this step's `client_id`/`flow_id` on the request's spans and links the current
+    /// span to the push (`telemetry::flow`).
+    pub fn trace_step(&self, req: &actix_web::HttpRequest) {
+        crate::telemetry::flow::step(
+            req,
+            &self.client.id,
+            &self.request.flow_id,
+            self.request.trace.as_deref(),
+        );
     }
 
     pub fn csrf_token(&self) -> String {
@@ -130,6 +142,7 @@ impl Interaction {
     /// fresh one-time code: `303 redirect_uri?code&state&iss`.
     #[tracing::instrument(name = "interaction.issue_code", skip_all, fields(client_id = %self.client.id, flow_id = %self.request.flow_id))]
     pub async fn issue_code(self, state: &AppState, session: &Session) -> Result<HttpResponse, BrowserError> {
+        crate::telemetry::flow::link_to_push(self.request.trace.as_deref());
         let request = self.take(state).await?;
         let code = new_code();
         let record = AuthorizationCode {
@@ -144,6 +157,7 @@ impl Interaction {
             resource: request.resource.clone(),
             grant_id: random_token(16),
             flow_id: request.flow_id.clone(),
+            trace: request.trace.clone(),
         };
         let json = serde_json::to_vec(&record).map_err(|_| BrowserError::internal(state))?;
         let stored = state
@@ -159,6 +173,7 @@ impl Interaction {
             tracing::error!("authorization code collision");
             return Err(BrowserError::internal(state));
         }
+        crate::telemetry::metrics::code_issued(&request.client_id);
         tracing::info!("authorization code issued");
         Ok(browser::see_other(&response::success(
             &request.redirect_target(),
@@ -188,6 +203,12 @@ impl Interaction {
             )
             .await
             .map_err(page_error(state))?;
+        let label = match &outcome {
+            TakeOutcome::Taken(_) => "taken",
+            TakeOutcome::NotOwner => "not_owner",
+            TakeOutcome::Missing => "missing",
+        };
+        crate::telemetry::metrics::take(&self.client.id, label);
         match outcome {
             TakeOutcome::Taken(v) => {
                 // The pending-consent marker has its own TTL; removing it is housekeeping.
@@ -275,6 +296,16 @@ struct ConsentPage<'a> {
     csrf_token: &'a str,
     scopes: &'a [String],
     username: &'a str,
+}
+
+fn claim_label(outcome: &ClaimOutcome) -> &'static str {
+    match outcome {
+        ClaimOutcome::Claimed(_) => "claimed",
+        ClaimOutcome::Resumed(_) => "resumed",
+        ClaimOutcome::ClaimedByOther => "claimed_by_other",
+        ClaimOutcome::WrongClient => "wrong_client",
+        ClaimOutcome::Missing => "missing",
+    }
 }
 
 /// The browser's SSO session, if its cookie names a live one whose user still exists.

@@ -53,10 +53,11 @@ async fn resume(
         ));
     }
     let interaction = Interaction::claim(state, client, request_uri, browser_id).await?;
+    interaction.trace_step(req);
     Ok((params, interaction))
 }
 
-#[tracing::instrument(name = "login", skip_all, fields(client_id = tracing::field::Empty, outcome = tracing::field::Empty))]
+#[tracing::instrument(name = "login", skip_all, fields(client_id = tracing::field::Empty, flow_id = tracing::field::Empty, outcome = tracing::field::Empty))]
 pub async fn login(
     req: HttpRequest,
     body: web::Payload,
@@ -70,15 +71,20 @@ pub async fn login(
     let user = state.users.by_username(&username).cloned();
     let phc = user.as_ref().map(|u| u.password_hash.expose().to_owned());
     // argon2 is CPU-heavy: off the async workers. Unknown users cost the same (dummy hash).
-    let verified = web::block(move || crate::password::verify(&password, phc.as_deref()))
-        .await
-        .map_err(|_| BrowserError::internal(&state))?;
+    // The span goes with the closure so the verification shows under this request's trace.
+    let verify_span = tracing::info_span!("password.verify");
+    let verified =
+        web::block(move || verify_span.in_scope(|| crate::password::verify(&password, phc.as_deref())))
+            .await
+            .map_err(|_| BrowserError::internal(&state))?;
     let Some(user) = user.filter(|_| verified) else {
         span.record("outcome", "bad_credentials");
+        crate::telemetry::metrics::login(&interaction.client.id, "bad_credentials");
         tracing::info!("login failed");
         return Ok(interaction.login_page(&state, Some(BAD_CREDENTIALS), &username));
     };
     span.record("outcome", "ok");
+    crate::telemetry::metrics::login(&interaction.client.id, "ok");
     let session = Session {
         sub: user.sub.clone(),
         auth_time: crate::clock::now(),
@@ -121,7 +127,7 @@ pub async fn login(
     Ok(res)
 }
 
-#[tracing::instrument(name = "consent", skip_all, fields(client_id = tracing::field::Empty))]
+#[tracing::instrument(name = "consent", skip_all, fields(client_id = tracing::field::Empty, flow_id = tracing::field::Empty))]
 pub async fn consent(
     req: HttpRequest,
     body: web::Payload,

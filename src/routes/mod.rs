@@ -11,6 +11,7 @@ pub mod health;
 pub mod interaction;
 pub mod jwks;
 pub mod login;
+pub mod metrics;
 pub mod par;
 pub mod playground;
 pub mod token;

@@ -13,6 +13,7 @@ use crate::oauth::OAuthError;
 use crate::oauth::authorization::AuthorizationRequest;
 use crate::oauth::request_uri::Reference;
 use crate::state::AppState;
+use crate::telemetry;
 
 #[derive(Serialize)]
 struct PushResponse {
@@ -20,7 +21,7 @@ struct PushResponse {
     expires_in: u64,
 }
 
-#[tracing::instrument(name = "par.push", skip_all, fields(client_id = tracing::field::Empty))]
+#[tracing::instrument(name = "par.push", skip_all, fields(client_id = tracing::field::Empty, flow_id = tracing::field::Empty))]
 pub async fn push(
     req: HttpRequest,
     body: web::Payload,
@@ -33,6 +34,8 @@ pub async fn push(
     }
     let mut request = AuthorizationRequest::parse(&params, &client).map_err(|r| JsonError::from(r.error))?;
     request.flow_id = uuid::Uuid::now_v7().simple().to_string();
+    request.trace = telemetry::flow::push_traceparent(&req);
+    telemetry::flow::step(&req, &client.id, &request.flow_id, None);
     let record = serde_json::to_vec(&request).map_err(|_| OAuthError::internal())?;
     let reference = Reference::generate();
     let key = state.keys.par(&reference.digest());
@@ -41,6 +44,7 @@ pub async fn push(
         tracing::error!("request_uri reference collision");
         return Err(OAuthError::internal().into());
     }
+    telemetry::metrics::pushed(&client.id);
     Ok(HttpResponse::Created()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .json(PushResponse {

@@ -31,14 +31,15 @@ pub async fn exchange(
 
     let digest = sha256_b64(request.code.as_bytes());
     let Some(raw) = state.store.take(&state.keys.code(&digest)).await? else {
-        return Err(redeemed_or_unknown(&state, &digest).await?.into());
+        return Err(redeemed_or_unknown(&state, &digest, &client.id).await?.into());
     };
     let record: AuthorizationCode = serde_json::from_slice(&raw).map_err(|e| {
         tracing::error!(error = %e, "unreadable authorization code record");
         OAuthError::internal()
     })?;
-    span.record("flow_id", record.flow_id.as_str());
     span.record("grant_id", record.grant_id.as_str());
+    // One login, one trace: link this step to the push, and label the request span.
+    crate::telemetry::flow::step(&req, &client.id, &record.flow_id, record.trace.as_deref());
     // Mark the code as used right away (before the checks), so a replay racing this request
     // finds the marker. TTL: tokens from this code live at most the access-token lifetime.
     state
@@ -79,6 +80,7 @@ pub async fn exchange(
     } else {
         None
     };
+    crate::telemetry::metrics::tokens_issued(&client.id);
     tracing::info!("authorization code redeemed");
     // RFC 6749 §5.1: no caching of responses that carry tokens.
     Ok(HttpResponse::Ok()
@@ -96,7 +98,11 @@ pub async fn exchange(
 /// The code is not (or no longer) stored. If it was redeemed before, this is a replay:
 /// revoke the grant so the tokens issued at the first redemption stop working
 /// (RFC 6749 §4.1.2 SHOULD). Either way the client gets `invalid_grant`.
-async fn redeemed_or_unknown(state: &AppState, digest: &str) -> Result<OAuthError, JsonError> {
+async fn redeemed_or_unknown(
+    state: &AppState,
+    digest: &str,
+    client_id: &str,
+) -> Result<OAuthError, JsonError> {
     if let Some(grant_id) = state.store.get(&state.keys.code_used(digest)).await? {
         let grant_id = String::from_utf8_lossy(&grant_id).into_owned();
         tracing::Span::current().record("grant_id", grant_id.as_str());
@@ -108,6 +114,7 @@ async fn redeemed_or_unknown(state: &AppState, digest: &str) -> Result<OAuthErro
                 state.lifetimes.access_token,
             )
             .await?;
+        crate::telemetry::metrics::code_replayed(client_id);
         tracing::warn!("authorization code replayed: grant revoked");
     }
     Ok(OAuthError::invalid_grant(
@@ -115,6 +122,7 @@ async fn redeemed_or_unknown(state: &AppState, digest: &str) -> Result<OAuthErro
     ))
 }
 
+#[tracing::instrument(name = "token.sign", skip_all, fields(typ = typ.unwrap_or("")))]
 fn sign<T: serde::Serialize>(state: &AppState, typ: Option<&str>, claims: &T) -> Result<String, OAuthError> {
     state.signing_keys.sign(typ, claims).map_err(|e| {
         tracing::error!(error = %e, "token signing failed");

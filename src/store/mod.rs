@@ -7,6 +7,7 @@
 //! service.
 
 pub mod error;
+mod instrument;
 pub mod keys;
 pub mod memory;
 pub mod redis;
@@ -66,30 +67,30 @@ impl Store {
 
     /// `SET key value EX ttl NX`: `false` if the key already exists (a collision fails
     /// loudly instead of overwriting).
-    #[tracing::instrument(name = "store.put_new", skip_all)]
+    #[tracing::instrument(name = "store.put_new", level = "debug", skip_all)]
     pub async fn put_new(&self, key: &Key, value: &[u8], ttl: Duration) -> Result<bool, StoreError> {
         dispatch!(self, put_new(key, value, ttl))
     }
 
     /// `SET key value EX ttl`.
-    #[tracing::instrument(name = "store.put", skip_all)]
+    #[tracing::instrument(name = "store.put", level = "debug", skip_all)]
     pub async fn put(&self, key: &Key, value: &[u8], ttl: Duration) -> Result<(), StoreError> {
         dispatch!(self, put(key, value, ttl))
     }
 
-    #[tracing::instrument(name = "store.get", skip_all)]
+    #[tracing::instrument(name = "store.get", level = "debug", skip_all)]
     pub async fn get(&self, key: &Key) -> Result<Option<Vec<u8>>, StoreError> {
         dispatch!(self, get(key))
     }
 
     /// Atomically fetches and deletes (`GETDEL`). `None` if the key never existed, expired,
     /// or was already taken by this or any other replica.
-    #[tracing::instrument(name = "store.take", skip_all)]
+    #[tracing::instrument(name = "store.take", level = "debug", skip_all)]
     pub async fn take(&self, key: &Key) -> Result<Option<Vec<u8>>, StoreError> {
         dispatch!(self, take(key))
     }
 
-    #[tracing::instrument(name = "store.delete", skip_all)]
+    #[tracing::instrument(name = "store.delete", level = "debug", skip_all)]
     pub async fn delete(&self, key: &Key) -> Result<(), StoreError> {
         dispatch!(self, delete(key))
     }
@@ -101,7 +102,7 @@ impl Store {
 
     /// Claims the pushed request `record` for `owner` if it belongs to `client_id`; the first
     /// claim extends the record's life to `ttl`. See [`ClaimOutcome`].
-    #[tracing::instrument(name = "store.claim", skip_all)]
+    #[tracing::instrument(name = "store.claim", level = "debug", skip_all)]
     pub async fn claim(
         &self,
         record: &Key,
@@ -114,7 +115,7 @@ impl Store {
     }
 
     /// Takes the claimed record if `owner` holds the claim: exactly one winner.
-    #[tracing::instrument(name = "store.take_claimed", skip_all)]
+    #[tracing::instrument(name = "store.take_claimed", level = "debug", skip_all)]
     pub async fn take_claimed(
         &self,
         record: &Key,

@@ -358,6 +358,10 @@ impl RedisStore {
     /// Runs `cmd`; in Sentinel mode a failure that may mean "the primary moved" makes the
     /// follower ask the sentinels again (in the background; this call still fails).
     async fn query<T: FromRedisValue>(&self, cmd: &Cmd) -> Result<T, StoreError> {
+        super::instrument::command(super::instrument::command_name(cmd), self.query_raw(cmd)).await
+    }
+
+    async fn query_raw<T: FromRedisValue>(&self, cmd: &Cmd) -> Result<T, StoreError> {
         match &self.conn {
             Connection::Manager(m) => {
                 let mut c = m.clone();
@@ -380,7 +384,23 @@ impl RedisStore {
         }
     }
 
-    async fn eval(&self, script: &Script, keys: &[&Key], args: &[&str]) -> Result<Vec<Value>, StoreError> {
+    /// Runs a script; `name` labels its span and metrics.
+    async fn eval(
+        &self,
+        name: &'static str,
+        script: &Script,
+        keys: &[&Key],
+        args: &[&str],
+    ) -> Result<Vec<Value>, StoreError> {
+        super::instrument::command(name, self.eval_raw(script, keys, args)).await
+    }
+
+    async fn eval_raw(
+        &self,
+        script: &Script,
+        keys: &[&Key],
+        args: &[&str],
+    ) -> Result<Vec<Value>, StoreError> {
         let mut inv = script.prepare_invoke();
         for k in keys {
             inv.key(k.as_str());
@@ -535,7 +555,7 @@ impl RedisStore {
     ) -> Result<ClaimOutcome, StoreError> {
         let ttl = ttl_secs(ttl).to_string();
         let reply = self
-            .eval(&CLAIM, &[record, claim], &[client_id, owner, &ttl])
+            .eval("claim", &CLAIM, &[record, claim], &[client_id, owner, &ttl])
             .await?;
         Ok(match (status(&reply)?, payload(&reply)) {
             (1, Some(v)) => ClaimOutcome::Claimed(v),
@@ -552,7 +572,9 @@ impl RedisStore {
         claim: &Key,
         owner: &str,
     ) -> Result<TakeOutcome, StoreError> {
-        let reply = self.eval(&TAKE_CLAIMED, &[record, claim], &[owner]).await?;
+        let reply = self
+            .eval("take_claimed", &TAKE_CLAIMED, &[record, claim], &[owner])
+            .await?;
         Ok(match (status(&reply)?, payload(&reply)) {
             (1, Some(v)) => {
                 self.replicated(record).await?;

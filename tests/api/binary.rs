@@ -80,13 +80,16 @@ async fn the_zero_config_demo_prints_working_credentials() {
     let _server = Running(child);
     let banner = tokio::task::spawn_blocking(move || {
         let mut lines = Vec::new();
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+        let mut reader = BufReader::new(stdout).lines();
+        for line in reader.by_ref().map_while(Result::ok) {
             let done = line.contains("/oauth2/par");
             lines.push(line);
             if done {
                 break;
             }
         }
+        // Keep reading so the server never writes into a closed pipe.
+        std::thread::spawn(move || reader.for_each(drop));
         lines.join("\n")
     })
     .await

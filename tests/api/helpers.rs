@@ -229,6 +229,7 @@ pub fn code_record(client_id: &str) -> AuthorizationCode {
         resource: vec![],
         grant_id: par_server::crypto::random_token(16),
         flow_id: uuid::Uuid::new_v4().to_string(),
+        trace: None,
     }
 }
 

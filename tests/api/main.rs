@@ -7,6 +7,7 @@ mod discovery_health;
 mod flow;
 mod helpers;
 mod jwks;
+mod observability;
 mod par;
 mod redis_topologies;
 mod store_contract;

@@ -1,0 +1,183 @@
+//! Prometheus metrics served at `GET /metrics` (docs/observability.md lists them all).
+//!
+//! One recorder per process, installed by the first [`install`] (every
+//! `Application::build` calls it): the `metrics` facade is process-global, and so is what a
+//! scrape of one replica should show. Tests run many applications in one process; they read
+//! an app's `/metrics` before and after a flow and compare, and the flow counters carry the
+//! configured `client_id` so a test with its own client sees exact deltas.
+//!
+//! Labels are bounded: route patterns (never paths), status codes, HTTP methods mapped onto
+//! the standard set, Redis command names from a fixed list, outcomes from enums, and
+//! `client_id` only after it matched a configured client.
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use metrics::{counter, describe_counter, describe_histogram, histogram};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// Latency buckets (seconds): 0.25 ms to 10 s.
+const BUCKETS: &[f64] = &[
+    0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
+];
+
+/// Installs the process-wide recorder once and returns its handle. If another recorder was
+/// installed first (an embedding program), metrics go there and `/metrics` shows only what
+/// this handle saw: nothing.
+pub fn install() -> &'static PrometheusHandle {
+    HANDLE.get_or_init(|| {
+        let recorder = PrometheusBuilder::new()
+            .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), BUCKETS)
+            .expect("non-empty buckets")
+            .build_recorder();
+        let handle = recorder.handle();
+        let _ = metrics::set_global_recorder(recorder);
+        describe();
+        // Histograms accumulate samples until drained: drain them even if nobody scrapes.
+        let upkeep = handle.clone();
+        let _ = std::thread::Builder::new()
+            .name("metrics-upkeep".into())
+            .spawn(move || {
+                loop {
+                    std::thread::sleep(Duration::from_secs(5));
+                    upkeep.run_upkeep();
+                }
+            });
+        handle
+    })
+}
+
+/// The Prometheus text exposition of every metric.
+pub fn render() -> String {
+    install().render()
+}
+
+fn describe() {
+    describe_counter!(
+        "http_server_requests_total",
+        "HTTP requests by method, route pattern and status"
+    );
+    describe_histogram!(
+        "http_server_request_duration_seconds",
+        metrics::Unit::Seconds,
+        "HTTP request latency (until the response head is ready) by method, route and status"
+    );
+    describe_counter!(
+        "par_pushes_total",
+        "Pushed authorization requests stored (201 from /par)"
+    );
+    describe_counter!(
+        "par_claims_total",
+        "request_uri presentations at /authorize, /login and /consent by outcome: claimed (first use), resumed (same browser again), claimed_by_other and wrong_client (reuse and cross-client attempts), missing (unknown, expired or already used)"
+    );
+    describe_counter!(
+        "par_takes_total",
+        "Pushed requests consumed at the end of an interaction by outcome: taken, not_owner, missing"
+    );
+    describe_counter!("par_codes_issued_total", "Authorization codes issued");
+    describe_counter!("par_tokens_issued_total", "Token responses issued at /token");
+    describe_counter!(
+        "par_code_replays_total",
+        "Authorization codes presented again after they were redeemed"
+    );
+    describe_counter!(
+        "par_logins_total",
+        "Password logins by outcome: ok, bad_credentials"
+    );
+    describe_counter!(
+        "par_client_auth_failures_total",
+        "Failed client authentications at /par (and /token) by presented method"
+    );
+    describe_histogram!(
+        "par_redis_command_duration_seconds",
+        metrics::Unit::Seconds,
+        "Redis command latency as seen by par-server, by command"
+    );
+    describe_counter!(
+        "par_redis_errors_total",
+        "Failed Redis commands by command and kind: unavailable (connection, timeout) or backend"
+    );
+}
+
+/// HTTP methods as bounded label values (OTel's `_OTHER` for the rest).
+pub fn method_label(method: &actix_web::http::Method) -> &'static str {
+    use actix_web::http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::HEAD => "HEAD",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::OPTIONS => "OPTIONS",
+        Method::PATCH => "PATCH",
+        Method::CONNECT => "CONNECT",
+        Method::TRACE => "TRACE",
+        _ => "_OTHER",
+    }
+}
+
+pub fn http_request(method: &'static str, route: String, status: u16, elapsed: Duration) {
+    let status = status.to_string();
+    let labels = [
+        ("method", method.to_string()),
+        ("route", route),
+        ("status", status),
+    ];
+    counter!("http_server_requests_total", &labels).increment(1);
+    histogram!("http_server_request_duration_seconds", &labels).record(elapsed.as_secs_f64());
+}
+
+pub fn pushed(client_id: &str) {
+    counter!("par_pushes_total", "client_id" => client_id.to_owned()).increment(1);
+}
+
+pub fn claim(client_id: &str, outcome: &'static str) {
+    counter!("par_claims_total", "client_id" => client_id.to_owned(), "outcome" => outcome).increment(1);
+}
+
+pub fn take(client_id: &str, outcome: &'static str) {
+    counter!("par_takes_total", "client_id" => client_id.to_owned(), "outcome" => outcome).increment(1);
+}
+
+pub fn code_issued(client_id: &str) {
+    counter!("par_codes_issued_total", "client_id" => client_id.to_owned()).increment(1);
+}
+
+/// For the token endpoint: one token response issued.
+pub fn tokens_issued(client_id: &str) {
+    counter!("par_tokens_issued_total", "client_id" => client_id.to_owned()).increment(1);
+}
+
+/// For the token endpoint: a code presented after it was redeemed.
+pub fn code_replayed(client_id: &str) {
+    counter!("par_code_replays_total", "client_id" => client_id.to_owned()).increment(1);
+}
+
+pub fn login(client_id: &str, outcome: &'static str) {
+    counter!("par_logins_total", "client_id" => client_id.to_owned(), "outcome" => outcome).increment(1);
+}
+
+pub fn client_auth_failed(method: &'static str) {
+    counter!("par_client_auth_failures_total", "method" => method).increment(1);
+}
+
+pub fn redis_command(command: &'static str, elapsed: Duration, error: Option<&'static str>) {
+    histogram!("par_redis_command_duration_seconds", "command" => command).record(elapsed.as_secs_f64());
+    if let Some(kind) = error {
+        counter!("par_redis_errors_total", "command" => command, "kind" => kind).increment(1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_methods_share_one_label() {
+        let odd = actix_web::http::Method::from_bytes(b"BREW").unwrap();
+        assert_eq!(method_label(&odd), "_OTHER");
+        assert_eq!(method_label(&actix_web::http::Method::POST), "POST");
+    }
+}

@@ -1,0 +1,129 @@
+//! Logs, traces and metrics (docs/observability.md).
+//!
+//! - [`init`] installs the global `tracing` subscriber: JSON or pretty logs on stderr and, when
+//!   an OTLP endpoint is configured (`telemetry.otlp_endpoint` or the standard `OTEL_*`
+//!   variables), an OpenTelemetry layer with a batch exporter. Without an endpoint no
+//!   OpenTelemetry code runs per request. The returned [`TelemetryGuard`] flushes pending
+//!   spans when dropped, after the server has stopped.
+//! - [`RootSpan`] makes the per-request span (HTTP semantic conventions), continues an
+//!   incoming W3C `traceparent`, writes the one log line per request and the HTTP metrics.
+//! - [`flow`] ties the steps of one login together: the push's trace context travels in the
+//!   stored records and later steps link to it.
+//! - [`metrics`] is the Prometheus registry behind `GET /metrics`.
+
+pub mod flow;
+mod json;
+pub mod metrics;
+mod otel;
+mod root_span;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer};
+
+use crate::config::{LogFormat, LogSettings, TelemetrySettings};
+
+pub use otel::ExportPlan;
+pub use root_span::RootSpan;
+
+/// Whether an OpenTelemetry layer is installed in this process. Read on every request to skip
+/// header extraction and context work when tracing is off.
+static OTEL_ON: AtomicBool = AtomicBool::new(false);
+
+pub(crate) fn otel_enabled() -> bool {
+    OTEL_ON.load(Ordering::Relaxed)
+}
+
+/// Keeps the span exporter alive; dropping it flushes what is queued (bounded by the
+/// exporter timeout) and shuts the exporter down. Hold it in `main` until the server stopped.
+#[must_use = "dropping the guard shuts the span exporter down"]
+pub struct TelemetryGuard {
+    exporter: Option<otel::Exporter>,
+}
+
+impl TelemetryGuard {
+    /// A guard that exports nothing.
+    pub fn none() -> Self {
+        Self { exporter: None }
+    }
+
+    /// Whether spans are exported.
+    pub fn exporting(&self) -> bool {
+        self.exporter.is_some()
+    }
+
+    /// Exports every finished span now (blocking). For tests and shutdown.
+    pub fn flush(&self) {
+        if let Some(e) = &self.exporter {
+            e.flush();
+        }
+    }
+}
+
+impl Drop for TelemetryGuard {
+    fn drop(&mut self) {
+        if let Some(e) = self.exporter.take() {
+            e.shutdown();
+        }
+    }
+}
+
+/// What the OpenTelemetry layer sees: spans at INFO and above, events at WARN and above.
+fn exported(meta: &tracing::Metadata<'_>) -> bool {
+    let most_verbose = if meta.is_span() {
+        tracing::Level::INFO
+    } else {
+        tracing::Level::WARN
+    };
+    *meta.level() <= most_verbose
+}
+
+/// Installs the global subscriber (logs, and traces when an endpoint is configured).
+/// `RUST_LOG` overrides `log.level`. If a global subscriber is already set (a second call in
+/// one process), nothing is installed and the returned guard exports nothing.
+pub fn init(log: &LogSettings, telemetry: &TelemetrySettings) -> anyhow::Result<TelemetryGuard> {
+    let plan = ExportPlan::resolve(telemetry, |k| std::env::var(k).ok());
+    let exporter = plan.as_ref().map(otel::Exporter::start).transpose()?;
+    // Two filters: logs follow `log.level` / `RUST_LOG`; spans are exported from INFO up
+    // whatever the log level, so `level: warn` keeps logs quiet without losing traces. Only
+    // WARN and ERROR events become span events: the info lines (one per request) are in the
+    // logs, and exporting them again costs about as much as a span each.
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&log.level));
+    let otel_layer = exporter.as_ref().map(|e| {
+        e.layer()
+            .with_filter(tracing_subscriber::filter::filter_fn(exported))
+    });
+    let fmt_layer = match log.format {
+        LogFormat::Json => tracing_subscriber::fmt::layer()
+            .event_format(json::JsonFormat {
+                trace_ids: exporter.is_some(),
+            })
+            .fmt_fields(tracing_subscriber::fmt::format::JsonFields::new())
+            .with_writer(std::io::stderr)
+            .boxed(),
+        LogFormat::Pretty => tracing_subscriber::fmt::layer()
+            .compact()
+            .with_writer(std::io::stderr)
+            .boxed(),
+    };
+    let installed = tracing_subscriber::registry()
+        .with(otel_layer)
+        .with(fmt_layer.with_filter(filter))
+        .try_init()
+        .is_ok();
+    if !installed {
+        return Ok(TelemetryGuard::none());
+    }
+    if let (Some(_), Some(plan)) = (&exporter, &plan) {
+        OTEL_ON.store(true, Ordering::Relaxed);
+        tracing::info!(
+            endpoint = %plan.endpoint_for_log(),
+            protocol = plan.protocol.as_str(),
+            sampling = %plan.sampling_for_log(),
+            "exporting traces by OTLP"
+        );
+    }
+    Ok(TelemetryGuard { exporter })
+}
