@@ -240,12 +240,13 @@ for rule in by("NetworkPolicy")[0]["spec"]["egress"]:
         sel = (peer.get("podSelector") or {}).get("matchLabels")
         if sel and selects(sel, labels):
             errors.append(f"NetworkPolicy egress peer {sel} selects par-server itself")
-# 2. Grace period covers the preStop sleep and the service's own shutdown grace.
+# 2. Grace period covers the preStop sleep, the service's drain delay and its shutdown grace.
 grace = pod.get("terminationGracePeriodSeconds", 30)
 pre = c.get("lifecycle", {}).get("preStop", {}).get("sleep", {}).get("seconds", 0)
 svc = cfg.get("http", {}).get("shutdown_grace_secs", 30)
-if grace < pre + svc + 5:
-    errors.append(f"terminationGracePeriodSeconds {grace} < preStop {pre} + shutdown_grace_secs {svc} + 5")
+drain = cfg.get("http", {}).get("drain_delay_secs", 5)
+if grace < pre + drain + svc + 5:
+    errors.append(f"terminationGracePeriodSeconds {grace} < preStop {pre} + drain_delay_secs {drain} + shutdown_grace_secs {svc} + 5")
 # 3. Probes: readiness on /readyz, liveness and startup on /healthz.
 for probe, path in [("readinessProbe", "/readyz"), ("livenessProbe", "/healthz"), ("startupProbe", "/healthz")]:
     got = c.get(probe, {}).get("httpGet", {}).get("path")
@@ -350,7 +351,7 @@ check "image config: USER 65532:65532, EXPOSE 8080, exec-form HEALTHCHECK/ENTRYP
 step "b. image run"
 cat >"$RUN_DIR/image-config.yaml" <<EOF
 issuer: "http://127.0.0.1:$PORT_IMG"
-http: { bind: "0.0.0.0:8080", shutdown_grace_secs: 10 }
+http: { bind: "0.0.0.0:8080", drain_delay_secs: 2, shutdown_grace_secs: 10 }
 clients:
   - client_id: "$CLIENT"
     client_secret: "$CLIENT_SECRET"
@@ -392,10 +393,12 @@ podman stop -t 30 par-ci-image >/dev/null 2>&1
 t1=$(now)
 stop_s=$(secs "$t0" "$t1")
 code=$(podman inspect -f '{{.State.ExitCode}}' par-ci-image)
-if [[ "$code" == 0 ]] && awk -v s="$stop_s" 'BEGIN { exit !(s < 5) }'; then
-    pass "SIGTERM: stopped in ${stop_s}s with exit 0 (podman stop -t 30, http.shutdown_grace_secs 10)"
+# SIGTERM → /readyz draining for drain_delay_secs (2) → stop; idle, so it should exit soon
+# after the drain delay and well under drain + grace (12 s).
+if [[ "$code" == 0 ]] && awk -v s="$stop_s" 'BEGIN { exit !(s >= 2 && s < 5) }'; then
+    pass "SIGTERM: stopped in ${stop_s}s with exit 0 (drain 2 s, grace 10 s; podman stop -t 30)"
 else
-    fail "SIGTERM: stopped in ${stop_s}s with exit $code (want exit 0 within 5s)"
+    fail "SIGTERM: stopped in ${stop_s}s with exit $code (want exit 0 after the 2 s drain, within 5 s)"
     podman logs --tail 10 par-ci-image
 fi
 podman rm -f par-ci-image >/dev/null 2>&1
