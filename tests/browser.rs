@@ -4,39 +4,25 @@
 //! `scripts/test.sh` installs both when missing.
 
 use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use fantoccini::{ClientBuilder, Locator};
 
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+#[path = "support/topology.rs"]
+mod topology;
+use topology::{KillOnDrop, free_port, poll};
 
 fn wait_for_port(port: u16) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "nothing listens on {port}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let listening = || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok();
+    assert!(
+        poll(Duration::from_secs(20), listening),
+        "nothing listens on {port}"
+    );
 }
 
 /// Starts the demo and returns it with the printed user's password.
-fn start_demo(port: u16) -> (Killed, String) {
+fn start_demo(port: u16) -> (KillOnDrop, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_par-server"))
         .env("PAR__HTTP__BIND", format!("127.0.0.1:{port}"))
         .env_remove("PAR_CONFIG")
@@ -45,7 +31,7 @@ fn start_demo(port: u16) -> (Killed, String) {
         .spawn()
         .unwrap();
     let stdout = child.stdout.take().unwrap();
-    let demo = Killed(child);
+    let demo = KillOnDrop(child);
     let mut lines = BufReader::new(stdout).lines();
     let password = lines
         .by_ref()
@@ -67,7 +53,7 @@ async fn the_playground_walk_through_works_in_a_real_browser() {
     let app_port = free_port();
     let (_demo, password) = start_demo(app_port);
     let driver_port = free_port();
-    let _driver = Killed(
+    let _driver = KillOnDrop(
         Command::new("chromedriver")
             .arg(format!("--port={driver_port}"))
             .stdout(Stdio::null())

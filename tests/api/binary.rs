@@ -2,21 +2,13 @@
 //! process started from a config file, and the operator subcommands.
 
 use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::helpers::*;
+use crate::topology::KillOnDrop;
 
 const BIN: &str = env!("CARGO_BIN_EXE_par-server");
-
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 async fn wait_ready(url: &str) {
     let http = http_client();
@@ -45,7 +37,7 @@ async fn the_binary_pushes_to_redis_from_a_config_file() {
         ),
     )
     .unwrap();
-    let _server = Running(
+    let _server = KillOnDrop(
         Command::new(BIN)
             .arg("--config")
             .arg(&config)
@@ -77,7 +69,7 @@ async fn the_zero_config_demo_prints_working_credentials() {
         .spawn()
         .unwrap();
     let stdout = child.stdout.take().unwrap();
-    let _server = Running(child);
+    let _server = KillOnDrop(child);
     let banner = tokio::task::spawn_blocking(move || {
         let mut lines = Vec::new();
         let mut reader = BufReader::new(stdout).lines();

@@ -2,7 +2,6 @@
 //! Test harness: a real `redis-server` per test on a free loopback port, the real
 //! `Application` on port 0, and one request helper per endpoint.
 
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -26,13 +25,7 @@ pub const PASSWORD: &str = "correct horse battery staple";
 pub const ALICE_SUB: &str = "248289761001";
 pub const NONCE: &str = "n-0S6_WzA2Mj";
 
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+pub use crate::topology::free_port;
 
 /// A `redis-server` owned by one test, killed on drop.
 pub struct TestRedis {

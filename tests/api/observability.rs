@@ -2,7 +2,7 @@
 //! runs; the real binary's JSON logs of a full login carry trace ids and no secret, while its
 //! OTLP collector is unreachable. (Span export is tested in `tests/observability/`.)
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use par_server::config::ClientSettings;
@@ -10,6 +10,7 @@ use par_server::secret::Secret;
 use prometheus_parse::{Scrape, Value};
 
 use crate::helpers::*;
+use crate::topology::KillOnDrop;
 
 /// The app's `/metrics`, parsed.
 async fn scrape(app: &TestApp) -> Scrape {
@@ -158,15 +159,6 @@ async fn metrics_count_a_login_its_reuse_and_a_cross_client_attempt() {
     }
 }
 
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 fn set_cookies(res: &reqwest::Response) -> Vec<String> {
     res.headers()
         .get_all("set-cookie")
@@ -213,7 +205,7 @@ users:
     .unwrap();
     let log_path = dir.path().join("stderr.log");
     let log_file = std::fs::File::create(&log_path).unwrap();
-    let server = Running(
+    let server = KillOnDrop(
         Command::new(env!("CARGO_BIN_EXE_par-server"))
             .arg("--config")
             .arg(&config)

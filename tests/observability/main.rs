@@ -6,6 +6,8 @@
 #[path = "../api/helpers.rs"]
 mod helpers;
 mod receiver;
+#[path = "../support/topology.rs"]
+mod topology;
 
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};

@@ -16,6 +16,16 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// A child process killed (and reaped) when the guard drops, also when a test panics.
+pub struct KillOnDrop(pub Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// Polls `f` every 50 ms until it is true or `within` passes; returns whether it became true.
 pub fn poll(within: Duration, mut f: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + within;
