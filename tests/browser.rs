@@ -46,8 +46,9 @@ fn start_demo(port: u16) -> (Killed, String) {
         .unwrap();
     let stdout = child.stdout.take().unwrap();
     let demo = Killed(child);
-    let password = BufReader::new(stdout)
-        .lines()
+    let mut lines = BufReader::new(stdout).lines();
+    let password = lines
+        .by_ref()
         .map_while(Result::ok)
         .find_map(|l| {
             l.trim()
@@ -55,6 +56,9 @@ fn start_demo(port: u16) -> (Killed, String) {
                 .map(|r| r.trim().split(" / ").nth(1).unwrap().to_owned())
         })
         .expect("the banner prints the demo user");
+    // Keep reading: the demo prints more after this line, and a closed pipe makes its
+    // `println!` panic (the process then dies before the browser connects).
+    std::thread::spawn(move || lines.for_each(drop));
     wait_for_port(port);
     (demo, password)
 }
