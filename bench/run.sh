@@ -55,7 +55,8 @@ rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
 stop() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
 
 log "build (release)"
-cargo build --release --locked --bin par-server -p loadgen 2>&1 | tail -1
+cargo build --release --locked -p par-server --bin par-server 2>&1 | tail -1
+cargo build --release --locked -p loadgen --bins 2>&1 | tail -1
 BIN=$ROOT/target/release
 LOADGEN=$BIN/loadgen
 
