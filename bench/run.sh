@@ -110,7 +110,7 @@ lg_par() {
   local scenario=$1 c=$2 label=$3
   shift 3
   "$LOADGEN" --addr "127.0.0.1:$PAR_PORT" --target par-server --scenario "$scenario" -c "$c" \
-    -d "$SECS" --redis "$REDIS_URL" --pid "$PAR_PID" --label "$label" --json "$RESULTS" \
+    -d "${LG_SECS:-$SECS}" --redis "$REDIS_URL" --pid "$PAR_PID" --label "$label" --json "$RESULTS" \
     --client-id "$CLIENT_ID" --client-secret "$CLIENT_SECRET" --redirect-uri "$REDIRECT_URI" \
     --username "$USERNAME" --password "$PASSWORD" "$@" | tee -a "$OUT/run.log"
 }
@@ -191,7 +191,7 @@ log "Redis commands per flow (exact: one client, 500 flows; MONITOR shows which 
 for s in push sso password; do
   redis-cli -p "$REDIS_PORT" monitor >"$OUT/monitor-par-server-$s.txt" &
   MON_PID=$!
-  lg_par "$s" 1 "par-server-$s-commands" --warmup 0 --count 500 -d 120
+  LG_SECS=120 lg_par "$s" 1 "par-server-$s-commands" --warmup 0 --count 500
   sleep 0.5
   stop "$MON_PID"
 done
