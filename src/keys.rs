@@ -33,6 +33,10 @@ pub struct SigningKey {
     pub kid: String,
     pub alg: Algorithm,
     encoding: EncodingKey,
+    /// ES256 only: the parsed key pair, kept for the process's life. `jsonwebtoken::encode`
+    /// re-parses the PKCS#8 document (and recomputes the public point) on every call, which a
+    /// profile of `/token` put at ~40 % of its signing cost (docs/benchmarks.md).
+    es256: Option<aws_lc_rs::signature::EcdsaKeyPair>,
     decoding: DecodingKey,
     public: Jwk,
 }
@@ -82,10 +86,21 @@ impl SigningKey {
         public.common.key_id = Some(kid.clone());
         public.common.public_key_use = Some(PublicKeyUse::Signature);
         let decoding = DecodingKey::from_jwk(&public).map_err(|e| format!("unusable public key: {e}"))?;
+        let es256 = match alg {
+            Algorithm::ES256 => Some(
+                aws_lc_rs::signature::EcdsaKeyPair::from_pkcs8(
+                    &aws_lc_rs::signature::ECDSA_P256_SHA256_FIXED_SIGNING,
+                    encoding.as_bytes(),
+                )
+                .map_err(|_| "not a usable ES256 private key (PKCS#8 P-256)".to_owned())?,
+            ),
+            _ => None,
+        };
         let key = Self {
             kid,
             alg,
             encoding,
+            es256,
             decoding,
             public,
         };
@@ -129,7 +144,20 @@ impl SigningKey {
         let mut header = Header::new(self.alg);
         header.kid = Some(self.kid.clone());
         header.typ = typ.map(str::to_owned);
-        jsonwebtoken::encode(&header, claims, &self.encoding)
+        let Some(pair) = &self.es256 else {
+            return jsonwebtoken::encode(&header, claims, &self.encoding);
+        };
+        // The JWS compact serialization exactly as `jsonwebtoken::encode` builds it
+        // (RFC 7515 §7.1), signed with the cached key pair.
+        let mut jws = crate::crypto::b64url_encode(&serde_json::to_vec(&header)?);
+        jws.push('.');
+        jws.push_str(&crate::crypto::b64url_encode(&serde_json::to_vec(claims)?));
+        let signature = pair
+            .sign(&aws_lc_rs::rand::SystemRandom::new(), jws.as_bytes())
+            .map_err(|_| jsonwebtoken::errors::ErrorKind::InvalidEcdsaKey)?;
+        jws.push('.');
+        jws.push_str(&crate::crypto::b64url_encode(signature.as_ref()));
+        Ok(jws)
     }
 }
 

@@ -1,7 +1,8 @@
 //! Password hashing (argon2id, PHC strings) and verification that costs the same whether or
-//! not the user exists. Verification is CPU-heavy: callers run it on the blocking pool.
+//! not the user exists. Verification is CPU-heavy and needs 19 MiB per call: request
+//! handlers use [`verify_off_thread`], which runs it on a fixed set of threads (one per CPU)
+//! so that neither the async workers block nor memory grows with concurrent logins.
 
-use argon2::password_hash::PasswordVerifier;
 use argon2::password_hash::phc::PasswordHash;
 use argon2::{Argon2, PasswordHasher};
 
@@ -16,9 +17,16 @@ pub fn hash(password: &str) -> anyhow::Result<String> {
 
 /// Verifies `password` against `phc`. With `phc = None` (unknown user) a dummy hash of the
 /// same cost is checked, so response time does not reveal which usernames exist.
+///
+/// The argon2 memory (`m` KiB) is allocated once per thread and reused: allocating and
+/// freeing 19 MiB per call let the allocator keep one copy per arena, and a benchmark of
+/// sequential logins grew the process to 220 MiB (docs/benchmarks.md).
 pub fn verify(password: &str, phc: Option<&str>) -> bool {
     static DUMMY: std::sync::LazyLock<String> =
         std::sync::LazyLock::new(|| hash("dummy password for timing").expect("argon2 works"));
+    thread_local! {
+        static MEMORY: std::cell::RefCell<Vec<argon2::Block>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
     let (phc, real) = match phc {
         Some(p) => (p, true),
         None => (DUMMY.as_str(), false),
@@ -26,10 +34,82 @@ pub fn verify(password: &str, phc: Option<&str>) -> bool {
     let Ok(parsed) = PasswordHash::new(phc) else {
         return false;
     };
-    let ok = Argon2::default()
-        .verify_password(password.as_bytes(), &parsed)
-        .is_ok();
+    let ok = MEMORY.with_borrow_mut(|memory| verify_with_memory(password.as_bytes(), &parsed, memory));
     ok && real
+}
+
+/// What `PasswordVerifier::verify_password` does (same parameters from the PHC string, same
+/// constant-time comparison of the output), with caller-provided memory blocks.
+fn verify_with_memory(password: &[u8], parsed: &PasswordHash, memory: &mut Vec<argon2::Block>) -> bool {
+    let (Some(salt), Some(expected)) = (&parsed.salt, &parsed.hash) else {
+        return false;
+    };
+    let Ok(algorithm) = argon2::Algorithm::try_from(parsed.algorithm.as_str()) else {
+        return false;
+    };
+    let version = match parsed.version.map(argon2::Version::try_from).transpose() {
+        Ok(v) => v.unwrap_or_default(),
+        Err(_) => return false,
+    };
+    let Ok(params) = argon2::Params::try_from(parsed) else {
+        return false;
+    };
+    memory.resize(params.block_count(), argon2::Block::default());
+    let mut out = [0u8; 64];
+    let Some(out) = out.get_mut(..expected.len()) else {
+        return false;
+    };
+    Argon2::new(algorithm, version, params)
+        .hash_password_into_with_memory(password, salt, &mut *out, &mut memory[..])
+        .is_ok()
+        && subtle::ConstantTimeEq::ct_eq(&*out, expected.as_bytes()).into()
+}
+
+/// A job for the verifier threads: the check and where to send its answer.
+type Job = Box<dyn FnOnce() + Send>;
+
+/// The verifier threads: as many as CPUs, fed by one queue. Bounding the threads bounds the
+/// memory: each verification allocates `m` = 19 MiB, and on actix's blocking pool (up to
+/// 256 threads per worker) concurrent logins each held their own copy (an SSO benchmark
+/// start with 256 clients signing in at once: RSS above 500 MiB; docs/benchmarks.md). More
+/// threads than CPUs add no throughput; the queue orders logins fairly instead.
+static VERIFIERS: std::sync::LazyLock<std::sync::mpsc::Sender<Job>> = std::sync::LazyLock::new(|| {
+    let (tx, rx) = std::sync::mpsc::channel::<Job>();
+    let rx = std::sync::Arc::new(std::sync::Mutex::new(rx));
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    for i in 0..threads {
+        let rx = rx.clone();
+        let spawned = std::thread::Builder::new()
+            .name(format!("argon2-{i}"))
+            .spawn(move || {
+                loop {
+                    let job = match rx.lock() {
+                        Ok(rx) => rx.recv(),
+                        Err(_) => return,
+                    };
+                    match job {
+                        Ok(job) => job(),
+                        Err(_) => return,
+                    }
+                }
+            });
+        if let Err(e) = spawned {
+            tracing::error!(error = %e, "could not start a password verifier thread");
+        }
+    }
+    tx
+});
+
+/// [`verify`] on the verifier threads. `None` if they are gone (never in practice).
+pub async fn verify_off_thread(password: String, phc: Option<String>) -> Option<bool> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    // The span travels with the job, so the check shows under the caller's trace.
+    let span = tracing::info_span!("password.verify");
+    let job: Job = Box::new(move || {
+        let _ = tx.send(span.in_scope(|| verify(&password, phc.as_deref())));
+    });
+    VERIFIERS.send(job).ok()?;
+    rx.await.ok()
 }
 
 #[cfg(test)]
@@ -43,5 +123,34 @@ mod tests {
         assert!(verify("correct horse", Some(&h)));
         assert!(!verify("wrong", Some(&h)));
         assert!(!verify("dummy password for timing", None));
+    }
+
+    #[test]
+    fn agrees_with_the_argon2_crate() {
+        use argon2::password_hash::PasswordVerifier;
+        let h = hash("correct horse").unwrap();
+        let parsed = PasswordHash::new(&h).unwrap();
+        for pw in ["correct horse", "correct hors", ""] {
+            let theirs = Argon2::default().verify_password(pw.as_bytes(), &parsed).is_ok();
+            assert_eq!(verify(pw, Some(&h)), theirs, "{pw}");
+        }
+        // Other parameters than the defaults: taken from the PHC string.
+        let params = argon2::Params::new(64, 1, 1, Some(16)).unwrap();
+        let small = Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params)
+            .hash_password(b"password")
+            .unwrap()
+            .to_string();
+        assert!(verify("password", Some(&small)));
+        assert!(!verify("passwore", Some(&small)));
+    }
+
+    #[tokio::test]
+    async fn verifies_off_thread() {
+        let h = hash("correct horse").unwrap();
+        assert_eq!(
+            verify_off_thread("correct horse".into(), Some(h.clone())).await,
+            Some(true)
+        );
+        assert_eq!(verify_off_thread("wrong".into(), Some(h)).await, Some(false));
     }
 }

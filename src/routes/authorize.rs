@@ -33,13 +33,17 @@ pub async fn authorize(req: HttpRequest, state: web::Data<AppState>) -> Result<H
         Some(id) => (id, false),
         None => (browser::new_browser_id(), true),
     };
-    let interaction = match params.get("request_uri") {
-        // RFC 9126 §4: only the pushed parameters count; anything else on the URL is ignored.
-        Some(request_uri) => Interaction::claim(&state, client, request_uri, browser_id.clone()).await?,
-        None => plain_request(&state, client, &params, browser_id.clone()).await?,
+    let claim = async {
+        match params.get("request_uri") {
+            // RFC 9126 §4: only the pushed parameters count; anything else on the URL is ignored.
+            Some(request_uri) => Interaction::claim(&state, client, request_uri, browser_id.clone()).await,
+            None => plain_request(&state, client, &params, browser_id.clone()).await,
+        }
     };
+    // The claim and the SSO session lookup are independent: one round trip for both.
+    let (interaction, session) = tokio::join!(claim, load_session(&state, browser::sso_cookie(&req, &state)));
+    let (interaction, session) = (interaction?, session?);
     interaction.trace_step(&req);
-    let session = load_session(&state, browser::sso_cookie(&req, &state)).await?;
     let mut res = interaction.proceed(&state, session).await?;
     if new_browser {
         let name = browser::cookie_names(state.secure_cookies).browser;

@@ -4,7 +4,8 @@
 //! Redis at each step (brief §2): the claim is one script (client binding checked before
 //! anything is written, life extended to the interaction lifetime); code issuance takes the
 //! request with a GETDEL inside a script (exactly one winner across replicas) and stores the
-//! code with `SET … EX … NX`.
+//! code with `SET … EX … NX`, both sent together (one round trip; a code stored for a lost
+//! race is deleted and was never handed out).
 
 use std::sync::Arc;
 
@@ -143,7 +144,10 @@ impl Interaction {
     #[tracing::instrument(name = "interaction.issue_code", skip_all, fields(client_id = %self.client.id, flow_id = %self.request.flow_id))]
     pub async fn issue_code(self, state: &AppState, session: &Session) -> Result<HttpResponse, BrowserError> {
         crate::telemetry::flow::link_to_push(self.request.trace.as_deref());
-        let request = self.take(state).await?;
+        // The record was read at the claim and pushed records never change: build the code
+        // from that copy, and send the take and the code's SET together (brief §2: one winner
+        // still, decided by the take).
+        let request = &self.request;
         let code = new_code();
         let record = AuthorizationCode {
             v: 1,
@@ -160,16 +164,19 @@ impl Interaction {
             trace: request.trace.clone(),
         };
         let json = serde_json::to_vec(&record).map_err(|_| BrowserError::internal(state))?;
-        let stored = state
-            .store
-            .put_new(
-                &state.keys.code(&sha256_b64(code.as_bytes())),
-                &json,
-                state.lifetimes.code,
-            )
-            .await
-            .map_err(page_error(state))?;
-        if !stored {
+        let code_key = state.keys.code(&sha256_b64(code.as_bytes()));
+        let (taken, stored) = tokio::join!(
+            self.take(state),
+            state.store.put_new(&code_key, &json, state.lifetimes.code)
+        );
+        if let Err(e) = taken {
+            // Lost the race (or the store failed): this code was never handed out.
+            if matches!(stored, Ok(true)) {
+                let _ = state.store.delete(&code_key).await;
+            }
+            return Err(e);
+        }
+        if !stored.map_err(page_error(state))? {
             tracing::error!("authorization code collision");
             return Err(BrowserError::internal(state));
         }
@@ -184,15 +191,17 @@ impl Interaction {
 
     /// Ends the interaction with an error sent to the client (the redirect URI is proven).
     pub async fn fail(self, state: &AppState, error: OAuthError) -> Result<HttpResponse, BrowserError> {
-        let request = self.take(state).await?;
+        self.take(state).await?;
         Err(BrowserError::to_client(
             state,
             error,
-            Some(&request.redirect_target()),
+            Some(&self.request.redirect_target()),
         ))
     }
 
-    async fn take(&self, state: &AppState) -> Result<AuthorizationRequest, BrowserError> {
+    /// Takes the claimed record: exactly one winner. The pending-consent marker, if any, is
+    /// left to its TTL (see `login::consent`): it is useless once the record is gone.
+    async fn take(&self, state: &AppState) -> Result<(), BrowserError> {
         let keys = &state.keys;
         let outcome = state
             .store
@@ -210,13 +219,7 @@ impl Interaction {
         };
         crate::telemetry::metrics::take(&self.client.id, label);
         match outcome {
-            TakeOutcome::Taken(v) => {
-                // The pending-consent marker has its own TTL; removing it is housekeeping.
-                if let Err(e) = state.store.delete(&keys.par_login(&self.digest)).await {
-                    tracing::debug!(error = %e, "could not delete the consent marker");
-                }
-                serde_json::from_slice(&v).map_err(|_| BrowserError::internal(state))
-            }
+            TakeOutcome::Taken(_) => Ok(()),
             TakeOutcome::NotOwner | TakeOutcome::Missing => Err(unusable_request_uri(state)),
         }
     }

@@ -70,13 +70,11 @@ pub async fn login(
     let password = params.get("password").unwrap_or("").to_owned();
     let user = state.users.by_username(&username).cloned();
     let phc = user.as_ref().map(|u| u.password_hash.expose().to_owned());
-    // argon2 is CPU-heavy: off the async workers. Unknown users cost the same (dummy hash).
-    // The span goes with the closure so the verification shows under this request's trace.
-    let verify_span = tracing::info_span!("password.verify");
-    let verified =
-        web::block(move || verify_span.in_scope(|| crate::password::verify(&password, phc.as_deref())))
-            .await
-            .map_err(|_| BrowserError::internal(&state))?;
+    // argon2 is CPU-heavy: off the async workers, on the bounded verifier threads. Unknown
+    // users cost the same (dummy hash).
+    let verified = crate::password::verify_off_thread(password, phc)
+        .await
+        .ok_or_else(|| BrowserError::internal(&state))?;
     let Some(user) = user.filter(|_| verified) else {
         span.record("outcome", "bad_credentials");
         crate::telemetry::metrics::login(&interaction.client.id, "bad_credentials");
@@ -142,18 +140,26 @@ pub async fn consent(
         .map_err(page_error(&state))?
         .and_then(|v| serde_json::from_slice::<Session>(&v).ok())
         .ok_or_else(|| BrowserError::page(&state, OAuthError::invalid_request("sign in first")))?;
-    match params.get("decision") {
+    let marker = state.keys.par_login(&interaction.digest);
+    let outcome = match params.get("decision") {
         Some("allow") => interaction.issue_code(&state, &pending).await,
         Some("deny") => {
             interaction
                 .fail(&state, OAuthError::access_denied("the user denied the request"))
                 .await
         }
-        _ => Err(BrowserError::page(
-            &state,
-            OAuthError::invalid_request("decision must be allow or deny"),
-        )),
+        _ => {
+            return Err(BrowserError::page(
+                &state,
+                OAuthError::invalid_request("decision must be allow or deny"),
+            ));
+        }
+    };
+    // The consent marker has its own TTL; removing it is housekeeping.
+    if let Err(e) = state.store.delete(&marker).await {
+        tracing::debug!(error = %e, "could not delete the consent marker");
     }
+    outcome
 }
 
 /// The login pages' stylesheet (CSP `style-src 'self'`: no inline styles).

@@ -30,7 +30,18 @@ pub async fn exchange(
     let request = token::parse_code_request(&params)?;
 
     let digest = sha256_b64(request.code.as_bytes());
-    let Some(raw) = state.store.take(&state.keys.code(&digest)).await? else {
+    // Take the code and mark it used (value: its grant id) in one atomic step, before the
+    // checks, so a replay racing this request finds the marker. TTL: tokens from this code
+    // live at most the access-token lifetime.
+    let taken = state
+        .store
+        .redeem(
+            &state.keys.code(&digest),
+            &state.keys.code_used(&digest),
+            state.lifetimes.access_token,
+        )
+        .await?;
+    let Some(raw) = taken else {
         return Err(redeemed_or_unknown(&state, &digest, &client.id).await?.into());
     };
     let record: AuthorizationCode = serde_json::from_slice(&raw).map_err(|e| {
@@ -40,16 +51,6 @@ pub async fn exchange(
     span.record("grant_id", record.grant_id.as_str());
     // One login, one trace: link this step to the push, and label the request span.
     crate::telemetry::flow::step(&req, &client.id, &record.flow_id, record.trace.as_deref());
-    // Mark the code as used right away (before the checks), so a replay racing this request
-    // finds the marker. TTL: tokens from this code live at most the access-token lifetime.
-    state
-        .store
-        .put(
-            &state.keys.code_used(&digest),
-            record.grant_id.as_bytes(),
-            state.lifetimes.access_token,
-        )
-        .await?;
     token::check_redemption(&record, &client.id, &request)
         .inspect_err(|e| tracing::info!(reason = %e.description, "code redemption refused"))?;
     let user = state

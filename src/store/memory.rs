@@ -88,6 +88,22 @@ impl MemoryStore {
         Ok(self.with(|map, now| Self::live(map, key, now).map(|e| e.expires_at - now)))
     }
 
+    pub fn redeem(&self, code: &Key, used: &Key, ttl: Duration) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.with(|map, now| {
+            Self::live(map, code, now)?;
+            let value = map.remove(code.as_str())?.value;
+            let grant = super::record_grant_id(&value).unwrap_or_default();
+            map.insert(
+                used.as_str().to_owned(),
+                Entry {
+                    value: grant.into_bytes(),
+                    expires_at: now + ttl,
+                },
+            );
+            Some(value)
+        }))
+    }
+
     pub fn claim(
         &self,
         record: &Key,

@@ -100,6 +100,14 @@ impl Store {
         dispatch!(self, ttl(key))
     }
 
+    /// Redeems an authorization code atomically: takes `code` (`GETDEL`) and, if it was
+    /// there, writes `used` = the record's `grant_id` for `ttl` (replay detection). One
+    /// round trip. `None` if the code is unknown, expired or already redeemed.
+    #[tracing::instrument(name = "store.redeem", level = "debug", skip_all)]
+    pub async fn redeem(&self, code: &Key, used: &Key, ttl: Duration) -> Result<Option<Vec<u8>>, StoreError> {
+        dispatch!(self, redeem(code, used, ttl))
+    }
+
     /// Claims the pushed request `record` for `owner` if it belongs to `client_id`; the first
     /// claim extends the record's life to `ttl`. See [`ClaimOutcome`].
     #[tracing::instrument(name = "store.claim", level = "debug", skip_all)]
@@ -142,4 +150,13 @@ fn record_client_is(value: &[u8], client_id: &str) -> bool {
         client_id: std::borrow::Cow<'a, str>,
     }
     serde_json::from_slice::<Binding>(value).is_ok_and(|b| b.client_id == client_id)
+}
+
+/// The `grant_id` of an authorization-code record (what [`Store::redeem`] marks as used).
+fn record_grant_id(value: &[u8]) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Grant {
+        grant_id: String,
+    }
+    serde_json::from_slice::<Grant>(value).ok().map(|g| g.grant_id)
 }

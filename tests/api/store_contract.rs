@@ -231,6 +231,30 @@ async fn concurrent_claims_and_takes_have_one_winner(f: Fixture) {
     assert_eq!(taken, 1);
 }
 
+async fn redeem_takes_once_and_leaves_the_grant_marker(f: Fixture) {
+    let (code, used) = (f.keys.code("c9"), f.keys.code_used("c9"));
+    assert_eq!(f.store.redeem(&code, &used, MINUTE).await.unwrap(), None);
+    assert_eq!(
+        f.store.get(&used).await.unwrap(),
+        None,
+        "no marker for an unknown code"
+    );
+    let record = br#"{"v":1,"client_id":"app","grant_id":"g-42"}"#;
+    f.store.put_new(&code, record, MINUTE).await.unwrap();
+    let redemptions = (0..20).map(|_| {
+        let (s, code, used) = (f.store.clone(), code.clone(), used.clone());
+        tokio::spawn(async move { s.redeem(&code, &used, MINUTE).await.unwrap() })
+    });
+    let won: Vec<Vec<u8>> = futures_util::future::join_all(redemptions)
+        .await
+        .into_iter()
+        .filter_map(|r| r.unwrap())
+        .collect();
+    assert_eq!(won, vec![record.to_vec()], "exactly one redemption");
+    assert_eq!(f.store.get(&used).await.unwrap().as_deref(), Some(&b"g-42"[..]));
+    assert_eq!(f.store.get(&code).await.unwrap(), None);
+}
+
 macro_rules! contract {
     ($($name:ident),*) => {
         mod redis_backend {
@@ -256,5 +280,6 @@ contract!(
     take_is_single_use,
     entries_expire,
     claim_follows_the_reload_semantics,
-    concurrent_claims_and_takes_have_one_winner
+    concurrent_claims_and_takes_have_one_winner,
+    redeem_takes_once_and_leaves_the_grant_marker
 );
