@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Throughput cost of tracing on POST /oauth2/par (docs/benchmarks-tracing.md).
+# Throughput cost of tracing on POST /oauth2/par (docs/benchmarks.md, "Tracing cost").
 # par-server (release) + redis-server + the OTLP sink (examples/otlp_sink.rs), all on loopback;
 # wrk drives bench/par.lua. Each mode runs RUNS times for DURATION; the median req/s is reported.
 #
