@@ -242,12 +242,7 @@ impl Interaction {
             .unwrap_or_default();
         let html = ConsentPage {
             assets: &state.assets,
-            action: &format!("{}/consent", state.base_path),
-            client_name: &self.client.name,
-            client_id: &self.client.id,
-            request_uri: &self.request_uri,
-            csrf_token: &self.csrf_token(),
-            scopes: &self.request.scope,
+            form: self.form(state, "consent"),
             username: &username,
         }
         .render()
@@ -255,16 +250,22 @@ impl Interaction {
         Ok(browser::page(StatusCode::OK, html))
     }
 
+    fn form(&self, state: &AppState, endpoint: &str) -> InteractionForm<'_> {
+        InteractionForm {
+            action: format!("{}/{endpoint}", state.base_path),
+            client_name: &self.client.name,
+            client_id: &self.client.id,
+            request_uri: &self.request_uri,
+            csrf_token: self.csrf_token(),
+            scopes: &self.request.scope,
+        }
+    }
+
     /// The login form; `error` re-shows it after failed credentials.
     pub fn login_page(&self, state: &AppState, error: Option<&str>, username: &str) -> HttpResponse {
         let html = LoginPage {
             assets: &state.assets,
-            action: &format!("{}/login", state.base_path),
-            client_name: &self.client.name,
-            client_id: &self.client.id,
-            request_uri: &self.request_uri,
-            csrf_token: &self.csrf_token(),
-            scopes: &self.request.scope,
+            form: self.form(state, "login"),
             error,
             username: username.get(..username.len().min(256)).unwrap_or(""),
         }
@@ -274,16 +275,22 @@ impl Interaction {
     }
 }
 
+/// What every interaction page carries: who asks, for what, and the hidden fields that
+/// bring the POST back to this claimed request.
+struct InteractionForm<'a> {
+    action: String,
+    client_name: &'a str,
+    client_id: &'a str,
+    request_uri: &'a str,
+    csrf_token: String,
+    scopes: &'a [String],
+}
+
 #[derive(Template)]
 #[template(path = "login.html")]
 struct LoginPage<'a> {
     assets: &'a str,
-    action: &'a str,
-    client_name: &'a str,
-    client_id: &'a str,
-    request_uri: &'a str,
-    csrf_token: &'a str,
-    scopes: &'a [String],
+    form: InteractionForm<'a>,
     error: Option<&'a str>,
     username: &'a str,
 }
@@ -292,12 +299,7 @@ struct LoginPage<'a> {
 #[template(path = "consent.html")]
 struct ConsentPage<'a> {
     assets: &'a str,
-    action: &'a str,
-    client_name: &'a str,
-    client_id: &'a str,
-    request_uri: &'a str,
-    csrf_token: &'a str,
-    scopes: &'a [String],
+    form: InteractionForm<'a>,
     username: &'a str,
 }
 
