@@ -305,40 +305,37 @@ mod tests {
         let bad = |r: &AuthorizationCode, client: &str, req: CodeRequest| {
             check_redemption(r, client, &req).unwrap_err().code()
         };
-        assert_eq!(bad(&record(), "other", CodeRequest { ..ok }), "invalid_grant");
-        assert_eq!(
-            bad(
-                &record(),
+        // Each refused redemption, and why (RFC 6749 §4.1.3, RFC 7636 §4.6).
+        let refused = [
+            ("another client", "other", CodeRequest { ..ok }),
+            (
+                "redirect_uri differs",
                 "app",
                 CodeRequest {
                     redirect_uri: "https://app.example/cb/",
                     ..ok
-                }
+                },
             ),
-            "invalid_grant"
-        );
-        assert_eq!(
-            bad(
-                &record(),
+            (
+                "verifier missing",
                 "app",
                 CodeRequest {
                     code_verifier: None,
                     ..ok
-                }
+                },
             ),
-            "invalid_grant"
-        );
-        assert_eq!(
-            bad(
-                &record(),
+            (
+                "verifier too short",
                 "app",
                 CodeRequest {
                     code_verifier: Some(&VERIFIER[..42]),
                     ..ok
-                }
+                },
             ),
-            "invalid_grant"
-        );
+        ];
+        for (why, client, req) in refused {
+            assert_eq!(bad(&record(), client, req), "invalid_grant", "{why}");
+        }
         let no_pkce = AuthorizationCode {
             code_challenge: None,
             ..record()
