@@ -100,12 +100,7 @@ async fn another_browser_cannot_use_a_claimed_request_uri() {
     let app = spawn_app().await;
     let uri = app.push_valid().await;
     assert_eq!(app.authorize(&http_client(), "app", &uri).await.status(), 200);
-    assert_error_page(
-        app.authorize(&http_client(), "app", &uri).await,
-        400,
-        "invalid_request_uri",
-    )
-    .await;
+    assert_request_uri_refused(&app, &uri).await;
 }
 
 /// RFC 9126 §2.2 (PAR-12): bound to the client that pushed it; a mismatched client_id
@@ -178,12 +173,7 @@ async fn an_expired_request_uri_is_refused() {
     .await;
     let uri = app.push_valid().await;
     tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
-    assert_error_page(
-        app.authorize(&http_client(), "app", &uri).await,
-        400,
-        "invalid_request_uri",
-    )
-    .await;
+    assert_request_uri_refused(&app, &uri).await;
 }
 
 /// Twenty browsers race one request_uri: exactly one reaches the login form.

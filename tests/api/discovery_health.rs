@@ -50,15 +50,7 @@ async fn both_metadata_documents_tell_the_truth() {
 #[tokio::test]
 async fn metadata_follows_the_par_switch() {
     let app = spawn_app_with(Backend::Memory, |s| s.par.required = false).await;
-    let m: Value = app
-        .http
-        .get(app.url("/.well-known/openid-configuration"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let m: Value = app.metadata().await;
     assert_eq!(m["require_pushed_authorization_requests"], false);
 }
 

@@ -386,6 +386,28 @@ impl TestApp {
             .unwrap()
     }
 
+    /// POST /oauth2/token with no Authorization header (post, assertion or public clients).
+    pub async fn post_token_unauthenticated(&self, params: &[(String, String)]) -> reqwest::Response {
+        self.http
+            .post(self.url("/oauth2/token"))
+            .form(params)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// The OpenID Provider metadata document.
+    pub async fn metadata(&self) -> Value {
+        let res = self
+            .http
+            .get(self.url("/.well-known/openid-configuration"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+        res.json().await.unwrap()
+    }
+
     /// GET /oauth2/jwks as JSON.
     pub async fn jwks(&self) -> Value {
         let res = self.http.get(self.url("/oauth2/jwks")).send().await.unwrap();
@@ -416,6 +438,20 @@ pub async fn assert_oauth_error(res: reqwest::Response, status: u16, code: &str)
         "body: {body}"
     );
     body
+}
+
+/// `params` authenticated by a `private_key_jwt` client assertion (RFC 7523 §2.2).
+pub fn with_assertion(params: Vec<(String, String)>, assertion: &str) -> Vec<(String, String)> {
+    with(
+        params,
+        &[
+            (
+                "client_assertion_type",
+                Some("urn:ietf:params:oauth:client-assertion-type:jwt-bearer"),
+            ),
+            ("client_assertion", Some(assertion)),
+        ],
+    )
 }
 
 /// A signed `private_key_jwt` client assertion (RFC 7523) with `claims` merged over sane
@@ -516,6 +552,16 @@ impl TestApp {
         let html = page.text().await.unwrap();
         self.login(browser, &html, "alice", PASSWORD).await
     }
+}
+
+/// Asserts that `/authorize` refuses `request_uri` for client `app` in a fresh browser.
+pub async fn assert_request_uri_refused(app: &TestApp, request_uri: &str) {
+    assert_error_page(
+        app.authorize(&http_client(), "app", request_uri).await,
+        400,
+        "invalid_request_uri",
+    )
+    .await;
 }
 
 /// Asserts a local HTML error page (no redirect) with `code`.

@@ -5,7 +5,7 @@ use openidconnect::core::CoreJwsSigningAlgorithm;
 use serde_json::Value;
 
 use crate::helpers::*;
-use crate::token::{jwt_part, verify_id_token};
+use crate::token::{jwt_part, verify_id_token, verify_token_response};
 
 const PRIVATE_MEMBERS: &[&str] = &["d", "p", "q", "dp", "dq", "qi", "oth", "k"];
 
@@ -74,13 +74,7 @@ async fn rotation_publishes_both_keys_and_the_active_one_signs() {
     let new_kid = jwt_part(tokens["id_token"].as_str().unwrap(), 0)["kid"].clone();
     assert_ne!(new_kid, old_kid, "the active (new) key signs");
     assert!(kids.contains(&&new_kid));
-    verify_id_token(
-        &app,
-        tokens["id_token"].as_str().unwrap(),
-        tokens["access_token"].as_str().unwrap(),
-        CoreJwsSigningAlgorithm::EcdsaP256Sha256,
-    )
-    .await;
+    verify_token_response(&app, &tokens, CoreJwsSigningAlgorithm::EcdsaP256Sha256).await;
     // A token of the previous key (same issuer needed: rebuild it for this app's issuer).
     let claims = jwt_part(&old_token, 1);
     let mut claims = claims.as_object().unwrap().clone();
@@ -137,15 +131,7 @@ async fn ps256_eddsa_and_rs256_keys_work() {
         assert_eq!(jwt_part(id_token, 0)["alg"], alg);
         verify_id_token(&app, id_token, at, oidc_alg).await;
         assert_eq!(app.userinfo(at).await.status(), 200, "{alg}");
-        let meta: Value = app
-            .http
-            .get(app.url("/.well-known/openid-configuration"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let meta: Value = app.metadata().await;
         assert_eq!(
             meta["id_token_signing_alg_values_supported"],
             serde_json::json!([alg])
@@ -161,13 +147,7 @@ async fn without_keys_and_redis_a_key_is_generated() {
     assert_public_only(&jwks);
     assert_eq!(jwks["keys"][0]["alg"], "ES256");
     let tokens = app.tokens().await;
-    verify_id_token(
-        &app,
-        tokens["id_token"].as_str().unwrap(),
-        tokens["access_token"].as_str().unwrap(),
-        CoreJwsSigningAlgorithm::EcdsaP256Sha256,
-    )
-    .await;
+    verify_token_response(&app, &tokens, CoreJwsSigningAlgorithm::EcdsaP256Sha256).await;
 }
 
 /// Start-up validation names the offending key entry.

@@ -167,16 +167,7 @@ async fn public_clients_push_with_pkce_and_no_secret() {
 }
 
 fn assertion_push(assertion: &str) -> Vec<(String, String)> {
-    with(
-        push_params("jwt-app"),
-        &[
-            (
-                "client_assertion_type",
-                Some("urn:ietf:params:oauth:client-assertion-type:jwt-bearer"),
-            ),
-            ("client_assertion", Some(assertion)),
-        ],
-    )
+    with_assertion(push_params("jwt-app"), assertion)
 }
 
 /// RFC 9126 §2: the issuer, the token endpoint URL and the PAR endpoint URL are all

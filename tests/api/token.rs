@@ -40,6 +40,15 @@ pub async fn verify_id_token(
     serde_json::to_value(claims).unwrap()
 }
 
+/// [`verify_id_token`] for a whole token response (its ID token against its access token).
+pub async fn verify_token_response(app: &TestApp, tokens: &Value, alg: CoreJwsSigningAlgorithm) -> Value {
+    let (id_token, access_token) = (
+        tokens["id_token"].as_str().unwrap(),
+        tokens["access_token"].as_str().unwrap(),
+    );
+    verify_id_token(app, id_token, access_token, alg).await
+}
+
 /// Decodes a JWT part without verifying (for asserting on headers and claims).
 pub fn jwt_part(jwt: &str, index: usize) -> Value {
     use base64::Engine;
@@ -371,13 +380,7 @@ async fn bad_client_authentication_is_401() {
         .unwrap();
     assert!(res.headers().contains_key("www-authenticate"));
     assert_oauth_error(res, 401, "invalid_client").await;
-    let res = app
-        .http
-        .post(app.url("/oauth2/token"))
-        .form(&token_params(&code))
-        .send()
-        .await
-        .unwrap();
+    let res = app.post_token_unauthenticated(&token_params(&code)).await;
     assert_oauth_error(res, 401, "invalid_client").await;
     assert_eq!(app.post_token(&token_params(&code)).await.status(), 200);
 }
@@ -387,50 +390,21 @@ async fn bad_client_authentication_is_401() {
 async fn every_client_authentication_method_works() {
     let app = spawn_app().await;
     let code = app.issue_code(code_record("post-app")).await;
-    let mut params = token_params(&code);
-    params.push(("client_id".into(), "post-app".into()));
-    params.push(("client_secret".into(), SECRET.into()));
-    let res = app
-        .http
-        .post(app.url("/oauth2/token"))
-        .form(&params)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
+    let post = with(
+        token_params(&code),
+        &[("client_id", Some("post-app")), ("client_secret", Some(SECRET))],
+    );
+    assert_eq!(app.post_token_unauthenticated(&post).await.status(), 200);
 
     let code = app.issue_code(code_record("jwt-app")).await;
-    let assertion = client_assertion(
-        "client-es256.pem",
-        Value::String(format!("{}/oauth2/token", app.issuer)),
-        serde_json::json!({}),
-    );
-    let mut params = token_params(&code);
-    params.push((
-        "client_assertion_type".into(),
-        "urn:ietf:params:oauth:client-assertion-type:jwt-bearer".into(),
-    ));
-    params.push(("client_assertion".into(), assertion));
-    let res = app
-        .http
-        .post(app.url("/oauth2/token"))
-        .form(&params)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
+    let aud = Value::String(format!("{}/oauth2/token", app.issuer));
+    let assertion = client_assertion("client-es256.pem", aud, serde_json::json!({}));
+    let jwt = with_assertion(token_params(&code), &assertion);
+    assert_eq!(app.post_token_unauthenticated(&jwt).await.status(), 200);
 
     let code = app.issue_code(code_record("public-app")).await;
-    let mut params = token_params(&code);
-    params.push(("client_id".into(), "public-app".into()));
-    let res = app
-        .http
-        .post(app.url("/oauth2/token"))
-        .form(&params)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
+    let public = with(token_params(&code), &[("client_id", Some("public-app"))]);
+    assert_eq!(app.post_token_unauthenticated(&public).await.status(), 200);
 }
 
 /// Brief §2 "exactly one winner": 20 concurrent redemptions of one code → one 200.
