@@ -3,55 +3,22 @@
 //! tokens. Drives Debian's `chromium` through `chromedriver` (WebDriver) with fantoccini;
 //! `scripts/test.sh` installs both when missing.
 
-use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use fantoccini::{ClientBuilder, Locator};
 
+#[path = "support/demo.rs"]
+mod demo;
 #[path = "support/topology.rs"]
 mod topology;
+use demo::start_demo;
 use topology::{KillOnDrop, free_port, poll};
-
-fn wait_for_port(port: u16) {
-    let listening = || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok();
-    assert!(
-        poll(Duration::from_secs(20), listening),
-        "nothing listens on {port}"
-    );
-}
-
-/// Starts the demo and returns it with the printed user's password.
-fn start_demo(port: u16) -> (KillOnDrop, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_par-server"))
-        .env("PAR__HTTP__BIND", format!("127.0.0.1:{port}"))
-        .env_remove("PAR_CONFIG")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let demo = KillOnDrop(child);
-    let mut lines = BufReader::new(stdout).lines();
-    let password = lines
-        .by_ref()
-        .map_while(Result::ok)
-        .find_map(|l| {
-            l.trim()
-                .strip_prefix("user")
-                .map(|r| r.trim().split(" / ").nth(1).unwrap().to_owned())
-        })
-        .expect("the banner prints the demo user");
-    // Keep reading so the server never writes into a closed pipe.
-    std::thread::spawn(move || lines.for_each(drop));
-    wait_for_port(port);
-    (demo, password)
-}
 
 #[tokio::test]
 async fn the_playground_walk_through_works_in_a_real_browser() {
-    let app_port = free_port();
-    let (_demo, password) = start_demo(app_port);
+    let demo = start_demo(env!("CARGO_BIN_EXE_par-server"));
+    let (app_port, password) = (demo.port, demo.password.clone());
     let driver_port = free_port();
     let _driver = KillOnDrop(
         Command::new("chromedriver")
@@ -61,7 +28,11 @@ async fn the_playground_walk_through_works_in_a_real_browser() {
             .spawn()
             .expect("chromedriver must be installed (scripts/test.sh installs chromium-driver)"),
     );
-    wait_for_port(driver_port);
+    let listening = || std::net::TcpStream::connect(("127.0.0.1", driver_port)).is_ok();
+    assert!(
+        poll(Duration::from_secs(20), listening),
+        "chromedriver never listened"
+    );
     let profile = tempfile::tempdir().unwrap();
     let mut caps = serde_json::Map::new();
     caps.insert(

@@ -1,10 +1,11 @@
 //! The real `par-server` binary: the zero-config demo, a push against Redis through the
 //! process started from a config file, and the operator subcommands.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::demo::start_demo;
 use crate::helpers::*;
 use crate::topology::KillOnDrop;
 
@@ -60,49 +61,21 @@ async fn the_binary_pushes_to_redis_from_a_config_file() {
 
 #[tokio::test]
 async fn the_zero_config_demo_prints_working_credentials() {
-    let port = free_port();
-    let mut child = Command::new(BIN)
-        .env("PAR__HTTP__BIND", format!("127.0.0.1:{port}"))
-        .env_remove("PAR_CONFIG")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let _server = KillOnDrop(child);
-    let banner = tokio::task::spawn_blocking(move || {
-        let mut lines = Vec::new();
-        let mut reader = BufReader::new(stdout).lines();
-        for line in reader.by_ref().map_while(Result::ok) {
-            let done = line.contains("/oauth2/par");
-            lines.push(line);
-            if done {
-                break;
-            }
-        }
-        // Keep reading so the server never writes into a closed pipe.
-        std::thread::spawn(move || reader.for_each(drop));
-        lines.join("\n")
-    })
-    .await
-    .unwrap();
-    let secret = banner
-        .lines()
-        .find_map(|l| {
-            l.trim()
-                .strip_prefix("client")
-                .map(|r| r.trim().split(" / ").nth(1).unwrap().to_owned())
-        })
-        .expect("banner prints the client secret");
-    assert!(banner.contains("alice /"), "{banner}");
-    wait_ready(&format!("http://127.0.0.1:{port}/readyz")).await;
+    let demo = tokio::task::spawn_blocking(|| start_demo(BIN)).await.unwrap();
+    assert!(
+        !demo.password.is_empty(),
+        "the banner prints the demo user's password"
+    );
+    let base = format!("http://127.0.0.1:{}", demo.port);
+    wait_ready(&format!("{base}/readyz")).await;
+    let params = with(
+        push_params("demo-app"),
+        &[("redirect_uri", Some("http://127.0.0.1:9000/callback"))],
+    );
     let res = http_client()
-        .post(format!("http://127.0.0.1:{port}/oauth2/par"))
-        .basic_auth("demo-app", Some(&secret))
-        .form(&with(
-            push_params("demo-app"),
-            &[("redirect_uri", Some("http://127.0.0.1:9000/callback"))],
-        ))
+        .post(format!("{base}/oauth2/par"))
+        .basic_auth("demo-app", Some(&demo.client_secret))
+        .form(&params)
         .send()
         .await
         .unwrap();

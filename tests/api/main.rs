@@ -3,6 +3,8 @@
 
 mod authorize;
 mod binary;
+#[path = "../support/demo.rs"]
+mod demo;
 mod discovery_health;
 mod flow;
 mod helpers;
