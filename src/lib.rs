@@ -12,7 +12,8 @@
 //! - [`state`]: per-process shared state built from the configuration.
 //! - [`keys`]: the server's signing keys (rotation, JWK Set, sign/verify of issued tokens).
 //! - [`config`]: layered settings and start-up validation; the zero-config demo.
-//! - [`telemetry`]: logging and the per-request span.
+//! - [`telemetry`]: logging, OTLP traces (one linked trace per login), Prometheus metrics.
+//! - [`users`]: the user directory and the claims each scope releases.
 //! - [`healthcheck`]: the `par-server healthcheck` probe (std TCP, for distroless images).
 //! - [`shutdown`]: SIGTERM/SIGINT → not-ready, drain delay, graceful stop.
 //! - [`password`], [`crypto`], [`secret`], [`clock`]: small helpers.
@@ -24,7 +25,8 @@
 //!    life extended to the interaction lifetime.
 //! 3. Login — on success the pushed request is taken (`GETDEL` in a script: one winner) and a
 //!    one-time code stored under `code:{sha256(code)}`.
-//! 4. `POST /oauth2/token` — code taken with `GETDEL`, PKCE verified, tokens signed; a
+//! 4. `POST /oauth2/token` — code taken with `GETDEL` and marked used in one script, PKCE
+//!    verified, tokens signed; a
 //!    replayed code revokes its grant (`code:{…}:used` → `grant:{…}:revoked`).
 //! 5. `GET /oauth2/userinfo` — Bearer JWT access token verified, grant not revoked.
 
