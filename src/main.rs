@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use par_server::config::{Settings, demo};
+use par_server::config::{Settings, ValidSettings, demo};
 use par_server::startup::Application;
 
 #[derive(Parser)]
@@ -88,13 +88,13 @@ fn hash_password() -> ExitCode {
 }
 
 fn check_config(file: PathBuf) -> ExitCode {
-    match Settings::load(Some(&file)).and_then(|(s, _)| s.validate().map(|_| s)) {
-        Ok(s) => {
+    match Settings::load(Some(&file)).and_then(|(s, _)| s.validate()) {
+        Ok(valid) => {
             println!(
                 "{}: ok ({} clients, {} users)",
                 file.display(),
-                s.clients.len(),
-                s.users.len()
+                valid.settings.clients.len(),
+                valid.settings.users.len()
             );
             ExitCode::SUCCESS
         }
@@ -124,19 +124,22 @@ fn run(config: Option<PathBuf>) -> ExitCode {
     } else {
         None
     };
-    if let Err(e) = settings.validate() {
-        eprintln!("{e}");
-        return ExitCode::from(2);
-    }
+    let valid = match settings.validate() {
+        Ok(valid) => valid,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
     // Dropped when `run` returns, after the server stopped: flushes the spans still queued.
-    let _telemetry = match par_server::telemetry::init(&settings.log, &settings.telemetry) {
+    let _telemetry = match par_server::telemetry::init(&valid.settings.log, &valid.settings.telemetry) {
         Ok(guard) => guard,
         Err(e) => {
             eprintln!("par-server: telemetry: {e:#}");
             return ExitCode::from(2);
         }
     };
-    match actix_web::rt::System::new().block_on(serve(settings, demo)) {
+    match actix_web::rt::System::new().block_on(serve(valid, demo)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e:#}");
@@ -146,15 +149,15 @@ fn run(config: Option<PathBuf>) -> ExitCode {
     }
 }
 
-async fn serve(settings: Settings, demo: Option<demo::DemoCredentials>) -> anyhow::Result<()> {
-    let shared = settings.redis.is_configured();
-    if demo.is_some() && !par_server::config::is_loopback_bind(&settings.http.bind) {
+async fn serve(valid: ValidSettings, demo: Option<demo::DemoCredentials>) -> anyhow::Result<()> {
+    let shared = valid.redis.is_some();
+    if demo.is_some() && !par_server::config::is_loopback_bind(&valid.settings.http.bind) {
         anyhow::bail!(
             "the zero-config demo only binds loopback addresses; configure clients to listen on {}",
-            settings.http.bind
+            valid.settings.http.bind
         );
     }
-    let app = Application::build(settings).await?;
+    let app = Application::build(valid).await?;
     if !shared {
         tracing::warn!(
             "IN-MEMORY STORE: state lives in this process only. Do not run more than one replica; set redis.url (PAR__REDIS__URL) for production."

@@ -8,8 +8,11 @@ use actix_web::dev::Server;
 use actix_web::{App, HttpServer, web};
 use tracing_actix_web::TracingLogger;
 
-use crate::config::Settings;
-use crate::routes::{self, authorize, discovery, health, jwks, login, par, playground, token, userinfo};
+use crate::config::ValidSettings;
+use crate::playground;
+use crate::routes::{
+    assets, authorize, consent, discovery, health, jwks, login, methods, metrics, par, token, userinfo,
+};
 use crate::state::AppState;
 use crate::telemetry::RootSpan;
 
@@ -21,15 +24,16 @@ pub struct Application {
 }
 
 impl Application {
-    /// `settings` must have passed [`Settings::validate`].
-    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        let listener = TcpListener::bind(&settings.http.bind)
-            .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.http.bind))?;
+    /// Binds `http.bind` and builds the shared state from the validated configuration.
+    pub async fn build(valid: ValidSettings) -> anyhow::Result<Self> {
+        let http = valid.settings.http.clone();
+        let listener = TcpListener::bind(&http.bind)
+            .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", http.bind))?;
         let address = listener.local_addr()?;
-        let issuer = settings.issuer_or(address);
+        let issuer = valid.settings.issuer_or(address);
         crate::telemetry::metrics::install();
-        let state = web::Data::new(AppState::build(&settings, &issuer, address)?);
-        let base = settings.http.base_path.clone();
+        let state = web::Data::new(AppState::build(valid, &issuer, address)?);
+        let base = http.base_path.clone();
         let app_state = state.clone();
         let mut server = HttpServer::new(move || {
             App::new()
@@ -37,19 +41,19 @@ impl Application {
                 .app_data(app_state.clone())
                 .configure(|cfg| routes_table(cfg, &base))
         })
-        .shutdown_timeout(settings.http.shutdown_grace_secs)
+        .shutdown_timeout(http.shutdown_grace_secs)
         .client_request_timeout(Duration::from_secs(10))
         // Signals are ours (crate::shutdown): drain before the listener closes.
         .disable_signals();
-        if settings.http.workers > 0 {
-            server = server.workers(settings.http.workers);
+        if http.workers > 0 {
+            server = server.workers(http.workers);
         }
         let server = server.listen(listener)?.run();
         Ok(Self {
             address,
             server,
             state,
-            drain_delay: Duration::from_secs(settings.http.drain_delay_secs),
+            drain_delay: Duration::from_secs(http.drain_delay_secs),
         })
     }
 
@@ -103,14 +107,14 @@ fn routes_table(cfg: &mut web::ServiceConfig, base: &str) {
     let post_only = |path: String, handler| {
         web::resource(path)
             .route(handler)
-            .default_service(web::to(routes::post_only))
+            .default_service(web::to(methods::post_only))
     };
     cfg.service(post_only(format!("{base}/par"), web::post().to(par::push)))
         .route(&format!("{base}/authorize"), web::get().to(authorize::authorize))
         .service(post_only(format!("{base}/login"), web::post().to(login::login)))
         .service(post_only(
             format!("{base}/consent"),
-            web::post().to(login::consent),
+            web::post().to(consent::consent),
         ))
         .service(post_only(
             format!("{base}/token"),
@@ -121,11 +125,11 @@ fn routes_table(cfg: &mut web::ServiceConfig, base: &str) {
             web::resource(format!("{base}/userinfo"))
                 .route(web::get().to(userinfo::userinfo))
                 .route(web::post().to(userinfo::userinfo))
-                .default_service(web::to(userinfo::other_method)),
+                .default_service(web::to(methods::get_or_post)),
         )
         .route(
             &format!("{base}/assets/style.css"),
-            web::get().to(login::stylesheet),
+            web::get().to(assets::stylesheet),
         )
         .route(
             "/.well-known/openid-configuration",
@@ -143,5 +147,5 @@ fn routes_table(cfg: &mut web::ServiceConfig, base: &str) {
         .route("/playground/callback", web::get().to(playground::callback))
         .route("/healthz", web::get().to(health::live))
         .route("/readyz", web::get().to(health::ready))
-        .route("/metrics", web::get().to(routes::metrics::metrics));
+        .route("/metrics", web::get().to(metrics::metrics));
 }

@@ -5,12 +5,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use crate::config::Settings;
-use crate::keys::SigningKeys;
+use crate::config::{Settings, ValidSettings};
 use crate::oauth::client::ClientRegistry;
 use crate::oauth::discovery::{self, Capabilities, Endpoints};
-use crate::store::redis::{RedisOptions, RedisStore};
-use crate::store::{Keys, Store};
+use crate::signing::SigningKeys;
+use crate::store::Store;
 use crate::users::UserDirectory;
 
 /// PAR timers and prefixes.
@@ -53,7 +52,6 @@ pub struct AppState {
     pub clients: ClientRegistry,
     pub users: UserDirectory,
     pub store: Store,
-    pub keys: Keys,
     /// The server's signing keys (one active, all published at `/jwks`).
     pub signing_keys: SigningKeys,
     pub par: ParPolicy,
@@ -61,8 +59,6 @@ pub struct AppState {
     pub body_limit: usize,
     /// Cookies carry `Secure`: false only when the issuer is plain http on loopback.
     pub secure_cookies: bool,
-    /// URL path of the login pages' stylesheet directory.
-    pub assets: String,
     /// URL path of the OAuth endpoints (`http.base_path`).
     pub base_path: String,
     pub playground: Option<Playground>,
@@ -72,17 +68,25 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// `settings` must have passed [`Settings::validate`]; `issuer` is the one in force.
-    pub fn build(settings: &Settings, issuer: &str, local: std::net::SocketAddr) -> anyhow::Result<Self> {
-        let clients = settings.client_registry()?;
-        let store = if settings.redis.is_configured() {
-            Store::Redis(RedisStore::connect(&RedisOptions::from_settings(
-                &settings.redis,
-            )?)?)
-        } else {
-            Store::memory()
+    /// From the validated configuration; `issuer` is the one in force, `local` the address
+    /// this process listens on.
+    pub fn build(valid: ValidSettings, issuer: &str, local: std::net::SocketAddr) -> anyhow::Result<Self> {
+        let ValidSettings {
+            settings,
+            clients,
+            users,
+            signing_keys,
+            redis,
+        } = valid;
+        let settings = &settings;
+        let store = match &redis {
+            Some(options) => Store::redis(options, &settings.redis.key_prefix)?,
+            None => Store::memory(&settings.redis.key_prefix),
         };
-        let signing_keys = SigningKeys::load_or_generate(&settings.keys, settings.redis.is_configured())?;
+        let signing_keys = match signing_keys {
+            Some(keys) => keys,
+            None => SigningKeys::generate()?,
+        };
         let endpoints = Endpoints::new(issuer, &settings.http.base_path);
         let mut scopes: Vec<String> = Vec::new();
         for c in &settings.clients {
@@ -99,13 +103,13 @@ impl AppState {
             signing_algs: signing_keys.signing_algs(),
         };
         let metadata = discovery::metadata(&endpoints, &capabilities).to_string();
+        let playground = playground(settings, &clients, issuer, local)?;
         Ok(Self {
             assertion_audiences: endpoints.assertion_audiences(),
             endpoints,
             clients,
-            users: UserDirectory::new(&settings.users),
+            users,
             store,
-            keys: Keys::new(settings.redis.key_prefix.clone()),
             signing_keys,
             par: ParPolicy {
                 lifetime: Duration::from_secs(settings.par.request_uri_lifetime),
@@ -122,9 +126,8 @@ impl AppState {
             },
             body_limit: settings.http.body_limit,
             secure_cookies: !issuer.starts_with("http://"),
-            assets: format!("{}/assets", settings.http.base_path),
             base_path: settings.http.base_path.clone(),
-            playground: playground(settings, issuer, local)?,
+            playground,
             metadata,
             draining: Arc::new(AtomicBool::new(false)),
         })
@@ -143,6 +146,7 @@ impl AppState {
 /// The playground's settings, checked against the client registry.
 fn playground(
     settings: &Settings,
+    clients: &ClientRegistry,
     issuer: &str,
     local: std::net::SocketAddr,
 ) -> anyhow::Result<Option<Playground>> {
@@ -153,20 +157,15 @@ fn playground(
         settings.playground.client_id.clone().ok_or_else(|| {
             anyhow::anyhow!("playground.client_id is required when the playground is enabled")
         })?;
-    let client = settings
-        .clients
-        .iter()
-        .find(|c| c.client_id == client_id)
-        .ok_or_else(|| anyhow::anyhow!("playground.client_id: no client '{client_id}'"))?;
-    let secret = client.client_secret.clone().ok_or_else(|| {
-        anyhow::anyhow!("playground.client_id: the playground needs a client with a client_secret")
-    })?;
-    let redirect_uri = format!("{}/playground/callback", issuer.trim_end_matches('/'));
-    let registry = settings.client_registry()?;
-    let registered = registry
+    let client = clients
         .get(&client_id)
-        .is_some_and(|c| c.redirect_uri_allowed(&redirect_uri));
-    if !registered {
+        .ok_or_else(|| anyhow::anyhow!("playground.client_id: no client '{client_id}'"))?;
+    let crate::oauth::client::Credential::Secret(secret) = &client.credential else {
+        anyhow::bail!("playground.client_id: the playground needs a client with a client_secret");
+    };
+    let secret = secret.clone();
+    let redirect_uri = format!("{}/playground/callback", issuer.trim_end_matches('/'));
+    if !client.redirect_uri_allowed(&redirect_uri) {
         anyhow::bail!(
             "playground.client_id: client '{client_id}' must register the redirect URI {redirect_uri}"
         );

@@ -1,12 +1,11 @@
-//! The user directory (from configuration) and the OIDC claims each scope releases
-//! (OIDC Core §5.4).
+//! The user directory (built from the `users` section at start) and the OIDC claims each
+//! scope releases (OIDC Core §5.4).
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
-use crate::config::UserSettings;
 use crate::secret::Secret;
 
 #[derive(Debug, Clone)]
@@ -57,19 +56,10 @@ pub struct UserDirectory {
 }
 
 impl UserDirectory {
-    pub fn new(settings: &[UserSettings]) -> Self {
+    pub fn new(users: Vec<User>) -> Self {
         let mut dir = Self::default();
-        for u in settings {
-            let user = Arc::new(User {
-                username: u.username.clone(),
-                sub: u.sub.clone().unwrap_or_else(|| u.username.clone()),
-                password_hash: u.password_hash.clone(),
-                email: u.email.clone(),
-                email_verified: u.email_verified,
-                name: u.name.clone(),
-                given_name: u.given_name.clone(),
-                family_name: u.family_name.clone(),
-            });
+        for user in users {
+            let user = Arc::new(user);
             dir.by_sub.insert(user.sub.clone(), user.clone());
             dir.by_username.insert(user.username.clone(), user);
         }

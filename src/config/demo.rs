@@ -2,7 +2,7 @@
 //! the in-memory store, one confidential demo client and one demo user whose credentials are
 //! generated now and printed once.
 
-use super::{ClientSettings, Settings, UserSettings};
+use super::settings::{ClientSettings, Settings, Source, UserSettings};
 use crate::crypto::random_token;
 use crate::secret::Secret;
 
@@ -18,8 +18,8 @@ pub struct DemoCredentials {
 }
 
 /// True when the deployment gave no clients and no file: run the demo.
-pub fn wanted(settings: &Settings, source: &super::Source) -> bool {
-    *source == super::Source::Defaults && settings.clients.is_empty()
+pub fn wanted(settings: &Settings, source: &Source) -> bool {
+    *source == Source::Defaults && settings.clients.is_empty()
 }
 
 /// Adds the demo client and user, and turns the playground on.

@@ -1,44 +1,40 @@
-//! Start-up validation: every rule names the offending key, so a bad deployment stops with
-//! one clear line instead of failing on the first request.
+//! Start-up validation: [`Settings::validate`] checks every rule, naming the offending key,
+//! and builds what the service runs on — client registry, users, signing keys, Redis
+//! options — once, into [`ValidSettings`]. The sections with most rules have their own
+//! modules (`clients`, `keys`, `redis`).
 
 use std::collections::HashSet;
-use std::net::IpAddr;
 
-use jsonwebtoken::jwk::JwkSet;
+use super::error::{ConfigError, fail};
+use super::net::is_loopback_host;
+use super::settings::{Settings, TelemetrySettings, UserSettings};
+use super::{clients, keys, redis};
+use crate::oauth::client::ClientRegistry;
+use crate::signing::SigningKeys;
+use crate::store::RedisOptions;
+use crate::users::{User, UserDirectory};
 
-use super::{ClientSettings, Settings};
-use crate::oauth::client::{AuthMethod, Client, ClientRegistry, Credential};
-
-#[derive(Debug, thiserror::Error)]
-#[error("invalid configuration: {key}: {reason}")]
-pub struct ConfigError {
-    pub key: String,
-    pub reason: String,
+/// The configuration after [`Settings::validate`]: the settings, and what was built from
+/// them.
+pub struct ValidSettings {
+    pub settings: Settings,
+    pub clients: ClientRegistry,
+    pub users: UserDirectory,
+    /// `None`: no key configured, allowed only without Redis (the single-process demo
+    /// generates one at start).
+    pub signing_keys: Option<SigningKeys>,
+    /// `None`: no Redis configured (the in-memory store).
+    pub redis: Option<RedisOptions>,
 }
 
-impl ConfigError {
-    pub fn new(key: impl Into<String>, reason: impl Into<String>) -> Self {
-        Self {
-            key: key.into(),
-            reason: reason.into(),
-        }
+impl std::fmt::Debug for ValidSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ValidSettings")
+            .field("settings", &self.settings)
+            .field("signing_keys", &self.signing_keys)
+            .field("redis", &self.redis.is_some())
+            .finish_non_exhaustive()
     }
-}
-
-fn fail<T>(key: impl Into<String>, reason: impl Into<String>) -> Result<T, ConfigError> {
-    Err(ConfigError::new(key, reason))
-}
-
-/// `127.0.0.1`, `::1`, `localhost`.
-pub fn is_loopback_host(host: &str) -> bool {
-    let bare = host.trim_start_matches('[').trim_end_matches(']');
-    bare.eq_ignore_ascii_case("localhost") || bare.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
-}
-
-/// `http.bind` names a loopback address.
-pub fn is_loopback_bind(bind: &str) -> bool {
-    bind.rsplit_once(':')
-        .is_some_and(|(host, _)| is_loopback_host(host))
 }
 
 impl Settings {
@@ -50,7 +46,9 @@ impl Settings {
         }
     }
 
-    pub fn validate(&self) -> Result<(), ConfigError> {
+    /// Checks every rule and builds, once, what the service runs on. Every error names the
+    /// offending key.
+    pub fn validate(self) -> Result<ValidSettings, ConfigError> {
         validate_telemetry(&self.telemetry)?;
         if let Some(issuer) = &self.issuer {
             validate_issuer(issuer)?;
@@ -76,7 +74,7 @@ impl Settings {
         if !(1024..=10 * 1024 * 1024).contains(&self.http.body_limit) {
             return fail("http.body_limit", "must be between 1024 and 10485760 bytes");
         }
-        self.validate_redis()?;
+        let redis = redis::redis_options(&self.redis)?;
         if self.http.shutdown_grace_secs > 3600 {
             return fail("http.shutdown_grace_secs", "must be at most 3600 seconds");
         }
@@ -121,55 +119,62 @@ impl Settings {
         if !(1..=86_400).contains(&self.tokens.id_token_lifetime) {
             return fail("tokens.id_token_lifetime", "must be between 1 and 86400 seconds");
         }
-        // Replicas verify each other's tokens: they must share keys (brief §4).
-        if self.keys.is_empty() && self.redis.is_configured() {
+        // Replicas verify each other's tokens: they must share keys.
+        if self.keys.is_empty() && redis.is_some() {
             return fail(
                 "keys",
                 "required with a Redis store: replicas must share signing keys",
             );
         }
-        crate::keys::SigningKeys::from_settings(&self.keys)?;
-        self.client_registry()?;
-        let mut names = HashSet::new();
-        for (i, u) in self.users.iter().enumerate() {
-            if u.username.is_empty() || !names.insert(u.username.as_str()) {
-                return fail(format!("users[{i}].username"), "must be non-empty and unique");
-            }
-            if argon2::password_hash::phc::PasswordHash::new(u.password_hash.expose()).is_err()
-                || !u.password_hash.expose().starts_with("$argon2")
-            {
-                return fail(
-                    format!("users[{i}].password_hash"),
-                    "must be an argon2 PHC string (see `par-server hash-password`)",
-                );
-            }
-        }
+        let signing_keys = keys::signing_keys(&self.keys)?;
+        let clients = clients::client_registry(&self.clients, self.par.required)?;
+        let users = user_directory(&self.users)?;
         if let Some(id) = &self.playground.client_id
-            && !self.clients.iter().any(|c| &c.client_id == id)
+            && clients.get(id).is_none()
         {
             return fail("playground.client_id", format!("no client '{id}' is configured"));
         }
-        Ok(())
-    }
-
-    /// The validated client registry.
-    pub fn client_registry(&self) -> Result<ClientRegistry, ConfigError> {
-        let mut seen = HashSet::new();
-        let mut clients = Vec::with_capacity(self.clients.len());
-        for (i, c) in self.clients.iter().enumerate() {
-            if !seen.insert(c.client_id.as_str()) {
-                return fail(
-                    format!("clients[{i}].client_id"),
-                    format!("duplicate client_id '{}'", c.client_id),
-                );
-            }
-            clients.push(client_from(i, c, self.par.required)?);
-        }
-        Ok(ClientRegistry::new(clients))
+        Ok(ValidSettings {
+            settings: self,
+            clients,
+            users,
+            signing_keys,
+            redis,
+        })
     }
 }
 
-fn validate_telemetry(t: &super::TelemetrySettings) -> Result<(), ConfigError> {
+/// The users, each with a unique name and an argon2 PHC string.
+fn user_directory(users: &[UserSettings]) -> Result<UserDirectory, ConfigError> {
+    let mut names = HashSet::new();
+    let mut out = Vec::with_capacity(users.len());
+    for (i, u) in users.iter().enumerate() {
+        if u.username.is_empty() || !names.insert(u.username.as_str()) {
+            return fail(format!("users[{i}].username"), "must be non-empty and unique");
+        }
+        if argon2::password_hash::phc::PasswordHash::new(u.password_hash.expose()).is_err()
+            || !u.password_hash.expose().starts_with("$argon2")
+        {
+            return fail(
+                format!("users[{i}].password_hash"),
+                "must be an argon2 PHC string (see `par-server hash-password`)",
+            );
+        }
+        out.push(User {
+            username: u.username.clone(),
+            sub: u.sub.clone().unwrap_or_else(|| u.username.clone()),
+            password_hash: u.password_hash.clone(),
+            email: u.email.clone(),
+            email_verified: u.email_verified,
+            name: u.name.clone(),
+            given_name: u.given_name.clone(),
+            family_name: u.family_name.clone(),
+        });
+    }
+    Ok(UserDirectory::new(out))
+}
+
+fn validate_telemetry(t: &TelemetrySettings) -> Result<(), ConfigError> {
     if let Some(r) = t.sampling_ratio
         && !(0.0..=1.0).contains(&r)
     {
@@ -199,280 +204,11 @@ fn validate_issuer(issuer: &str) -> Result<(), ConfigError> {
     }
 }
 
-fn client_from(i: usize, c: &ClientSettings, par_required: bool) -> Result<Client, ConfigError> {
-    let key = |field: &str| format!("clients[{i}].{field}");
-    if c.client_id.is_empty() || c.client_id.len() > 256 || c.client_id.chars().any(char::is_control) {
-        return fail(key("client_id"), "must be 1-256 printable characters");
-    }
-    let jwks = match (&c.jwks, &c.jwks_file) {
-        (Some(_), Some(_)) => return fail(key("jwks"), "set jwks or jwks_file, not both"),
-        (Some(v), None) => Some(v.clone()),
-        (None, Some(path)) => {
-            let text = std::fs::read_to_string(path)
-                .or_else(|e| fail(key("jwks_file"), format!("{}: {e}", path.display())))?;
-            Some(serde_json::from_str(&text).or_else(|e| fail(key("jwks_file"), e.to_string()))?)
-        }
-        (None, None) => None,
-    };
-    let method = c
-        .token_endpoint_auth_method
-        .unwrap_or(match (&c.client_secret, &jwks) {
-            (Some(_), _) => AuthMethod::ClientSecretBasic,
-            (None, Some(_)) => AuthMethod::PrivateKeyJwt,
-            (None, None) => AuthMethod::None,
-        });
-    let credential = match method {
-        AuthMethod::ClientSecretBasic | AuthMethod::ClientSecretPost => {
-            let secret = c.client_secret.clone().ok_or_else(|| {
-                ConfigError::new(key("client_secret"), format!("required for {}", method.as_str()))
-            })?;
-            if secret.expose().len() < 8 {
-                return fail(key("client_secret"), "must be at least 8 characters");
-            }
-            if jwks.is_some() {
-                return fail(key("jwks"), format!("not used with {}", method.as_str()));
-            }
-            Credential::Secret(secret)
-        }
-        AuthMethod::PrivateKeyJwt => {
-            let value = jwks.ok_or_else(|| ConfigError::new(key("jwks"), "required for private_key_jwt"))?;
-            let set: JwkSet = serde_json::from_value(value)
-                .or_else(|e| fail(key("jwks"), format!("not a JWK Set: {e}")))?;
-            if set.keys.is_empty() {
-                return fail(key("jwks"), "must contain at least one key");
-            }
-            for (k, jwk) in set.keys.iter().enumerate() {
-                if jsonwebtoken::DecodingKey::from_jwk(jwk).is_err() {
-                    return fail(format!("clients[{i}].jwks.keys[{k}]"), "unusable key");
-                }
-            }
-            if c.client_secret.is_some() {
-                return fail(key("client_secret"), "not used with private_key_jwt");
-            }
-            Credential::Jwks(Box::new(set))
-        }
-        AuthMethod::None => {
-            if c.client_secret.is_some() || jwks.is_some() {
-                return fail(
-                    key("token_endpoint_auth_method"),
-                    "a public client (none) has no secret or keys",
-                );
-            }
-            Credential::None
-        }
-    };
-    if c.redirect_uris.is_empty() {
-        return fail(key("redirect_uris"), "at least one redirect URI is required");
-    }
-    for (j, uri) in c.redirect_uris.iter().enumerate() {
-        validate_redirect_uri(uri)
-            .map_err(|reason| ConfigError::new(format!("clients[{i}].redirect_uris[{j}]"), reason))?;
-    }
-    if c.scopes.is_empty() {
-        return fail(key("scopes"), "at least one scope is required");
-    }
-    if method == AuthMethod::None && !c.require_pkce {
-        return fail(key("require_pkce"), "public clients must use PKCE");
-    }
-    Ok(Client {
-        id: c.client_id.clone(),
-        name: c.client_name.clone().unwrap_or_else(|| c.client_id.clone()),
-        auth_method: method,
-        credential,
-        redirect_uris: c.redirect_uris.clone(),
-        scopes: c.scopes.clone(),
-        require_par: c.require_pushed_authorization_requests.unwrap_or(par_required),
-        require_pkce: c.require_pkce,
-        consent: c.consent,
-    })
-}
-
-/// RFC 6749 §3.1.2: absolute, no fragment. RFC 9700 §2.6 / FAPI 2.0: `https`, or `http` only
-/// on loopback (RFC 8252 §7.3); private-use schemes (RFC 8252 §7.1) must contain a dot.
-fn validate_redirect_uri(uri: &str) -> Result<(), String> {
-    let url = url::Url::parse(uri).map_err(|_| format!("'{uri}' is not an absolute URI"))?;
-    if url.fragment().is_some() {
-        return Err(format!("'{uri}' must not contain a fragment"));
-    }
-    match url.scheme() {
-        "https" => Ok(()),
-        "http" if url.host_str().is_some_and(is_loopback_host) => Ok(()),
-        "http" => Err(format!("'{uri}': http is only allowed for loopback hosts")),
-        s if s.contains('.') => Ok(()),
-        _ => Err(format!(
-            "'{uri}': scheme must be https, loopback http, or a reverse-DNS private-use scheme"
-        )),
-    }
-}
-
-/// A Redis node URL: `redis://` or `rediss://` (plus `unix://` where `unix_ok`) that the
-/// client library parses.
-fn redis_url_ok(url: &str, unix_ok: bool) -> bool {
-    let schemes: &[&str] = if unix_ok {
-        &["redis://", "rediss://", "unix://", "redis+unix://"]
-    } else {
-        &["redis://", "rediss://"]
-    };
-    schemes.iter().any(|s| url.starts_with(s)) && redis::Client::open(url).is_ok()
-}
-
-impl Settings {
-    /// The `redis` section (brief §4): one topology, its addresses, TLS files, timeouts and
-    /// pool settings.
-    fn validate_redis(&self) -> Result<(), ConfigError> {
-        use super::{RedisConnection, RedisMode};
-        let r = &self.redis;
-        match r.mode {
-            RedisMode::Standalone => {
-                if let Some(url) = &r.url
-                    && !redis_url_ok(url.expose(), true)
-                {
-                    return fail("redis.url", "must be a redis://, rediss:// or unix:// URL");
-                }
-                if !r.cluster_nodes.is_empty() {
-                    return fail("redis.cluster_nodes", "only used with redis.mode = cluster");
-                }
-                if !r.sentinel_nodes.is_empty() || r.sentinel_master.is_some() {
-                    return fail("redis.sentinel_nodes", "only used with redis.mode = sentinel");
-                }
-            }
-            RedisMode::Cluster => {
-                if r.url.is_some() {
-                    return fail(
-                        "redis.url",
-                        "not used with redis.mode = cluster; list redis.cluster_nodes",
-                    );
-                }
-                if r.cluster_nodes.is_empty() {
-                    return fail(
-                        "redis.cluster_nodes",
-                        "at least one seed node is required in cluster mode",
-                    );
-                }
-                for (i, n) in r.cluster_nodes.iter().enumerate() {
-                    if !redis_url_ok(n, false) {
-                        return fail(
-                            format!("redis.cluster_nodes[{i}]"),
-                            "must be a redis://host:port or rediss://host:port URL",
-                        );
-                    }
-                }
-                if r.cluster_nodes.iter().any(|n| n.starts_with("rediss://"))
-                    != r.cluster_nodes.iter().all(|n| n.starts_with("rediss://"))
-                {
-                    return fail(
-                        "redis.cluster_nodes",
-                        "use rediss:// for all seed nodes or for none",
-                    );
-                }
-                if r.db.is_some_and(|d| d != 0) {
-                    return fail("redis.db", "Redis Cluster has only database 0");
-                }
-                if !r.sentinel_nodes.is_empty() || r.sentinel_master.is_some() {
-                    return fail("redis.sentinel_nodes", "only used with redis.mode = sentinel");
-                }
-            }
-            RedisMode::Sentinel => {
-                if r.url.is_some() {
-                    return fail(
-                        "redis.url",
-                        "not used with redis.mode = sentinel; list redis.sentinel_nodes",
-                    );
-                }
-                if r.sentinel_nodes.is_empty() {
-                    return fail(
-                        "redis.sentinel_nodes",
-                        "at least one sentinel is required in sentinel mode",
-                    );
-                }
-                for (i, n) in r.sentinel_nodes.iter().enumerate() {
-                    if !redis_url_ok(n, false) {
-                        return fail(
-                            format!("redis.sentinel_nodes[{i}]"),
-                            "must be a redis://host:port or rediss://host:port URL",
-                        );
-                    }
-                }
-                if r.sentinel_nodes.iter().any(|n| n.starts_with("rediss://"))
-                    != r.sentinel_nodes.iter().all(|n| n.starts_with("rediss://"))
-                {
-                    return fail(
-                        "redis.sentinel_nodes",
-                        "use rediss:// for all sentinels or for none",
-                    );
-                }
-                if r.sentinel_master.as_deref().is_none_or(str::is_empty) {
-                    return fail(
-                        "redis.sentinel_master",
-                        "the monitored master's name is required in sentinel mode",
-                    );
-                }
-                if !r.cluster_nodes.is_empty() {
-                    return fail("redis.cluster_nodes", "only used with redis.mode = cluster");
-                }
-            }
-        }
-        if r.connection == RedisConnection::Pool && r.mode != RedisMode::Standalone {
-            return fail(
-                "redis.connection",
-                "pool is only available with redis.mode = standalone (cluster and sentinel connections are multiplexed)",
-            );
-        }
-        if r.wait_replicas > 0 && r.connection == RedisConnection::Pool {
-            return fail("redis.wait_replicas", "needs redis.connection = multiplexed");
-        }
-        if r.wait_replicas > 16 {
-            return fail("redis.wait_replicas", "must be at most 16");
-        }
-        if r.wait_timeout_ms == 0 {
-            return fail("redis.wait_timeout_ms", "must be > 0");
-        }
-        if r.db.is_some_and(|d| !(0..=15).contains(&d)) {
-            return fail("redis.db", "must be between 0 and 15");
-        }
-        for (key, file) in [
-            ("redis.tls_ca_file", &r.tls_ca_file),
-            ("redis.tls_client_cert_file", &r.tls_client_cert_file),
-            ("redis.tls_client_key_file", &r.tls_client_key_file),
-        ] {
-            if let Some(f) = file
-                && !f.is_file()
-            {
-                return fail(key, format!("{}: no such file", f.display()));
-            }
-        }
-        if r.tls_client_cert_file.is_some() != r.tls_client_key_file.is_some() {
-            return fail(
-                "redis.tls_client_key_file",
-                "set both redis.tls_client_cert_file and redis.tls_client_key_file, or neither",
-            );
-        }
-        if r.command_timeout_ms == 0 {
-            return fail("redis.command_timeout_ms", "must be > 0");
-        }
-        if r.connect_timeout_ms == 0 {
-            return fail("redis.connect_timeout_ms", "must be > 0");
-        }
-        if !(1..=256).contains(&r.pool_size) {
-            return fail("redis.pool_size", "must be between 1 and 256");
-        }
-        for (key, v) in [
-            ("redis.pool_wait_timeout_ms", r.pool_wait_timeout_ms),
-            ("redis.pool_create_timeout_ms", r.pool_create_timeout_ms),
-            ("redis.pool_recycle_timeout_ms", r.pool_recycle_timeout_ms),
-        ] {
-            if v == Some(0) {
-                return fail(key, "must be > 0");
-            }
-        }
-        Ok(())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::KeySettings;
+    use crate::config::{ClientSettings, KeySettings};
+    use crate::oauth::client::AuthMethod;
     use crate::secret::Secret;
 
     fn client() -> ClientSettings {
@@ -491,7 +227,7 @@ mod tests {
         }
     }
 
-    fn settings_with(f: impl FnOnce(&mut Settings)) -> Result<(), ConfigError> {
+    fn settings_with(f: impl FnOnce(&mut Settings)) -> Result<ValidSettings, ConfigError> {
         let mut s = Settings {
             clients: vec![client()],
             ..Settings::default()

@@ -13,19 +13,29 @@ use super::pkce;
 pub const MAX_STATE_LEN: usize = 1024;
 pub const MAX_NONCE_LEN: usize = 512;
 
-/// Where an authorization error may be sent once `client_id` and `redirect_uri` are proven
-/// (RFC 6749 §4.1.2.1; RFC 9700 §4.11: never to an unverified URI).
+/// Where an authorization response may be sent once `client_id` and `redirect_uri` are
+/// proven (RFC 6749 §4.1.2.1; RFC 9700 §4.11: never to an unverified URI).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RedirectTarget {
-    pub redirect_uri: String,
+    pub redirect_uri: url::Url,
     pub state: Option<String>,
+}
+
+impl RedirectTarget {
+    /// `None` if `redirect_uri` does not parse. A registered URI always does (configuration
+    /// validation parses each one); the caller then shows a local page instead.
+    fn new(redirect_uri: &str, state: Option<String>) -> Option<Self> {
+        url::Url::parse(redirect_uri)
+            .ok()
+            .map(|redirect_uri| Self { redirect_uri, state })
+    }
 }
 
 /// A refused authorization request: the error, and where it may be redirected if anywhere.
 #[derive(Debug, Clone)]
 pub struct Rejection {
     pub error: OAuthError,
-    pub redirect: Option<RedirectTarget>,
+    pub redirect: Option<Box<RedirectTarget>>,
 }
 
 impl Rejection {
@@ -37,12 +47,10 @@ impl Rejection {
     }
 }
 
-/// A validated authorization request, as stored for a PAR `request_uri`.
-///
-/// Records carry `v` so replicas of two releases can read each other's records.
+/// A validated authorization request, as stored for a PAR `request_uri` (the store keeps it
+/// as versioned JSON, `store::records`).
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuthorizationRequest {
-    pub v: u8,
     pub client_id: String,
     pub redirect_uri: String,
     pub scope: Vec<String>,
@@ -121,13 +129,10 @@ impl AuthorizationRequest {
                 "redirect_uri is not registered for this client",
             )));
         }
-        let target = RedirectTarget {
-            redirect_uri: redirect_uri.to_owned(),
-            state: state.clone(),
-        };
+        let target = RedirectTarget::new(redirect_uri, state.clone());
         let reject = |error: OAuthError| Rejection {
             error,
-            redirect: Some(target.clone()),
+            redirect: target.clone().map(Box::new),
         };
 
         if params.contains("request") {
@@ -201,7 +206,6 @@ impl AuthorizationRequest {
         }
 
         let request = Self {
-            v: 1,
             client_id: client.id.clone(),
             redirect_uri: redirect_uri.to_owned(),
             scope,
@@ -232,7 +236,7 @@ impl AuthorizationRequest {
         }
         let reject = |error: OAuthError| Rejection {
             error,
-            redirect: Some(self.redirect_target()),
+            redirect: self.redirect_target().map(Box::new),
         };
         if let Some(s) = self.scope.iter().find(|s| !client.scope_allowed(s)) {
             return Err(reject(OAuthError::invalid_scope(format!(
@@ -247,23 +251,14 @@ impl AuthorizationRequest {
         Ok(())
     }
 
-    pub fn redirect_target(&self) -> RedirectTarget {
-        RedirectTarget {
-            redirect_uri: self.redirect_uri.clone(),
-            state: self.state.clone(),
-        }
-    }
-
-    pub fn has_scope(&self, scope: &str) -> bool {
-        self.scope.iter().any(|s| s == scope)
+    /// Where responses to this request go (its `redirect_uri` was proven when it was
+    /// validated).
+    pub fn redirect_target(&self) -> Option<RedirectTarget> {
+        RedirectTarget::new(&self.redirect_uri, self.state.clone())
     }
 
     pub fn has_prompt(&self, prompt: &str) -> bool {
         self.prompt.iter().any(|p| p == prompt)
-    }
-
-    pub fn scope_string(&self) -> String {
-        self.scope.join(" ")
     }
 }
 
@@ -390,7 +385,7 @@ mod tests {
             let rej = AuthorizationRequest::parse(&with(&change), &c).unwrap_err();
             assert_eq!(rej.error.code(), code, "{change:?}");
             let target = rej.redirect.expect("redirectable");
-            assert_eq!(target.redirect_uri, "https://app.example/cb");
+            assert_eq!(target.redirect_uri.as_str(), "https://app.example/cb");
             assert_eq!(target.state.as_deref(), Some("xyz"));
         }
     }

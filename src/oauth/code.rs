@@ -1,6 +1,6 @@
 //! The authorization code record (RFC 6749 §4.1.2): what code issuance stores and the token
 //! endpoint takes. The code itself is 256 random bits handed to the client once; the store
-//! keeps the record under the code's SHA-256 (`store::keys`), never the code.
+//! keeps the record under the code's SHA-256 (`store::keyspace`), never the code.
 
 use serde::{Deserialize, Serialize};
 
@@ -16,7 +16,6 @@ pub fn new_code() -> String {
 /// Everything `/token` needs to check the redemption and mint tokens.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuthorizationCode {
-    pub v: u8,
     pub client_id: String,
     pub redirect_uri: String,
     pub scope: Vec<String>,

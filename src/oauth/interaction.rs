@@ -1,6 +1,9 @@
-//! What happens when a browser arrives at `/authorize` with a valid request: decided from
-//! the request, the client, and the browser's SSO session, with the OIDC Core §3.1.2.1 rules
-//! for `prompt` and `max_age`. Pure: the caller supplies `now`.
+//! The one decision of a login, from the request, the client and who is signed in: show the
+//! login form, ask for consent, issue the code, or answer the client with an error. With
+//! the OIDC Core §3.1.2.1 rules for `prompt` and `max_age`. Pure: the caller supplies `now`.
+//!
+//! - [`decide`]: a browser arrives at `/authorize`, perhaps with an SSO session.
+//! - [`after_login`]: the user has just entered their password.
 
 use serde::{Deserialize, Serialize};
 
@@ -28,6 +31,13 @@ pub enum Next {
     Fail(OAuthError),
 }
 
+/// Consent is asked when the client is registered for it or the request says
+/// `prompt=consent` (OIDC Core §3.1.2.1).
+fn wants_consent(request: &AuthorizationRequest, client: &Client) -> bool {
+    client.consent || request.has_prompt("consent")
+}
+
+/// At `/authorize`: `session` is the browser's SSO session, if any.
 pub fn decide(request: &AuthorizationRequest, client: &Client, session: Option<Session>, now: u64) -> Next {
     let fresh_enough = |s: &Session| match request.max_age {
         // OIDC Core §3.1.2.1: re-authenticate when auth_time is older than max_age.
@@ -35,18 +45,28 @@ pub fn decide(request: &AuthorizationRequest, client: &Client, session: Option<S
         None => true,
     };
     let session = session.filter(|s| !request.has_prompt("login") && fresh_enough(s));
-    let wants_consent = client.consent || request.has_prompt("consent");
+    let consent = wants_consent(request, client);
     if request.has_prompt("none") {
         return match session {
             None => Next::Fail(OAuthError::login_required("the user is not logged in")),
-            Some(_) if wants_consent => Next::Fail(OAuthError::consent_required("consent is required")),
+            Some(_) if consent => Next::Fail(OAuthError::consent_required("consent is required")),
             Some(s) => Next::IssueCode(s),
         };
     }
     match session {
         None => Next::Login,
-        Some(s) if wants_consent => Next::Consent(s),
+        Some(s) if consent => Next::Consent(s),
         Some(s) => Next::IssueCode(s),
+    }
+}
+
+/// After a successful password login: a fresh authentication satisfies any `prompt=login`
+/// and `max_age`, so only consent may be left to ask.
+pub fn after_login(request: &AuthorizationRequest, client: &Client, session: Session) -> Next {
+    if wants_consent(request, client) {
+        Next::Consent(session)
+    } else {
+        Next::IssueCode(session)
     }
 }
 
@@ -96,6 +116,20 @@ mod tests {
             decide(&request(&[("max_age", "60")]), &c, session(50), 100),
             Next::IssueCode(_)
         ));
+    }
+
+    #[test]
+    fn a_fresh_login_satisfies_prompt_login_and_max_age_but_not_consent() {
+        let mut c = test_client("a");
+        let strict = request(&[("prompt", "login"), ("max_age", "0")]);
+        let fresh = || session(100).unwrap();
+        assert!(matches!(after_login(&strict, &c, fresh()), Next::IssueCode(_)));
+        assert!(matches!(
+            after_login(&request(&[("prompt", "login consent")]), &c, fresh()),
+            Next::Consent(_)
+        ));
+        c.consent = true;
+        assert!(matches!(after_login(&strict, &c, fresh()), Next::Consent(_)));
     }
 
     #[test]

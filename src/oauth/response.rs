@@ -6,11 +6,11 @@ use url::Url;
 use super::authorization::RedirectTarget;
 use super::error::OAuthError;
 
-pub fn success(target: &RedirectTarget, code: &str, issuer: &str) -> String {
+pub fn success(target: &RedirectTarget, code: &str, issuer: &str) -> Url {
     build(target, &[("code", code)], issuer)
 }
 
-pub fn error(target: &RedirectTarget, error: &OAuthError, issuer: &str) -> String {
+pub fn error(target: &RedirectTarget, error: &OAuthError, issuer: &str) -> Url {
     build(
         target,
         &[("error", error.code()), ("error_description", &error.description)],
@@ -18,12 +18,9 @@ pub fn error(target: &RedirectTarget, error: &OAuthError, issuer: &str) -> Strin
     )
 }
 
-fn build(target: &RedirectTarget, params: &[(&str, &str)], issuer: &str) -> String {
-    // The redirect URI was matched exactly against the registration, so it parses; if it
-    // somehow did not, refuse to improvise a target.
-    let Ok(mut url) = Url::parse(&target.redirect_uri) else {
-        return String::new();
-    };
+/// The redirect URI (its own query kept, RFC 6749 §3.1.2) with `params`, `state` and `iss`.
+fn build(target: &RedirectTarget, params: &[(&str, &str)], issuer: &str) -> Url {
+    let mut url = target.redirect_uri.clone();
     {
         let mut q = url.query_pairs_mut();
         for (k, v) in params {
@@ -34,7 +31,7 @@ fn build(target: &RedirectTarget, params: &[(&str, &str)], issuer: &str) -> Stri
         }
         q.append_pair("iss", issuer);
     }
-    url.into()
+    url
 }
 
 #[cfg(test)]
@@ -44,15 +41,16 @@ mod tests {
     #[test]
     fn responses_carry_state_and_iss_and_keep_existing_query() {
         let t = RedirectTarget {
-            redirect_uri: "https://a.example/cb?x=1".into(),
+            redirect_uri: Url::parse("https://a.example/cb?x=1").unwrap(),
             state: Some("s&1".into()),
         };
         let ok = success(&t, "c0de", "https://as.example");
         assert_eq!(
-            ok,
+            ok.as_str(),
             "https://a.example/cb?x=1&code=c0de&state=s%261&iss=https%3A%2F%2Fas.example"
         );
         let err = error(&t, &OAuthError::access_denied("no"), "https://as.example");
+        let err = err.as_str();
         assert!(err.contains("error=access_denied") && err.contains("iss=") && err.contains("state=s%261"));
     }
 }

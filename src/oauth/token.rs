@@ -1,7 +1,7 @@
 //! The token endpoint's rules (RFC 6749 §4.1.3, §5; RFC 7636 §4.6; RFC 9700 §4.8) and the
 //! claims of what it issues: the ID token (OIDC Core §2, §3.1.3.6) and the JWT access token
 //! (RFC 9068 §2). Pure: the caller passes the record taken from the store, the
-//! authenticated client, `now`, and signs the claims with `crate::keys`.
+//! authenticated client and `now`; the caller signs the claims (`crate::signing`).
 //!
 //! Access-token `aud` (RFC 9068 §2.2, RFC 8707 §2): the `resource` values of the
 //! authorization request when there are any, otherwise the userinfo endpoint URL, the only
@@ -247,7 +247,6 @@ mod tests {
 
     fn record() -> AuthorizationCode {
         AuthorizationCode {
-            v: 1,
             client_id: "app".into(),
             redirect_uri: "https://app.example/cb".into(),
             scope: vec!["openid".into(), "email".into()],

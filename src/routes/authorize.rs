@@ -7,47 +7,58 @@ use std::sync::Arc;
 
 use actix_web::{HttpRequest, HttpResponse, web};
 
-use super::browser::{self, BrowserError};
-use super::interaction::{Interaction, load_session, page_error};
+use super::support::binding;
+use super::support::errors::BrowserError;
+use super::support::interaction::{Interaction, load_session};
 use crate::oauth::OAuthError;
 use crate::oauth::authorization::AuthorizationRequest;
 use crate::oauth::client::Client;
+use crate::oauth::interaction::decide;
 use crate::oauth::params::Params;
 use crate::oauth::request_uri::Reference;
 use crate::state::AppState;
 
 #[tracing::instrument(name = "authorize", skip_all, fields(client_id = tracing::field::Empty, flow_id = tracing::field::Empty))]
 pub async fn authorize(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, BrowserError> {
-    let params = Params::parse(req.query_string().as_bytes()).map_err(|e| BrowserError::page(&state, e))?;
+    let params = Params::parse(req.query_string().as_bytes())?;
     let client_id = params
         .get("client_id")
-        .ok_or_else(|| BrowserError::page(&state, OAuthError::invalid_request("client_id is required")))?;
+        .ok_or_else(|| OAuthError::invalid_request("client_id is required"))?;
     let client = state
         .clients
         .get(client_id)
         .cloned()
-        .ok_or_else(|| BrowserError::page(&state, OAuthError::invalid_request("unknown client_id")))?;
+        .ok_or_else(|| OAuthError::invalid_request("unknown client_id"))?;
     tracing::Span::current().record("client_id", client.id.as_str());
 
-    let (browser_id, new_browser) = match browser::browser_id(&req, &state) {
-        Some(id) => (id, false),
-        None => (browser::new_browser_id(), true),
+    let secure = state.secure_cookies;
+    let (browser_id, new_cookie) = match binding::browser_id(&req, secure) {
+        Some(id) => (id, None),
+        None => {
+            let (id, cookie) = binding::new_browser(secure);
+            (id, Some(cookie))
+        }
     };
     let claim = async {
         match params.get("request_uri") {
             // RFC 9126 §4: only the pushed parameters count; anything else on the URL is ignored.
-            Some(request_uri) => Interaction::claim(&state, client, request_uri, browser_id.clone()).await,
-            None => plain_request(&state, client, &params, browser_id.clone()).await,
+            Some(request_uri) => Interaction::claim(&state, client, request_uri, browser_id).await,
+            None => plain_request(&state, client, &params, browser_id).await,
         }
     };
     // The claim and the SSO session lookup are independent: one round trip for both.
-    let (interaction, session) = tokio::join!(claim, load_session(&state, browser::sso_cookie(&req, &state)));
+    let (interaction, session) = tokio::join!(claim, load_session(&state, binding::sso_cookie(&req, secure)));
     let (interaction, session) = (interaction?, session?);
     interaction.trace_step(&req);
-    let mut res = interaction.proceed(&state, session).await?;
-    if new_browser {
-        let name = browser::cookie_names(state.secure_cookies).browser;
-        let _ = res.add_cookie(&browser::cookie(&state, name, browser_id, None));
+    let next = decide(
+        &interaction.request,
+        &interaction.client,
+        session,
+        crate::clock::now(),
+    );
+    let mut res = interaction.proceed(&state, next).await?;
+    if let Some(cookie) = new_cookie {
+        let _ = res.add_cookie(&cookie);
     }
     Ok(res)
 }
@@ -61,21 +72,18 @@ async fn plain_request(
 ) -> Result<Interaction, BrowserError> {
     // RFC 9126 §4 / FAPI 2.0 §5.3.2.2: refused when PAR is required, globally or for the client.
     if client.require_par {
-        return Err(BrowserError::page(
-            state,
-            OAuthError::invalid_request("this client must use pushed authorization requests (PAR)"),
-        ));
+        return Err(
+            OAuthError::invalid_request("this client must use pushed authorization requests (PAR)").into(),
+        );
     }
     let mut request = AuthorizationRequest::parse(params, &client)
-        .map_err(|r| BrowserError::to_client(state, r.error, r.redirect.as_ref()))?;
+        .map_err(|r| BrowserError::rejected(r, &state.endpoints.issuer))?;
     request.flow_id = uuid::Uuid::now_v7().simple().to_string();
-    let record = serde_json::to_vec(&request).map_err(|_| BrowserError::internal(state))?;
     let reference = Reference::generate();
     state
         .store
-        .put_new(&state.keys.par(&reference.digest()), &record, state.par.lifetime)
-        .await
-        .map_err(page_error(state))?;
+        .push_request(&reference, &request, state.par.lifetime)
+        .await?;
     Interaction::claim(
         state,
         client,

@@ -7,8 +7,8 @@ use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Serialize;
 
-use super::client_auth;
-use super::error::JsonError;
+use super::support::client_auth;
+use super::support::errors::JsonError;
 use crate::oauth::OAuthError;
 use crate::oauth::authorization::AuthorizationRequest;
 use crate::oauth::request_uri::Reference;
@@ -36,14 +36,11 @@ pub async fn push(
     request.flow_id = uuid::Uuid::now_v7().simple().to_string();
     request.trace = telemetry::flow::push_traceparent(&req);
     telemetry::flow::step(&req, &client.id, &request.flow_id, None);
-    let record = serde_json::to_vec(&request).map_err(|_| OAuthError::internal())?;
     let reference = Reference::generate();
-    let key = state.keys.par(&reference.digest());
-    if !state.store.put_new(&key, &record, state.par.lifetime).await? {
-        // 256 random bits colliding means a broken RNG: refuse rather than overwrite.
-        tracing::error!("request_uri reference collision");
-        return Err(OAuthError::internal().into());
-    }
+    state
+        .store
+        .push_request(&reference, &request, state.par.lifetime)
+        .await?;
     telemetry::metrics::pushed(&client.id);
     Ok(HttpResponse::Created()
         .insert_header((header::CACHE_CONTROL, "no-store"))

@@ -6,11 +6,10 @@
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 
-use super::client_auth;
-use super::error::JsonError;
-use crate::crypto::{random_token, sha256_b64};
+use super::support::client_auth;
+use super::support::errors::JsonError;
+use crate::crypto::random_token;
 use crate::oauth::OAuthError;
-use crate::oauth::code::AuthorizationCode;
 use crate::oauth::token::{self, ACCESS_TOKEN_TYP, TokenResponse};
 use crate::state::AppState;
 
@@ -29,25 +28,18 @@ pub async fn exchange(
     // Syntax first: a malformed request does not consume the code.
     let request = token::parse_code_request(&params)?;
 
-    let digest = sha256_b64(request.code.as_bytes());
     // Take the code and mark it used (value: its grant id) in one atomic step, before the
-    // checks, so a replay racing this request finds the marker. TTL: tokens from this code
-    // live at most the access-token lifetime.
-    let taken = state
+    // checks, so a replay racing this request finds the marker. Marker lifetime: tokens from
+    // this code live at most the access-token lifetime.
+    let Some(record) = state
         .store
-        .redeem(
-            &state.keys.code(&digest),
-            &state.keys.code_used(&digest),
-            state.lifetimes.access_token,
-        )
-        .await?;
-    let Some(raw) = taken else {
-        return Err(redeemed_or_unknown(&state, &digest, &client.id).await?.into());
+        .redeem_code(request.code, state.lifetimes.access_token)
+        .await?
+    else {
+        return Err(redeemed_or_unknown(&state, request.code, &client.id)
+            .await?
+            .into());
     };
-    let record: AuthorizationCode = serde_json::from_slice(&raw).map_err(|e| {
-        tracing::error!(error = %e, "unreadable authorization code record");
-        OAuthError::internal()
-    })?;
     span.record("grant_id", record.grant_id.as_str());
     // One login, one trace: link this step to the push, and label the request span.
     crate::telemetry::flow::step(&req, &client.id, &record.flow_id, record.trace.as_deref());
@@ -99,22 +91,13 @@ pub async fn exchange(
 /// The code is not (or no longer) stored. If it was redeemed before, this is a replay:
 /// revoke the grant so the tokens issued at the first redemption stop working
 /// (RFC 6749 §4.1.2 SHOULD). Either way the client gets `invalid_grant`.
-async fn redeemed_or_unknown(
-    state: &AppState,
-    digest: &str,
-    client_id: &str,
-) -> Result<OAuthError, JsonError> {
-    if let Some(grant_id) = state.store.get(&state.keys.code_used(digest)).await? {
-        let grant_id = String::from_utf8_lossy(&grant_id).into_owned();
+async fn redeemed_or_unknown(state: &AppState, code: &str, client_id: &str) -> Result<OAuthError, JsonError> {
+    if let Some(grant_id) = state
+        .store
+        .revoke_replayed_grant(code, state.lifetimes.access_token)
+        .await?
+    {
         tracing::Span::current().record("grant_id", grant_id.as_str());
-        state
-            .store
-            .put(
-                &state.keys.grant_revoked(&grant_id),
-                b"1",
-                state.lifetimes.access_token,
-            )
-            .await?;
         crate::telemetry::metrics::code_replayed(client_id);
         tracing::warn!("authorization code replayed: grant revoked");
     }

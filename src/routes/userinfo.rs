@@ -12,7 +12,7 @@ use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use jsonwebtoken::Validation;
 
-use super::error::JsonError;
+use super::support::errors::JsonError;
 use crate::oauth::OAuthError;
 use crate::oauth::token::{ACCESS_TOKEN_TYP, VerifiedAccessToken, has_openid};
 use crate::state::AppState;
@@ -42,12 +42,7 @@ pub async fn userinfo(req: HttpRequest, state: web::Data<AppState>) -> Result<Ht
     let span = tracing::Span::current();
     span.record("client_id", claims.client_id.as_str());
     span.record("grant_id", claims.gid.as_str());
-    if state
-        .store
-        .get(&state.keys.grant_revoked(&claims.gid))
-        .await?
-        .is_some()
-    {
+    if state.store.grant_revoked(&claims.gid).await? {
         tracing::info!("access token of a revoked grant");
         return Err(OAuthError::invalid_token("the access token was revoked").into());
     }
@@ -62,11 +57,6 @@ pub async fn userinfo(req: HttpRequest, state: web::Data<AppState>) -> Result<Ht
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .json(user.claims_for(&scopes)))
-}
-
-/// 405 for anything but GET and POST (RFC 9110 §15.5.6).
-pub async fn other_method() -> Result<HttpResponse, JsonError> {
-    Err(JsonError::method_not_allowed("GET, POST"))
 }
 
 /// `Authorization: Bearer <b64token>` (RFC 6750 §2.1; the scheme is case-insensitive).

@@ -2,6 +2,8 @@
 //! unreachable or slow (`503 temporarily_unavailable`, retry later) or it misbehaved
 //! (`500 server_error`).
 
+use redis::{RedisError, ServerErrorKind};
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("store unavailable: {0}")]
@@ -10,14 +12,34 @@ pub enum StoreError {
     Backend(String),
 }
 
-impl From<redis::RedisError> for StoreError {
-    fn from(e: redis::RedisError) -> Self {
-        // READONLY, LOADING, TRYAGAIN, CLUSTERDOWN, MASTERDOWN: a failover or migration is
-        // under way (brief §4: 503, never 500).
-        if super::redis::is_transient(&e) {
+impl From<RedisError> for StoreError {
+    fn from(e: RedisError) -> Self {
+        if is_transient(&e) {
             StoreError::Unavailable(e.to_string())
         } else {
             StoreError::Backend(e.to_string())
         }
     }
+}
+
+/// Server replies that mean "not now, retry", not "broken": during a failover, a slot
+/// migration or a restart (READONLY, LOADING, TRYAGAIN, CLUSTERDOWN, MASTERDOWN, and
+/// connection failures). They become `503 temporarily_unavailable`, never `500`
+/// (docs/redis.md, "What a client sees when Redis fails").
+fn is_transient(e: &RedisError) -> bool {
+    e.is_io_error()
+        || e.is_connection_refusal()
+        || e.is_timeout()
+        || e.is_connection_dropped()
+        || e.is_cluster_error()
+        || matches!(
+            e.kind(),
+            redis::ErrorKind::Server(
+                ServerErrorKind::ReadOnly
+                    | ServerErrorKind::BusyLoading
+                    | ServerErrorKind::TryAgain
+                    | ServerErrorKind::ClusterDown
+                    | ServerErrorKind::MasterDown
+            )
+        )
 }

@@ -1,12 +1,15 @@
 //! The in-memory backend: the zero-config, single-process default. Same contract as Redis
-//! (one mutex makes every operation atomic), so `tests/store_contract.rs` runs against both.
-//! It cannot be shared between processes; start-up says so loudly.
+//! (one mutex makes every operation atomic; the record checks mirror `store::redis::scripts`),
+//! so `tests/api/store_contract.rs` runs against both. It cannot be shared between
+//! processes; start-up says so loudly.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use super::{ClaimOutcome, TakeOutcome, error::StoreError, keys::Key};
+use super::error::StoreError;
+use super::keyspace::Key;
+use super::outcome::{ClaimOutcome, TakeOutcome};
 
 struct Entry {
     value: Vec<u8>,
@@ -14,7 +17,7 @@ struct Entry {
 }
 
 #[derive(Default)]
-pub struct MemoryStore {
+pub(crate) struct MemoryStore {
     entries: Mutex<HashMap<String, Entry>>,
 }
 
@@ -39,7 +42,7 @@ impl MemoryStore {
         map.get_mut(key.as_str())
     }
 
-    pub fn put_new(&self, key: &Key, value: &[u8], ttl: Duration) -> Result<bool, StoreError> {
+    pub(crate) fn put_new(&self, key: &Key, value: &[u8], ttl: Duration) -> Result<bool, StoreError> {
         Ok(self.with(|map, now| {
             if Self::live(map, key, now).is_some() {
                 return false;
@@ -55,7 +58,7 @@ impl MemoryStore {
         }))
     }
 
-    pub fn put(&self, key: &Key, value: &[u8], ttl: Duration) -> Result<(), StoreError> {
+    pub(crate) fn put(&self, key: &Key, value: &[u8], ttl: Duration) -> Result<(), StoreError> {
         self.with(|map, now| {
             map.insert(
                 key.as_str().to_owned(),
@@ -68,31 +71,32 @@ impl MemoryStore {
         Ok(())
     }
 
-    pub fn get(&self, key: &Key) -> Result<Option<Vec<u8>>, StoreError> {
+    pub(crate) fn get(&self, key: &Key) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self.with(|map, now| Self::live(map, key, now).map(|e| e.value.clone())))
     }
 
-    pub fn take(&self, key: &Key) -> Result<Option<Vec<u8>>, StoreError> {
+    pub(crate) fn take(&self, key: &Key) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self.with(|map, now| {
             Self::live(map, key, now)?;
             map.remove(key.as_str()).map(|e| e.value)
         }))
     }
 
-    pub fn delete(&self, key: &Key) -> Result<(), StoreError> {
+    pub(crate) fn delete(&self, key: &Key) -> Result<(), StoreError> {
         self.with(|map, _| map.remove(key.as_str()));
         Ok(())
     }
 
-    pub fn ttl(&self, key: &Key) -> Result<Option<Duration>, StoreError> {
-        Ok(self.with(|map, now| Self::live(map, key, now).map(|e| e.expires_at - now)))
-    }
-
-    pub fn redeem(&self, code: &Key, used: &Key, ttl: Duration) -> Result<Option<Vec<u8>>, StoreError> {
+    pub(crate) fn redeem(
+        &self,
+        code: &Key,
+        used: &Key,
+        ttl: Duration,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self.with(|map, now| {
             Self::live(map, code, now)?;
             let value = map.remove(code.as_str())?.value;
-            let grant = super::record_grant_id(&value).unwrap_or_default();
+            let grant = record_grant_id(&value).unwrap_or_default();
             map.insert(
                 used.as_str().to_owned(),
                 Entry {
@@ -104,7 +108,7 @@ impl MemoryStore {
         }))
     }
 
-    pub fn claim(
+    pub(crate) fn claim(
         &self,
         record: &Key,
         claim: &Key,
@@ -116,7 +120,7 @@ impl MemoryStore {
             let Some(entry) = Self::live(map, record, now) else {
                 return ClaimOutcome::Missing;
             };
-            if !super::record_client_is(&entry.value, client_id) {
+            if !record_client_is(&entry.value, client_id) {
                 return ClaimOutcome::WrongClient;
             }
             let value = entry.value.clone();
@@ -140,7 +144,12 @@ impl MemoryStore {
         }))
     }
 
-    pub fn take_claimed(&self, record: &Key, claim: &Key, owner: &str) -> Result<TakeOutcome, StoreError> {
+    pub(crate) fn take_claimed(
+        &self,
+        record: &Key,
+        claim: &Key,
+        owner: &str,
+    ) -> Result<TakeOutcome, StoreError> {
         Ok(self.with(|map, now| {
             let is_owner = Self::live(map, claim, now).is_some_and(|e| e.value == owner.as_bytes());
             if !is_owner {
@@ -159,4 +168,23 @@ impl MemoryStore {
             }
         }))
     }
+}
+
+/// What the `CLAIM` script checks: the record is a JSON object whose `client_id` is this one.
+fn record_client_is(value: &[u8], client_id: &str) -> bool {
+    #[derive(serde::Deserialize)]
+    struct Binding<'a> {
+        #[serde(borrow)]
+        client_id: std::borrow::Cow<'a, str>,
+    }
+    serde_json::from_slice::<Binding>(value).is_ok_and(|b| b.client_id == client_id)
+}
+
+/// What the `REDEEM` script marks as used: the code record's `grant_id`.
+fn record_grant_id(value: &[u8]) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Grant {
+        grant_id: String,
+    }
+    serde_json::from_slice::<Grant>(value).ok().map(|g| g.grant_id)
 }

@@ -211,7 +211,6 @@ pub fn signing_key(pem_fixture: &str, alg: &str, active: bool) -> KeySettings {
 /// The record code issuance stores after `alice` logged in to `app` with PKCE and a nonce.
 pub fn code_record(client_id: &str) -> AuthorizationCode {
     AuthorizationCode {
-        v: 1,
         client_id: client_id.into(),
         redirect_uri: REDIRECT.into(),
         scope: vec!["openid".into(), "email".into(), "profile".into()],
@@ -258,8 +257,8 @@ pub async fn spawn_app_with(backend: Backend, customise: impl FnOnce(&mut Settin
 
 /// Starts an `Application` from `settings` (validated here, as `main` does).
 pub async fn spawn_with_settings(settings: Settings, redis: Option<TestRedis>) -> TestApp {
-    settings.validate().expect("test settings are valid");
-    let app = Application::build(settings.clone()).await.expect("app builds");
+    let valid = settings.clone().validate().expect("test settings are valid");
+    let app = Application::build(valid).await.expect("app builds");
     let address = format!("http://{}", app.address());
     let issuer = app.issuer().to_owned();
     let state = app.state();
@@ -338,22 +337,15 @@ impl TestApp {
             .unwrap()
     }
 
-    /// Stores `record` exactly as code issuance does (brief: `put_new` under the code's
-    /// SHA-256, code lifetime as TTL) and returns the code.
+    /// Stores `record` exactly as code issuance does (the store's `store_code`, code
+    /// lifetime) and returns the code.
     pub async fn issue_code(&self, record: AuthorizationCode) -> String {
         let code = par_server::oauth::code::new_code();
-        let key = self
-            .state
-            .keys
-            .code(&par_server::crypto::sha256_b64(code.as_bytes()));
-        let json = serde_json::to_vec(&record).unwrap();
-        assert!(
-            self.state
-                .store
-                .put_new(&key, &json, self.state.lifetimes.code)
-                .await
-                .unwrap()
-        );
+        self.state
+            .store
+            .store_code(&code, &record, self.state.lifetimes.code)
+            .await
+            .unwrap();
         code
     }
 

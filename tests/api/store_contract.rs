@@ -1,19 +1,21 @@
-//! The store contract, run against both backends: Redis (a real `redis-server`) and the
-//! in-memory store of the zero-config demo, and Redis Cluster and Sentinel topologies. Same
-//! behaviour, or the demo lies.
+//! The store contract: every step method of `Store`, run against both backends — Redis (a
+//! real `redis-server`, also pooled, Cluster and Sentinel) and the in-memory store of the
+//! zero-config demo. Same behaviour, or the demo lies.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use par_server::store::redis::{PoolOptions, RedisOptions, RedisStore, Topology};
-use par_server::store::{ClaimOutcome, Keys, Store, TakeOutcome};
+use par_server::oauth::authorization::AuthorizationRequest;
+use par_server::oauth::code::AuthorizationCode;
+use par_server::oauth::interaction::Session;
+use par_server::oauth::request_uri::Reference;
+use par_server::store::{Claim, PlaygroundLogin, PoolOptions, RedisOptions, Store, Take, Topology};
 
 use crate::helpers::TestRedis;
 use crate::topology::{RedisCluster, SentinelGroup};
 
 struct Fixture {
     store: Arc<Store>,
-    keys: Keys,
     /// Processes kept alive for the test (killed on drop).
     _guard: Option<Box<dyn std::any::Any + Send>>,
 }
@@ -22,29 +24,30 @@ const TIMEOUT: Duration = Duration::from_secs(2);
 
 fn redis_fixture() -> Fixture {
     let redis = TestRedis::start();
-    let store = RedisStore::connect(&RedisOptions::standalone(redis.url(), TIMEOUT)).unwrap();
+    let store = Store::redis(&RedisOptions::standalone(redis.url(), TIMEOUT), "c:").unwrap();
     Fixture {
-        store: Arc::new(Store::Redis(store)),
-        keys: Keys::new("c:"),
+        store: Arc::new(store),
         _guard: Some(Box::new(redis)),
     }
 }
 
 fn pooled_redis_fixture() -> Fixture {
     let redis = TestRedis::start();
-    let store = RedisStore::connect(&RedisOptions {
-        pool: Some(PoolOptions {
-            size: 4,
-            wait_timeout: TIMEOUT,
-            create_timeout: TIMEOUT,
-            recycle_timeout: TIMEOUT,
-        }),
-        ..RedisOptions::standalone(redis.url(), TIMEOUT)
-    })
+    let store = Store::redis(
+        &RedisOptions {
+            pool: Some(PoolOptions {
+                size: 4,
+                wait_timeout: TIMEOUT,
+                create_timeout: TIMEOUT,
+                recycle_timeout: TIMEOUT,
+            }),
+            ..RedisOptions::standalone(redis.url(), TIMEOUT)
+        },
+        "c:",
+    )
     .unwrap();
     Fixture {
-        store: Arc::new(Store::Redis(store)),
-        keys: Keys::new("c:"),
+        store: Arc::new(store),
         _guard: Some(Box::new(redis)),
     }
 }
@@ -53,16 +56,18 @@ fn pooled_redis_fixture() -> Fixture {
 /// runs in one slot (a CROSSSLOT error would fail these tests).
 fn cluster_fixture() -> Fixture {
     let cluster = RedisCluster::start(3, 0);
-    let store = RedisStore::connect(&RedisOptions {
-        topology: Topology::Cluster {
-            nodes: cluster.seeds(),
+    let store = Store::redis(
+        &RedisOptions {
+            topology: Topology::Cluster {
+                nodes: cluster.seeds(),
+            },
+            ..RedisOptions::standalone("", TIMEOUT)
         },
-        ..RedisOptions::standalone("", TIMEOUT)
-    })
+        "c:",
+    )
     .unwrap();
     Fixture {
-        store: Arc::new(Store::Redis(store)),
-        keys: Keys::new("c:"),
+        store: Arc::new(store),
         _guard: Some(Box::new(cluster)),
     }
 }
@@ -71,188 +76,286 @@ fn cluster_fixture() -> Fixture {
 /// replica (`redis.wait_replicas = 1`).
 fn sentinel_fixture() -> Fixture {
     let group = SentinelGroup::start();
-    let store = RedisStore::connect(&RedisOptions {
-        topology: Topology::Sentinel {
-            nodes: group.sentinel_urls(),
-            master: group.master.clone(),
-            username: None,
-            password: None,
+    let store = Store::redis(
+        &RedisOptions {
+            topology: Topology::Sentinel {
+                nodes: group.sentinel_urls(),
+                master: group.master.clone(),
+                username: None,
+                password: None,
+            },
+            wait_replicas: 1,
+            ..RedisOptions::standalone("", TIMEOUT)
         },
-        wait_replicas: 1,
-        ..RedisOptions::standalone("", TIMEOUT)
-    })
+        "c:",
+    )
     .unwrap();
     Fixture {
-        store: Arc::new(Store::Redis(store)),
-        keys: Keys::new("c:"),
+        store: Arc::new(store),
         _guard: Some(Box::new(group)),
     }
 }
 
 fn memory_fixture() -> Fixture {
     Fixture {
-        store: Arc::new(Store::memory()),
-        keys: Keys::new("c:"),
+        store: Arc::new(Store::memory("c:")),
         _guard: None,
     }
 }
 
-const RECORD: &[u8] = br#"{"v":1,"client_id":"app","redirect_uri":"https://a.example/cb"}"#;
 const MINUTE: Duration = Duration::from_secs(60);
+const SECOND: Duration = Duration::from_secs(1);
+/// Long enough for a one-second lifetime to run out.
+const PAST_A_SECOND: Duration = Duration::from_millis(1200);
 
-async fn put_new_never_overwrites(f: Fixture) {
-    let k = f.keys.par("d1");
-    assert!(f.store.put_new(&k, b"first", MINUTE).await.unwrap());
-    assert!(!f.store.put_new(&k, b"second", MINUTE).await.unwrap());
-    assert_eq!(f.store.get(&k).await.unwrap().as_deref(), Some(&b"first"[..]));
+fn request(state: &str) -> AuthorizationRequest {
+    serde_json::from_value(serde_json::json!({
+        "client_id": "app",
+        "redirect_uri": "https://a.example/cb",
+        "scope": ["openid"],
+        "state": state,
+    }))
+    .unwrap()
 }
 
-async fn take_is_single_use(f: Fixture) {
-    let k = f.keys.code("c1");
-    f.store.put(&k, b"v", MINUTE).await.unwrap();
-    assert_eq!(f.store.take(&k).await.unwrap().as_deref(), Some(&b"v"[..]));
-    assert_eq!(f.store.take(&k).await.unwrap(), None);
-    assert_eq!(f.store.get(&k).await.unwrap(), None);
+fn code_record(grant_id: &str) -> AuthorizationCode {
+    serde_json::from_value(serde_json::json!({
+        "client_id": "app",
+        "redirect_uri": "https://a.example/cb",
+        "scope": ["openid"],
+        "sub": "u1",
+        "auth_time": 1,
+        "grant_id": grant_id,
+    }))
+    .unwrap()
+}
+
+fn state_of(claim: Claim) -> Option<String> {
+    match claim {
+        Claim::Claimed(r) | Claim::Resumed(r) => r.state,
+        other => panic!("not claimed: {other:?}"),
+    }
+}
+
+async fn a_push_never_overwrites(f: Fixture) {
+    let r = Reference::generate();
+    f.store.push_request(&r, &request("first"), MINUTE).await.unwrap();
+    assert!(
+        f.store
+            .push_request(&r, &request("second"), MINUTE)
+            .await
+            .is_err()
+    );
+    let claim = f
+        .store
+        .claim_request(&r, "app", "browser-a", MINUTE)
+        .await
+        .unwrap();
+    assert_eq!(state_of(claim).as_deref(), Some("first"));
+}
+
+async fn codes_are_single_use(f: Fixture) {
+    let code = "c1";
+    f.store
+        .store_code(code, &code_record("g1"), MINUTE)
+        .await
+        .unwrap();
+    assert!(
+        f.store
+            .store_code(code, &code_record("g2"), MINUTE)
+            .await
+            .is_err(),
+        "a code is never overwritten"
+    );
+    let redeemed = f.store.redeem_code(code, MINUTE).await.unwrap().unwrap();
+    assert_eq!(redeemed.grant_id, "g1");
+    assert!(f.store.redeem_code(code, MINUTE).await.unwrap().is_none());
 }
 
 async fn entries_expire(f: Fixture) {
-    let k = f.keys.code("c2");
-    f.store.put(&k, b"v", Duration::from_secs(1)).await.unwrap();
-    let ttl = f.store.ttl(&k).await.unwrap().unwrap();
-    assert!(ttl <= Duration::from_secs(1));
-    tokio::time::sleep(Duration::from_millis(1200)).await;
-    assert_eq!(f.store.get(&k).await.unwrap(), None);
-    assert_eq!(f.store.take(&k).await.unwrap(), None);
+    let r = Reference::generate();
+    f.store.push_request(&r, &request("s"), SECOND).await.unwrap();
+    f.store.store_code("c2", &code_record("g"), SECOND).await.unwrap();
+    tokio::time::sleep(PAST_A_SECOND).await;
+    assert!(matches!(
+        f.store
+            .claim_request(&r, "app", "browser-a", MINUTE)
+            .await
+            .unwrap(),
+        Claim::Missing
+    ));
+    assert!(f.store.redeem_code("c2", MINUTE).await.unwrap().is_none());
 }
 
 async fn claim_follows_the_reload_semantics(f: Fixture) {
-    let (rec, claim) = (f.keys.par("d2"), f.keys.par_claim("d2"));
-    assert_eq!(
-        f.store
-            .claim(&rec, &claim, "app", "browser-a", MINUTE * 10)
+    let s = &f.store;
+    let (a, b) = (Reference::generate(), Reference::generate());
+    assert!(matches!(
+        s.claim_request(&a, "app", "browser-a", MINUTE * 10)
             .await
             .unwrap(),
-        ClaimOutcome::Missing
-    );
-    f.store.put_new(&rec, RECORD, MINUTE).await.unwrap();
-    // Another client: refused, and nothing changed (no claim, TTL not extended).
-    assert_eq!(
-        f.store
-            .claim(&rec, &claim, "other", "browser-a", MINUTE * 10)
+        Claim::Missing
+    ));
+    s.push_request(&a, &request("a"), SECOND).await.unwrap();
+    s.push_request(&b, &request("b"), SECOND).await.unwrap();
+    // Another client: refused, and nothing changed (no claim, life not extended).
+    for r in [&a, &b] {
+        assert!(matches!(
+            s.claim_request(r, "other", "browser-a", MINUTE * 10)
+                .await
+                .unwrap(),
+            Claim::WrongClient
+        ));
+    }
+    // The first browser claims b; its life is now the interaction lifetime.
+    assert!(matches!(
+        s.claim_request(&b, "app", "browser-a", MINUTE * 10)
             .await
             .unwrap(),
-        ClaimOutcome::WrongClient
+        Claim::Claimed(_)
+    ));
+    tokio::time::sleep(PAST_A_SECOND).await;
+    assert!(
+        matches!(
+            s.claim_request(&a, "app", "browser-a", MINUTE).await.unwrap(),
+            Claim::Missing
+        ),
+        "the refused claim did not extend a"
     );
-    assert!(f.store.ttl(&rec).await.unwrap().unwrap() <= MINUTE);
-    assert_eq!(f.store.get(&claim).await.unwrap(), None);
-    // First browser claims; the record now lives for the interaction lifetime.
-    assert_eq!(
-        f.store
-            .claim(&rec, &claim, "app", "browser-a", MINUTE * 10)
-            .await
-            .unwrap(),
-        ClaimOutcome::Claimed(RECORD.to_vec())
-    );
-    assert!(f.store.ttl(&rec).await.unwrap().unwrap() > MINUTE * 9);
     // A reload by the same browser continues; another browser is refused.
-    assert_eq!(
-        f.store
-            .claim(&rec, &claim, "app", "browser-a", MINUTE * 10)
+    let resumed = s
+        .claim_request(&b, "app", "browser-a", MINUTE * 10)
+        .await
+        .unwrap();
+    assert!(matches!(resumed, Claim::Resumed(_)));
+    assert_eq!(state_of(resumed).as_deref(), Some("b"));
+    assert!(matches!(
+        s.claim_request(&b, "app", "browser-b", MINUTE * 10)
             .await
             .unwrap(),
-        ClaimOutcome::Resumed(RECORD.to_vec())
-    );
-    assert_eq!(
-        f.store
-            .claim(&rec, &claim, "app", "browser-b", MINUTE * 10)
-            .await
-            .unwrap(),
-        ClaimOutcome::ClaimedByOther
-    );
+        Claim::ClaimedByOther
+    ));
     // Only the owner can take it, once.
-    assert_eq!(
-        f.store.take_claimed(&rec, &claim, "browser-b").await.unwrap(),
-        TakeOutcome::NotOwner
-    );
-    assert_eq!(
-        f.store.take_claimed(&rec, &claim, "browser-a").await.unwrap(),
-        TakeOutcome::Taken(RECORD.to_vec())
-    );
-    assert_eq!(
-        f.store.take_claimed(&rec, &claim, "browser-a").await.unwrap(),
-        TakeOutcome::Missing
-    );
-    assert_eq!(
-        f.store
-            .claim(&rec, &claim, "app", "browser-a", MINUTE)
-            .await
-            .unwrap(),
-        ClaimOutcome::Missing
-    );
+    assert_eq!(s.end_request(&b, "browser-b").await.unwrap(), Take::NotOwner);
+    assert_eq!(s.end_request(&b, "browser-a").await.unwrap(), Take::Taken);
+    assert_eq!(s.end_request(&b, "browser-a").await.unwrap(), Take::Missing);
+    assert!(matches!(
+        s.claim_request(&b, "app", "browser-a", MINUTE).await.unwrap(),
+        Claim::Missing
+    ));
 }
 
-async fn concurrent_claims_and_takes_have_one_winner(f: Fixture) {
-    let (rec, claim) = (f.keys.par("d3"), f.keys.par_claim("d3"));
-    f.store.put_new(&rec, RECORD, MINUTE).await.unwrap();
+async fn concurrent_claims_and_code_issuance_have_one_winner(f: Fixture) {
+    let r = Reference::generate();
+    f.store.push_request(&r, &request("s"), MINUTE).await.unwrap();
     let claims = (0..20).map(|i| {
-        let (s, rec, claim) = (f.store.clone(), rec.clone(), claim.clone());
+        let (s, r) = (f.store.clone(), r.clone());
         tokio::spawn(async move {
-            s.claim(&rec, &claim, "app", &format!("browser-{i}"), MINUTE)
+            s.claim_request(&r, "app", &format!("browser-{i}"), MINUTE)
                 .await
                 .unwrap()
         })
     });
-    let outcomes: Vec<ClaimOutcome> = futures_util::future::join_all(claims)
+    let outcomes: Vec<Claim> = futures_util::future::join_all(claims)
         .await
         .into_iter()
         .map(|r| r.unwrap())
         .collect();
-    let winners = outcomes
-        .iter()
-        .filter(|o| matches!(o, ClaimOutcome::Claimed(_)))
-        .count();
-    assert_eq!(winners, 1, "{outcomes:?}");
-    let owner = format!(
-        "browser-{}",
-        outcomes
-            .iter()
-            .position(|o| matches!(o, ClaimOutcome::Claimed(_)))
-            .unwrap()
-    );
-    let takes = (0..20).map(|_| {
-        let (s, rec, claim, owner) = (f.store.clone(), rec.clone(), claim.clone(), owner.clone());
-        tokio::spawn(async move { s.take_claimed(&rec, &claim, &owner).await.unwrap() })
+    let winners: Vec<usize> = (0..outcomes.len())
+        .filter(|i| matches!(outcomes[*i], Claim::Claimed(_)))
+        .collect();
+    assert_eq!(winners.len(), 1, "{outcomes:?}");
+    // The owner's double submit: twenty code issuances race; one takes the request, and
+    // only its code is stored.
+    let owner = format!("browser-{}", winners[0]);
+    let issues = (0..20).map(|i| {
+        let (s, r, owner) = (f.store.clone(), r.clone(), owner.clone());
+        tokio::spawn(async move {
+            let code = format!("code-{i}");
+            let take = s
+                .issue_code(&r, &owner, &code, &code_record("g"), MINUTE)
+                .await
+                .unwrap();
+            (code, take)
+        })
     });
-    let taken = futures_util::future::join_all(takes)
+    let results: Vec<(String, Take)> = futures_util::future::join_all(issues)
         .await
         .into_iter()
-        .filter(|r| matches!(r.as_ref().unwrap(), TakeOutcome::Taken(_)))
-        .count();
-    assert_eq!(taken, 1);
+        .map(|r| r.unwrap())
+        .collect();
+    let taken: Vec<&String> = results
+        .iter()
+        .filter(|(_, t)| *t == Take::Taken)
+        .map(|(c, _)| c)
+        .collect();
+    assert_eq!(taken.len(), 1, "{results:?}");
+    for (code, _) in &results {
+        let redeemable = f.store.redeem_code(code, MINUTE).await.unwrap().is_some();
+        assert_eq!(redeemable, Some(code) == taken.first().copied(), "{code}");
+    }
 }
 
 async fn redeem_takes_once_and_leaves_the_grant_marker(f: Fixture) {
-    let (code, used) = (f.keys.code("c9"), f.keys.code_used("c9"));
-    assert_eq!(f.store.redeem(&code, &used, MINUTE).await.unwrap(), None);
+    let s = &f.store;
+    assert!(s.redeem_code("c9", MINUTE).await.unwrap().is_none());
     assert_eq!(
-        f.store.get(&used).await.unwrap(),
+        s.revoke_replayed_grant("c9", MINUTE).await.unwrap(),
         None,
         "no marker for an unknown code"
     );
-    let record = br#"{"v":1,"client_id":"app","grant_id":"g-42"}"#;
-    f.store.put_new(&code, record, MINUTE).await.unwrap();
+    s.store_code("c9", &code_record("g-42"), MINUTE).await.unwrap();
     let redemptions = (0..20).map(|_| {
-        let (s, code, used) = (f.store.clone(), code.clone(), used.clone());
-        tokio::spawn(async move { s.redeem(&code, &used, MINUTE).await.unwrap() })
+        let s = f.store.clone();
+        tokio::spawn(async move { s.redeem_code("c9", MINUTE).await.unwrap() })
     });
-    let won: Vec<Vec<u8>> = futures_util::future::join_all(redemptions)
+    let won: Vec<AuthorizationCode> = futures_util::future::join_all(redemptions)
         .await
         .into_iter()
         .filter_map(|r| r.unwrap())
         .collect();
-    assert_eq!(won, vec![record.to_vec()], "exactly one redemption");
-    assert_eq!(f.store.get(&used).await.unwrap().as_deref(), Some(&b"g-42"[..]));
-    assert_eq!(f.store.get(&code).await.unwrap(), None);
+    assert_eq!(won.len(), 1, "exactly one redemption");
+    assert!(!s.grant_revoked("g-42").await.unwrap());
+    assert_eq!(
+        s.revoke_replayed_grant("c9", MINUTE).await.unwrap().as_deref(),
+        Some("g-42")
+    );
+    assert!(s.grant_revoked("g-42").await.unwrap());
+    assert!(!s.grant_revoked("g-other").await.unwrap());
+}
+
+async fn sessions_markers_and_replay_guards(f: Fixture) {
+    let s = &f.store;
+    let alice = Session {
+        sub: "alice".into(),
+        auth_time: 7,
+    };
+    assert_eq!(s.sso_session("cookie").await.unwrap(), None);
+    s.start_sso_session("cookie", &alice, MINUTE).await.unwrap();
+    assert_eq!(s.sso_session("cookie").await.unwrap(), Some(alice.clone()));
+
+    let r = Reference::generate();
+    assert_eq!(s.pending_consent(&r).await.unwrap(), None);
+    s.await_consent(&r, &alice, MINUTE).await.unwrap();
+    assert_eq!(s.pending_consent(&r).await.unwrap(), Some(alice));
+    s.clear_pending_consent(&r).await.unwrap();
+    assert_eq!(s.pending_consent(&r).await.unwrap(), None);
+
+    assert!(s.first_use_of_assertion("app", "jti-1", MINUTE).await.unwrap());
+    assert!(!s.first_use_of_assertion("app", "jti-1", MINUTE).await.unwrap());
+    assert!(s.first_use_of_assertion("other", "jti-1", MINUTE).await.unwrap());
+
+    let login = PlaygroundLogin {
+        verifier: "v".into(),
+        request_uri: "urn:x".into(),
+    };
+    s.put_playground_login("state", &login, MINUTE).await.unwrap();
+    let taken = s.take_playground_login("state").await.unwrap().unwrap();
+    assert_eq!(
+        (taken.verifier.as_str(), taken.request_uri.as_str()),
+        ("v", "urn:x")
+    );
+    assert!(s.take_playground_login("state").await.unwrap().is_none());
 }
 
 macro_rules! contract {
@@ -276,10 +379,11 @@ macro_rules! contract {
 }
 
 contract!(
-    put_new_never_overwrites,
-    take_is_single_use,
+    a_push_never_overwrites,
+    codes_are_single_use,
     entries_expire,
     claim_follows_the_reload_semantics,
-    concurrent_claims_and_takes_have_one_winner,
-    redeem_takes_once_and_leaves_the_grant_marker
+    concurrent_claims_and_code_issuance_have_one_winner,
+    redeem_takes_once_and_leaves_the_grant_marker,
+    sessions_markers_and_replay_guards
 );

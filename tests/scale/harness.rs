@@ -534,17 +534,6 @@ pub async fn login(http: &reqwest::Client, base: &str, page: &str) -> Outcome {
     classify(res).await
 }
 
-/// Whether `/oauth2/token` exists on this build (it lands on main separately). Until it
-/// does, the token step is skipped and reported as such.
-pub async fn token_endpoint_available(base: &str) -> bool {
-    let res = browser()
-        .post(format!("{base}/oauth2/token"))
-        .form(&[("grant_type", "authorization_code")])
-        .send()
-        .await;
-    res.is_ok_and(|r| r.status() != 404)
-}
-
 /// The token step: `POST /oauth2/token` (authorization_code + PKCE, client_secret_basic).
 /// `Ok` on 200 JSON with an access token; the second redemption of a code must fail.
 pub async fn exchange_code(base: &str, code: &str) -> Result<(), Outcome> {

@@ -11,12 +11,13 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::Value;
 
-use super::browser;
+use crate::browser;
 use crate::crypto::{random_token, sha256_b64};
 use crate::state::{AppState, Playground};
+use crate::store::PlaygroundLogin;
 
 #[derive(Template)]
 #[template(path = "playground.html")]
@@ -36,13 +37,6 @@ struct Outcome {
     userinfo: String,
 }
 
-/// What the playground remembers between the push and the callback.
-#[derive(Serialize, Deserialize)]
-struct Pending {
-    verifier: String,
-    request_uri: String,
-}
-
 const COOKIE: &str = "par-pg";
 
 fn render(state: &AppState, pg: &Playground, error: Option<String>, result: Option<Outcome>) -> HttpResponse {
@@ -51,16 +45,15 @@ fn render(state: &AppState, pg: &Playground, error: Option<String>, result: Opti
     } else {
         StatusCode::OK
     };
-    let html = PlaygroundPage {
-        assets: &state.assets,
+    let assets = format!("{}/assets", state.base_path);
+    let page = PlaygroundPage {
+        assets: &assets,
         start: "/playground/start",
         client_id: &pg.client_id,
         error,
         result,
-    }
-    .render()
-    .unwrap_or_default();
-    browser::page(status, html)
+    };
+    browser::render(status, &page)
 }
 
 pub async fn index(state: web::Data<AppState>) -> HttpResponse {
@@ -128,23 +121,31 @@ pub async fn start(state: web::Data<AppState>) -> HttpResponse {
     let Some(request_uri) = body["request_uri"].as_str() else {
         return render(&state, pg, Some("the push returned no request_uri".into()), None);
     };
-    let pending = Pending {
+    let pending = PlaygroundLogin {
         verifier,
         request_uri: request_uri.to_owned(),
     };
-    let key = state.keys.playground(&sha256_b64(oauth_state.as_bytes()));
-    let json = serde_json::to_vec(&pending).unwrap_or_default();
-    if let Err(e) = state.store.put(&key, &json, state.par.interaction_lifetime).await {
+    if let Err(e) = state
+        .store
+        .put_playground_login(&oauth_state, &pending, state.par.interaction_lifetime)
+        .await
+    {
         return render(&state, pg, Some(format!("the store failed: {e}")), None);
     }
-    let authorize = url::Url::parse_with_params(
+    let authorize = match url::Url::parse_with_params(
         &state.endpoints.authorize,
         [("client_id", pg.client_id.as_str()), ("request_uri", request_uri)],
-    )
-    .map(String::from)
-    .unwrap_or_default();
+    ) {
+        Ok(url) => url,
+        Err(e) => return render(&state, pg, Some(format!("bad authorization URL: {e}")), None),
+    };
     let mut res = browser::see_other(&authorize);
-    let cookie = browser::cookie(&state, COOKIE, oauth_state, Some(state.par.interaction_lifetime));
+    let cookie = browser::cookie(
+        state.secure_cookies,
+        COOKIE,
+        oauth_state,
+        Some(state.par.interaction_lifetime),
+    );
     let _ = res.add_cookie(&cookie);
     res
 }
@@ -196,11 +197,12 @@ pub async fn callback(
             None,
         );
     }
-    let key = state.keys.playground(&sha256_b64(returned_state.as_bytes()));
-    let pending = match state.store.take(&key).await {
-        Ok(Some(v)) => serde_json::from_slice::<Pending>(&v).ok(),
-        _ => None,
-    };
+    let pending = state
+        .store
+        .take_playground_login(&returned_state)
+        .await
+        .ok()
+        .flatten();
     let Some(pending) = pending else {
         return render(
             &state,
@@ -225,7 +227,7 @@ pub async fn callback(
                 userinfo: serde_json::to_string_pretty(&userinfo).unwrap_or_default(),
             };
             let mut res = render(&state, pg, None, Some(outcome));
-            let _ = res.add_removal_cookie(&browser::removal(&state, COOKIE));
+            let _ = res.add_removal_cookie(&browser::removal(state.secure_cookies, COOKIE));
             res
         }
         Err(e) => render(&state, pg, Some(e), None),

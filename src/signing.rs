@@ -13,14 +13,10 @@
 //! Private key material never leaves this module: [`SigningKeys::jwks`] holds public
 //! parameters only, and `Debug` is redacted by `jsonwebtoken::EncodingKey`.
 
-use std::collections::HashSet;
-
 use jsonwebtoken::jwk::{Jwk, JwkSet, PublicKeyUse, ThumbprintHash};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, TokenData, Validation};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-
-use crate::config::{ConfigError, KeySettings};
 
 /// Smallest RSA modulus accepted (FAPI 2.0 §5.4.1, RFC 7518 §3.3).
 pub const MIN_RSA_BITS: usize = 2048;
@@ -193,89 +189,19 @@ impl std::fmt::Debug for SigningKeys {
 }
 
 impl SigningKeys {
-    /// Loads `keys: [...]`. Every error names the entry (`keys[1].pem_file: …`).
-    /// Returns `Ok(None)` when no key is configured.
-    pub fn from_settings(settings: &[KeySettings]) -> Result<Option<Self>, ConfigError> {
-        if settings.is_empty() {
-            return Ok(None);
-        }
-        let mut keys = Vec::with_capacity(settings.len());
-        let mut active = None;
-        let mut kids = HashSet::new();
-        for (i, k) in settings.iter().enumerate() {
-            let name = |field: &str| format!("keys[{i}].{field}");
-            let alg = parse_alg(&k.alg).ok_or_else(|| {
-                ConfigError::new(
-                    name("alg"),
-                    format!(
-                        "'{}' is not supported; use one of {}",
-                        k.alg,
-                        SUPPORTED_ALGS.join(", ")
-                    ),
-                )
-            })?;
-            let pem = match (&k.pem, &k.pem_file) {
-                (Some(_), Some(_)) => {
-                    return Err(ConfigError::new(name("pem"), "set pem or pem_file, not both"));
-                }
-                (None, None) => return Err(ConfigError::new(name("pem"), "set pem or pem_file")),
-                (Some(pem), None) => pem.expose().as_bytes().to_vec(),
-                (None, Some(path)) => std::fs::read(path)
-                    .map_err(|e| ConfigError::new(name("pem_file"), format!("{}: {e}", path.display())))?,
-            };
-            let field = if k.pem.is_some() { "pem" } else { "pem_file" };
-            let key = SigningKey::from_pem(&pem, alg, k.kid.clone())
-                .map_err(|r| ConfigError::new(name(field), r))?;
-            if !kids.insert(key.kid.clone()) {
-                return Err(ConfigError::new(
-                    name("kid"),
-                    format!("duplicate kid '{}'", key.kid),
-                ));
-            }
-            if k.active {
-                if active.is_some() {
-                    return Err(ConfigError::new(name("active"), "exactly one key may be active"));
-                }
-                active = Some(i);
-            }
-            keys.push(key);
-        }
-        let active = match (active, keys.len()) {
-            (Some(i), _) => i,
-            (None, 1) => 0,
-            (None, _) => {
-                return Err(ConfigError::new(
-                    "keys",
-                    "with several keys, mark exactly one `active: true` (it signs; the others only verify)",
-                ));
-            }
-        };
-        Ok(Some(Self::new(keys, active)))
+    /// One ES256 key generated now: the single-process demo, which has no configured key
+    /// (configuration validation requires keys whenever replicas share a Redis).
+    pub fn generate() -> anyhow::Result<Self> {
+        let key = SigningKey::generate_es256()?;
+        tracing::warn!(
+            kid = %key.kid,
+            "no signing keys configured: generated an ES256 key for this process only; tokens will not survive a restart. Configure `keys` for production."
+        );
+        Ok(Self::new(vec![key], 0))
     }
 
-    /// Keys from configuration; with none configured and `shared == false`, an ES256 key
-    /// generated now. With `shared == true` (Redis), no keys is an error: replicas must
-    /// verify each other's tokens.
-    pub fn load_or_generate(settings: &[KeySettings], shared: bool) -> anyhow::Result<Self> {
-        match Self::from_settings(settings)? {
-            Some(keys) => Ok(keys),
-            None if shared => Err(ConfigError::new(
-                "keys",
-                "required with a Redis store: replicas must share signing keys",
-            )
-            .into()),
-            None => {
-                let key = SigningKey::generate_es256()?;
-                tracing::warn!(
-                    kid = %key.kid,
-                    "no signing keys configured: generated an ES256 key for this process only; tokens will not survive a restart. Configure `keys` for production."
-                );
-                Ok(Self::new(vec![key], 0))
-            }
-        }
-    }
-
-    fn new(keys: Vec<SigningKey>, active: usize) -> Self {
+    /// The key set; `active` indexes the key that signs.
+    pub(crate) fn new(keys: Vec<SigningKey>, active: usize) -> Self {
         let jwks = JwkSet {
             keys: keys.iter().map(|k| k.public.clone()).collect(),
         };
@@ -285,10 +211,6 @@ impl SigningKeys {
     /// The key that signs new tokens.
     pub fn active(&self) -> &SigningKey {
         &self.keys[self.active]
-    }
-
-    pub fn all(&self) -> &[SigningKey] {
-        &self.keys
     }
 
     /// The public JWK Set (RFC 7517 §5) for `/jwks`.
@@ -374,20 +296,17 @@ fn modulus_bits(n_b64: &str) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::secret::Secret;
 
     fn fixture(name: &str) -> String {
         std::fs::read_to_string(format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
     }
 
-    fn key(name: &str, alg: &str) -> KeySettings {
-        KeySettings {
-            kid: None,
-            alg: alg.into(),
-            pem: Some(Secret::new(fixture(name))),
-            pem_file: None,
-            active: false,
-        }
+    fn key(name: &str, alg: &str) -> SigningKey {
+        SigningKey::from_pem(fixture(name).as_bytes(), parse_alg(alg).unwrap(), None).unwrap()
+    }
+
+    fn one(name: &str, alg: &str) -> SigningKeys {
+        SigningKeys::new(vec![key(name, alg)], 0)
     }
 
     #[test]
@@ -398,7 +317,7 @@ mod tests {
             ("signing-rsa2048.pem", "RS256"),
             ("signing-ed25519.pem", "EdDSA"),
         ] {
-            let keys = SigningKeys::from_settings(&[key(file, alg)]).unwrap().unwrap();
+            let keys = one(file, alg);
             let token = keys
                 .sign(Some("at+jwt"), &serde_json::json!({"sub": "x"}))
                 .unwrap();
@@ -414,9 +333,7 @@ mod tests {
 
     #[test]
     fn default_kid_is_the_rfc7638_thumbprint() {
-        let keys = SigningKeys::from_settings(&[key("signing-es256.pem", "ES256")])
-            .unwrap()
-            .unwrap();
+        let keys = one("signing-es256.pem", "ES256");
         let mut jwk = keys.active().public_jwk().clone();
         jwk.common = Default::default();
         assert_eq!(keys.active().kid, jwk.thumbprint(ThumbprintHash::SHA256).unwrap());
@@ -425,16 +342,14 @@ mod tests {
 
     #[test]
     fn published_keys_have_no_private_members() {
-        let keys = SigningKeys::from_settings(&[
-            KeySettings {
-                active: true,
-                ..key("signing-es256.pem", "ES256")
-            },
-            key("signing-rsa2048.pem", "PS256"),
-            key("signing-ed25519.pem", "EdDSA"),
-        ])
-        .unwrap()
-        .unwrap();
+        let keys = SigningKeys::new(
+            vec![
+                key("signing-es256.pem", "ES256"),
+                key("signing-rsa2048.pem", "PS256"),
+                key("signing-ed25519.pem", "EdDSA"),
+            ],
+            0,
+        );
         let json = serde_json::to_value(keys.jwks()).unwrap();
         for k in json["keys"].as_array().unwrap() {
             for private in ["d", "p", "q", "dp", "dq", "qi", "k"] {
@@ -447,9 +362,7 @@ mod tests {
 
     #[test]
     fn typ_kid_and_alg_are_enforced() {
-        let keys = SigningKeys::from_settings(&[key("signing-es256.pem", "ES256")])
-            .unwrap()
-            .unwrap();
+        let keys = one("signing-es256.pem", "ES256");
         let mut v = Validation::new(Algorithm::ES256);
         v.required_spec_claims.clear();
         v.validate_exp = false;
@@ -481,76 +394,10 @@ mod tests {
     }
 
     #[test]
-    fn bad_keys_are_refused_with_the_entry_named() {
-        let cases: Vec<(Vec<KeySettings>, &str)> = vec![
-            (vec![key("signing-rsa1024.pem", "PS256")], "keys[0].pem"),
-            (vec![key("signing-es256.pem", "PS256")], "keys[0].pem"),
-            (vec![key("signing-p384.pem", "ES256")], "keys[0].pem"),
-            (vec![key("signing-es256.pem", "HS256")], "keys[0].alg"),
-            (vec![key("signing-es256.pem", "none")], "keys[0].alg"),
-            (
-                vec![KeySettings {
-                    pem: Some(Secret::new(
-                        "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
-                    )),
-                    ..key("signing-es256.pem", "ES256")
-                }],
-                "keys[0].pem",
-            ),
-            (
-                vec![
-                    key("signing-es256.pem", "ES256"),
-                    KeySettings {
-                        pem: None,
-                        pem_file: Some("/nonexistent/key.pem".into()),
-                        ..key("signing-es256.pem", "ES256")
-                    },
-                ],
-                "keys[1].pem_file",
-            ),
-            (
-                vec![
-                    KeySettings {
-                        active: true,
-                        ..key("signing-es256.pem", "ES256")
-                    },
-                    KeySettings {
-                        active: true,
-                        ..key("signing-es256-next.pem", "ES256")
-                    },
-                ],
-                "keys[1].active",
-            ),
-            (
-                vec![
-                    key("signing-es256.pem", "ES256"),
-                    key("signing-es256-next.pem", "ES256"),
-                ],
-                "keys",
-            ),
-            (
-                vec![
-                    KeySettings {
-                        active: true,
-                        ..key("signing-es256.pem", "ES256")
-                    },
-                    key("signing-es256.pem", "ES256"),
-                ],
-                "keys[1].kid",
-            ),
-        ];
-        for (settings, name) in cases {
-            let err = SigningKeys::from_settings(&settings).unwrap_err();
-            assert_eq!(err.key, name, "{err}");
-        }
-    }
-
-    #[test]
-    fn generated_keys_work_and_redis_requires_configured_keys() {
-        let keys = SigningKeys::load_or_generate(&[], false).unwrap();
+    fn a_generated_key_signs_es256() {
+        let keys = SigningKeys::generate().unwrap();
         assert_eq!(keys.active().alg, Algorithm::ES256);
-        let err = SigningKeys::load_or_generate(&[], true).unwrap_err();
-        assert!(err.to_string().contains("keys"), "{err}");
+        assert!(keys.sign(None, &serde_json::json!({})).is_ok());
     }
 
     #[test]

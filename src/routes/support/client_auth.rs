@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use actix_web::{HttpRequest, web};
 
-use super::error::JsonError;
+use super::errors::JsonError;
 use super::form;
 use crate::oauth::OAuthError;
 use crate::oauth::client::Client;
@@ -43,15 +43,13 @@ pub async fn authenticate(
         tracing::info!(reason = %e.description, "client authentication failed");
     })?;
     span.record("client_id", authenticated.client.id.as_str());
-    if let Some((jti, remember)) = &authenticated.replay_guard {
-        let key = state.keys.assertion_jti(&authenticated.client.id, jti);
-        if !state
+    if let Some((jti, remember)) = &authenticated.replay_guard
+        && !state
             .store
-            .put_new(&key, b"1", Duration::from_secs(*remember))
+            .first_use_of_assertion(&authenticated.client.id, jti, Duration::from_secs(*remember))
             .await?
-        {
-            return Err(OAuthError::invalid_client("client_assertion was already used (jti replay)").into());
-        }
+    {
+        return Err(OAuthError::invalid_client("client_assertion was already used (jti replay)").into());
     }
     Ok(authenticated.client.clone())
 }

@@ -5,7 +5,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, web};
 use futures_util::StreamExt;
 
-use super::error::JsonError;
+use super::errors::JsonError;
 use crate::oauth::OAuthError;
 use crate::oauth::params::Params;
 

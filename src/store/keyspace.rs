@@ -1,4 +1,5 @@
-//! Every Redis key and where it comes from: the only place that formats a key.
+//! The Redis key space: every key, its value and lifetime. The only place that formats a key;
+//! `store::Store`'s step methods are the only callers.
 //!
 //! | key (after `redis.key_prefix`)    | value                         | TTL                                  | written / read by |
 //! |-----------------------------------|-------------------------------|--------------------------------------|-------------------|
@@ -19,23 +20,24 @@
 
 use crate::crypto::sha256_parts_b64;
 
-/// A fully-formed store key. Only [`Keys`] makes them.
+/// A fully-formed store key. Only [`KeySpace`] makes them.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Key(String);
+pub(crate) struct Key(String);
 
 impl Key {
-    pub fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         &self.0
     }
 }
 
+/// Keys under one `redis.key_prefix`.
 #[derive(Debug, Clone)]
-pub struct Keys {
+pub(crate) struct KeySpace {
     prefix: String,
 }
 
-impl Keys {
-    pub fn new(prefix: impl Into<String>) -> Self {
+impl KeySpace {
+    pub(crate) fn new(prefix: impl Into<String>) -> Self {
         Self {
             prefix: prefix.into(),
         }
@@ -46,33 +48,33 @@ impl Keys {
     }
 
     /// Pushed request, by digest of the request_uri reference.
-    pub fn par(&self, digest: &str) -> Key {
+    pub(crate) fn par(&self, digest: &str) -> Key {
         self.key("par", digest, "")
     }
 
     /// Which browser interaction claimed the pushed request.
-    pub fn par_claim(&self, digest: &str) -> Key {
+    pub(crate) fn par_claim(&self, digest: &str) -> Key {
         self.key("par", digest, ":claim")
     }
 
     /// The user authenticated in this interaction while consent is pending.
-    pub fn par_login(&self, digest: &str) -> Key {
+    pub(crate) fn par_login(&self, digest: &str) -> Key {
         self.key("par", digest, ":login")
     }
 
-    pub fn code(&self, digest: &str) -> Key {
+    pub(crate) fn code(&self, digest: &str) -> Key {
         self.key("code", digest, "")
     }
 
-    pub fn code_used(&self, digest: &str) -> Key {
+    pub(crate) fn code_used(&self, digest: &str) -> Key {
         self.key("code", digest, ":used")
     }
 
-    pub fn grant_revoked(&self, grant_id: &str) -> Key {
+    pub(crate) fn grant_revoked(&self, grant_id: &str) -> Key {
         self.key("grant", grant_id, ":revoked")
     }
 
-    pub fn assertion_jti(&self, client_id: &str, jti: &str) -> Key {
+    pub(crate) fn assertion_jti(&self, client_id: &str, jti: &str) -> Key {
         self.key(
             "jti",
             &sha256_parts_b64(&[client_id.as_bytes(), jti.as_bytes()]),
@@ -81,11 +83,11 @@ impl Keys {
     }
 
     /// The playground's pending login (PKCE verifier), by digest of its `state`.
-    pub fn playground(&self, digest: &str) -> Key {
+    pub(crate) fn playground(&self, digest: &str) -> Key {
         self.key("playground", digest, "")
     }
 
-    pub fn sso_session(&self, digest: &str) -> Key {
+    pub(crate) fn sso_session(&self, digest: &str) -> Key {
         self.key("sso", digest, "")
     }
 }
@@ -96,7 +98,7 @@ mod tests {
 
     #[test]
     fn companion_keys_share_a_hash_tag() {
-        let k = Keys::new("t:");
+        let k = KeySpace::new("t:");
         assert_eq!(k.par("abc").as_str(), "t:par:{abc}");
         assert_eq!(k.par_claim("abc").as_str(), "t:par:{abc}:claim");
         assert_eq!(k.code_used("c").as_str(), "t:code:{c}:used");

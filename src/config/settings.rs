@@ -1,0 +1,435 @@
+//! The settings tree and how it is loaded: built-in defaults, then a file (`--config FILE` or
+//! `PAR_CONFIG`; YAML, TOML or JSON by extension), then `PAR__SECTION__KEY` environment
+//! variables. `docs/configuration.md` lists every key; keep the two in step.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::oauth::client::AuthMethod;
+use crate::oauth::request_uri::RFC_PREFIX;
+use crate::secret::Secret;
+
+use super::error::ConfigError;
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// Issuer identifier (RFC 8414 §2). Defaults to `http://<http.bind>`, which is only
+    /// accepted for loopback addresses.
+    pub issuer: Option<String>,
+    pub http: HttpSettings,
+    pub redis: RedisSettings,
+    pub par: ParSettings,
+    pub tokens: TokenSettings,
+    pub session: SessionSettings,
+    pub keys: Vec<KeySettings>,
+    pub clients: Vec<ClientSettings>,
+    pub users: Vec<UserSettings>,
+    pub log: LogSettings,
+    pub playground: PlaygroundSettings,
+    pub telemetry: TelemetrySettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpSettings {
+    /// Listen address, `host:port`.
+    pub bind: String,
+    /// Path under which the OAuth endpoints live (`/oauth2/par`, …).
+    pub base_path: String,
+    /// actix worker threads; 0 = one per core.
+    pub workers: usize,
+    /// Largest accepted request body in bytes (PAR and token); larger → 413.
+    pub body_limit: usize,
+    /// Seconds in-flight requests get to finish after SIGTERM.
+    pub shutdown_grace_secs: u64,
+    /// Seconds between SIGTERM (`/readyz` turns 503) and closing the listener, so load
+    /// balancers stop sending new requests first.
+    pub drain_delay_secs: u64,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        Self {
+            bind: "127.0.0.1:8080".into(),
+            base_path: "/oauth2".into(),
+            workers: 0,
+            body_limit: 64 * 1024,
+            shutdown_grace_secs: 30,
+            drain_delay_secs: 5,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum RedisConnection {
+    /// One multiplexed, auto-reconnecting connection per process (fastest; the default).
+    Multiplexed,
+    /// A deadpool-redis pool of `pool_size` connections (standalone only).
+    Pool,
+}
+
+/// Redis topology (docs/redis.md).
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum RedisMode {
+    /// One server at `redis.url` (absent → in-memory store).
+    #[default]
+    Standalone,
+    /// Redis Cluster, discovered from `redis.cluster_nodes`.
+    Cluster,
+    /// A primary found through `redis.sentinel_nodes` under `redis.sentinel_master`.
+    Sentinel,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RedisSettings {
+    /// `standalone` (default), `cluster` or `sentinel`.
+    pub mode: RedisMode,
+    /// Standalone: `redis://[user:password@]host:port[/db]` or `rediss://…`. Absent (in
+    /// standalone mode) → in-memory store, single process only.
+    pub url: Option<Secret>,
+    /// Cluster: seed nodes, `redis://host:port` or `rediss://host:port`; the rest of the
+    /// cluster is discovered from them.
+    pub cluster_nodes: Vec<String>,
+    /// Sentinel: the sentinels, `redis://host:26379` or `rediss://…`. The scheme also
+    /// decides TLS to the primary they name.
+    pub sentinel_nodes: Vec<String>,
+    /// Sentinel: the monitored master's name (`sentinel monitor <name> …`).
+    pub sentinel_master: Option<String>,
+    /// ACL credentials for the sentinels themselves, if they require them.
+    pub sentinel_username: Option<String>,
+    pub sentinel_password: Option<Secret>,
+    /// ACL user for the data nodes; overrides a user in the URL(s).
+    pub username: Option<String>,
+    /// ACL password (or `requirepass`) for the data nodes; overrides one in the URL(s).
+    pub password: Option<Secret>,
+    /// Database number (standalone and sentinel; Cluster has only 0).
+    pub db: Option<i64>,
+    /// PEM file of the CA that signed the Redis servers' certificates (`rediss://`);
+    /// absent → the system trust store.
+    pub tls_ca_file: Option<PathBuf>,
+    /// Client certificate and key (PEM) for mutual TLS (`tls-auth-clients yes`).
+    pub tls_client_cert_file: Option<PathBuf>,
+    pub tls_client_key_file: Option<PathBuf>,
+    /// Prefix of every key, so several deployments (or tests) can share one Redis.
+    pub key_prefix: String,
+    /// Upper bound on every Redis call; past it the request fails with 503.
+    pub command_timeout_ms: u64,
+    pub connect_timeout_ms: u64,
+    pub connection: RedisConnection,
+    /// Pool mode: connections in the pool.
+    pub pool_size: usize,
+    /// Pool mode: longest wait for a free connection (default: `command_timeout_ms`).
+    pub pool_wait_timeout_ms: Option<u64>,
+    /// Pool mode: longest time to open a connection (default: `connect_timeout_ms`).
+    pub pool_create_timeout_ms: Option<u64>,
+    /// Pool mode: longest health check of a returned connection (default:
+    /// `command_timeout_ms`).
+    pub pool_recycle_timeout_ms: Option<u64>,
+    /// Replicas that must acknowledge (`WAIT`) a one-shot take before the record is handed
+    /// out; 0 = off. Closes the async-replication window in which a failover could
+    /// resurrect a taken record (docs/redis.md). Needs that many healthy replicas.
+    pub wait_replicas: u32,
+    /// Longest `WAIT` for those acknowledgements; fewer in time → 503.
+    pub wait_timeout_ms: u64,
+}
+
+impl Default for RedisSettings {
+    fn default() -> Self {
+        Self {
+            mode: RedisMode::Standalone,
+            url: None,
+            cluster_nodes: Vec::new(),
+            sentinel_nodes: Vec::new(),
+            sentinel_master: None,
+            sentinel_username: None,
+            sentinel_password: None,
+            username: None,
+            password: None,
+            db: None,
+            tls_ca_file: None,
+            tls_client_cert_file: None,
+            tls_client_key_file: None,
+            key_prefix: "par:".into(),
+            command_timeout_ms: 2000,
+            connect_timeout_ms: 2000,
+            connection: RedisConnection::Multiplexed,
+            pool_size: 8,
+            pool_wait_timeout_ms: None,
+            pool_create_timeout_ms: None,
+            pool_recycle_timeout_ms: None,
+            wait_replicas: 0,
+            wait_timeout_ms: 500,
+        }
+    }
+}
+
+impl RedisSettings {
+    /// Whether the shared Redis store is configured (otherwise: the in-memory demo store).
+    pub fn is_configured(&self) -> bool {
+        match self.mode {
+            RedisMode::Standalone => self.url.is_some(),
+            RedisMode::Cluster | RedisMode::Sentinel => true,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ParSettings {
+    /// Redemption window: `expires_in` of a pushed request, 1–599 s (FAPI 2.0: < 600).
+    pub request_uri_lifetime: u64,
+    /// How long a login may take once the browser has opened `/authorize`.
+    pub interaction_lifetime: u64,
+    /// Refuse authorization requests that did not come through PAR (every client).
+    pub required: bool,
+    /// Prefix of emitted `request_uri` values.
+    pub request_uri_prefix: String,
+    /// Further prefixes accepted at `/authorize` (e.g. during a prefix migration).
+    pub accepted_request_uri_prefixes: Vec<String>,
+}
+
+impl Default for ParSettings {
+    fn default() -> Self {
+        Self {
+            request_uri_lifetime: 60,
+            interaction_lifetime: 600,
+            required: true,
+            request_uri_prefix: RFC_PREFIX.into(),
+            accepted_request_uri_prefixes: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TokenSettings {
+    /// Authorization code lifetime, 1–60 s (FAPI 2.0 §5.3.2.1).
+    pub code_lifetime: u64,
+    pub access_token_lifetime: u64,
+    pub id_token_lifetime: u64,
+}
+
+impl Default for TokenSettings {
+    fn default() -> Self {
+        Self {
+            code_lifetime: 60,
+            access_token_lifetime: 600,
+            id_token_lifetime: 600,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SessionSettings {
+    /// SSO session lifetime in seconds; 0 disables SSO.
+    pub lifetime: u64,
+}
+
+impl Default for SessionSettings {
+    fn default() -> Self {
+        Self { lifetime: 8 * 3600 }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeySettings {
+    pub kid: Option<String>,
+    /// `ES256` (default), `PS256`, `EdDSA` or `RS256`.
+    #[serde(default = "default_alg")]
+    pub alg: String,
+    /// PKCS#8 PEM, inline.
+    pub pem: Option<Secret>,
+    /// PKCS#8 PEM file.
+    pub pem_file: Option<PathBuf>,
+    /// Signs new tokens. Exactly one key is active; the others only verify (rotation).
+    #[serde(default)]
+    pub active: bool,
+}
+
+fn default_alg() -> String {
+    "ES256".into()
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientSettings {
+    pub client_id: String,
+    pub client_name: Option<String>,
+    pub client_secret: Option<Secret>,
+    /// Defaults to `client_secret_basic` with a secret, `private_key_jwt` with `jwks`,
+    /// `none` otherwise.
+    pub token_endpoint_auth_method: Option<AuthMethod>,
+    /// The client's public keys (a JWK Set) for `private_key_jwt`.
+    pub jwks: Option<serde_json::Value>,
+    pub jwks_file: Option<PathBuf>,
+    pub redirect_uris: Vec<String>,
+    #[serde(default = "default_scopes")]
+    pub scopes: Vec<String>,
+    /// Per-client PAR requirement; the global `par.required` applies when absent.
+    pub require_pushed_authorization_requests: Option<bool>,
+    #[serde(default = "yes")]
+    pub require_pkce: bool,
+    #[serde(default)]
+    pub consent: bool,
+}
+
+fn default_scopes() -> Vec<String> {
+    vec!["openid".into()]
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserSettings {
+    pub username: String,
+    /// argon2id PHC string (`par-server hash-password`).
+    pub password_hash: Secret,
+    /// Subject identifier; defaults to the username.
+    pub sub: Option<String>,
+    pub email: Option<String>,
+    #[serde(default = "yes")]
+    pub email_verified: bool,
+    pub name: Option<String>,
+    pub given_name: Option<String>,
+    pub family_name: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogSettings {
+    pub format: LogFormat,
+    /// An `EnvFilter` directive; `RUST_LOG` overrides it.
+    pub level: String,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Pretty,
+            level: "info".into(),
+        }
+    }
+}
+
+/// OTLP trace export (docs/observability.md). Tracing is on when an endpoint is configured
+/// here or by `OTEL_EXPORTER_OTLP_ENDPOINT` / `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`; otherwise
+/// nothing is exported and no OpenTelemetry layer is installed. A key set here wins over the
+/// matching `OTEL_*` variable; an unset key leaves the variable (or the SDK default) in force.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TelemetrySettings {
+    /// `service.name` of exported spans; else `OTEL_SERVICE_NAME`, else `par-server`.
+    pub service_name: Option<String>,
+    /// Collector URL: `http://host:4317` (gRPC) or `http://host:4318` (HTTP; `/v1/traces` is
+    /// appended when the URL has no path). Else `OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT`.
+    pub otlp_endpoint: Option<String>,
+    /// `grpc` or `http_protobuf`; else `OTEL_EXPORTER_OTLP_[TRACES_]PROTOCOL`
+    /// (`grpc` | `http/protobuf`), else `http_protobuf`.
+    pub otlp_protocol: Option<OtlpProtocol>,
+    /// Extra headers (gRPC metadata) sent with every export, e.g. a collector API key. Values
+    /// are secrets. Merged over `OTEL_EXPORTER_OTLP_[TRACES_]HEADERS`.
+    pub otlp_headers: std::collections::BTreeMap<String, Secret>,
+    /// Head sampling: the fraction of new traces kept, 0.0–1.0; a sampled `traceparent` on
+    /// input is always followed (parent-based). Else `OTEL_TRACES_SAMPLER[_ARG]`, else 1.0.
+    pub sampling_ratio: Option<f64>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum OtlpProtocol {
+    Grpc,
+    HttpProtobuf,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PlaygroundSettings {
+    /// The built-in demo client at `/playground`; on in the zero-config demo.
+    pub enabled: bool,
+    /// Which configured client the playground acts as.
+    pub client_id: Option<String>,
+}
+
+/// Where the configuration came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    File(PathBuf),
+    /// No file: defaults and environment only.
+    Defaults,
+}
+
+impl Settings {
+    /// Loads defaults → `file` (or `PAR_CONFIG`) → `PAR__…` environment.
+    pub fn load(file: Option<&Path>) -> Result<(Self, Source), ConfigError> {
+        let from_env = std::env::var_os("PAR_CONFIG").map(PathBuf::from);
+        let file = file.map(Path::to_path_buf).or(from_env);
+        let mut builder = config::Config::builder();
+        if let Some(path) = &file {
+            let format = match path.extension().and_then(|e| e.to_str()) {
+                Some("yaml" | "yml") => config::FileFormat::Yaml,
+                Some("toml") => config::FileFormat::Toml,
+                Some("json") => config::FileFormat::Json,
+                _ => {
+                    return Err(ConfigError::new(
+                        "config file",
+                        format!(
+                            "{}: extension must be .yaml, .yml, .toml or .json",
+                            path.display()
+                        ),
+                    ));
+                }
+            };
+            if !path.is_file() {
+                return Err(ConfigError::new(
+                    "config file",
+                    format!("{}: no such file", path.display()),
+                ));
+            }
+            builder = builder.add_source(config::File::from(path.as_path()).format(format));
+        }
+        builder = builder.add_source(
+            config::Environment::with_prefix("PAR")
+                .prefix_separator("__")
+                .separator("__")
+                .try_parsing(true)
+                .list_separator(",")
+                .with_list_parse_key("par.accepted_request_uri_prefixes")
+                .with_list_parse_key("redis.cluster_nodes")
+                .with_list_parse_key("redis.sentinel_nodes"),
+        );
+        let settings: Settings = builder
+            .build()
+            .and_then(|c| c.try_deserialize())
+            .map_err(|e| ConfigError::new("config", e.to_string()))?;
+        let source = file.map_or(Source::Defaults, Source::File);
+        Ok((settings, source))
+    }
+
+    /// All `request_uri` prefixes `/authorize` accepts.
+    pub fn accepted_prefixes(&self) -> Vec<String> {
+        let mut all = vec![self.par.request_uri_prefix.clone()];
+        for p in &self.par.accepted_request_uri_prefixes {
+            if !all.contains(p) {
+                all.push(p.clone());
+            }
+        }
+        all
+    }
+}

@@ -1,0 +1,185 @@
+//! Errors as HTTP. [`JsonError`] for the back-channel endpoints (PAR, token, userinfo) in the
+//! RFC 6749 §5.2 format; [`BrowserError`] for the front channel, which redirects to the
+//! client only once `client_id` and `redirect_uri` are proven (RFC 6749 §4.1.2.1, RFC 9700
+//! §4.11) and otherwise shows a local error page. Both come from [`OAuthError`] and
+//! [`StoreError`] by `?`; server-side causes are logged here and never shown to the client.
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpResponse, ResponseError};
+use url::Url;
+
+use crate::oauth::authorization::{RedirectTarget, Rejection};
+use crate::oauth::{ErrorKind, OAuthError, response};
+use crate::store::StoreError;
+
+/// Maps a store failure to the client-facing error, logging the cause.
+fn store_error(e: StoreError) -> OAuthError {
+    match e {
+        StoreError::Unavailable(cause) => {
+            tracing::warn!(%cause, "store unavailable");
+            OAuthError::temporarily_unavailable("the service is temporarily unavailable; retry later")
+        }
+        StoreError::Backend(cause) => {
+            tracing::error!(%cause, "store error");
+            OAuthError::internal()
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct JsonError {
+    pub error: OAuthError,
+    status: StatusCode,
+    /// `Allow` header value for a 405.
+    allow: Option<&'static str>,
+}
+
+impl JsonError {
+    /// The same OAuth error with a different HTTP status (405, 413, 415 …).
+    pub fn with_status(error: OAuthError, status: StatusCode) -> Self {
+        Self {
+            error,
+            status,
+            allow: None,
+        }
+    }
+
+    /// 405 with `Allow` (RFC 9110 §15.5.6).
+    pub fn method_not_allowed(allow: &'static str) -> Self {
+        let error = OAuthError::invalid_request(format!("method not allowed; use {allow}"));
+        Self {
+            error,
+            status: StatusCode::METHOD_NOT_ALLOWED,
+            allow: Some(allow),
+        }
+    }
+}
+
+impl From<OAuthError> for JsonError {
+    fn from(error: OAuthError) -> Self {
+        let status = StatusCode::from_u16(error.status()).unwrap_or(StatusCode::BAD_REQUEST);
+        Self {
+            error,
+            status,
+            allow: None,
+        }
+    }
+}
+
+impl From<StoreError> for JsonError {
+    fn from(e: StoreError) -> Self {
+        store_error(e).into()
+    }
+}
+
+impl std::fmt::Display for JsonError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.error.fmt(f)
+    }
+}
+
+impl ResponseError for JsonError {
+    fn status_code(&self) -> StatusCode {
+        self.status
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut res = HttpResponse::build(self.status);
+        res.insert_header((header::CACHE_CONTROL, "no-store"));
+        if let Some(allow) = self.allow {
+            res.insert_header((header::ALLOW, allow));
+        }
+        match self.error.kind {
+            // RFC 6749 §5.2: 401 invalid_client with a challenge for the header scheme; Basic
+            // is the only Authorization scheme client authentication accepts here.
+            ErrorKind::InvalidClient => {
+                res.insert_header((
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Basic realm=\"par-server\""),
+                ));
+            }
+            // RFC 6750 §3.
+            ErrorKind::InvalidToken | ErrorKind::InsufficientScope => {
+                let challenge = format!("Bearer error=\"{}\"", self.error.code());
+                if let Ok(v) = HeaderValue::from_str(&challenge) {
+                    res.insert_header((header::WWW_AUTHENTICATE, v));
+                }
+            }
+            ErrorKind::TemporarilyUnavailable => {
+                res.insert_header((header::RETRY_AFTER, "1"));
+            }
+            _ => {}
+        }
+        res.json(serde_json::json!({
+            "error": self.error.code(),
+            "error_description": self.error.description,
+        }))
+    }
+}
+
+/// An authorization error on the front channel.
+#[derive(Debug)]
+pub enum BrowserError {
+    /// Redirect to the proven redirect URI (already built, with `state` and `iss`).
+    Redirect(Url),
+    /// A local error page.
+    Page(OAuthError),
+}
+
+impl BrowserError {
+    /// The opaque internal-error page.
+    pub fn internal() -> Self {
+        BrowserError::Page(OAuthError::internal())
+    }
+
+    /// Redirects to `target` when it is proven, otherwise a local page.
+    pub fn to_client(error: OAuthError, target: Option<&RedirectTarget>, issuer: &str) -> Self {
+        match target {
+            Some(t) => BrowserError::Redirect(response::error(t, &error, issuer)),
+            None => BrowserError::Page(error),
+        }
+    }
+
+    /// A refused authorization request, redirected when its `redirect_uri` was proven.
+    pub fn rejected(rejection: Rejection, issuer: &str) -> Self {
+        Self::to_client(rejection.error, rejection.redirect.as_deref(), issuer)
+    }
+}
+
+impl From<OAuthError> for BrowserError {
+    fn from(error: OAuthError) -> Self {
+        BrowserError::Page(error)
+    }
+}
+
+impl From<StoreError> for BrowserError {
+    fn from(e: StoreError) -> Self {
+        BrowserError::Page(store_error(e))
+    }
+}
+
+impl std::fmt::Display for BrowserError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BrowserError::Redirect(_) => f.write_str("authorization error (redirected)"),
+            BrowserError::Page(error) => error.fmt(f),
+        }
+    }
+}
+
+impl ResponseError for BrowserError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            BrowserError::Redirect(_) => StatusCode::SEE_OTHER,
+            BrowserError::Page(error) => crate::browser::page_status(error),
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        match self {
+            BrowserError::Redirect(location) => crate::browser::see_other(location),
+            BrowserError::Page(error) => crate::browser::error_page(error),
+        }
+    }
+}

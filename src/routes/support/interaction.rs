@@ -1,0 +1,304 @@
+//! One browser's interaction with a pushed request, from the claim at `/authorize` to the
+//! code: the steps `authorize`, `login` and `consent` share. Each step claims (or resumes)
+//! the request in the store, then acts on the decision of [`crate::oauth::interaction`].
+
+use std::sync::Arc;
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+
+use super::binding;
+use super::errors::BrowserError;
+use super::form;
+use crate::browser::{ConsentPage, InteractionForm, LoginPage};
+use crate::crypto::random_token;
+use crate::oauth::authorization::AuthorizationRequest;
+use crate::oauth::client::Client;
+use crate::oauth::code::{AuthorizationCode, new_code};
+use crate::oauth::interaction::{Next, Session};
+use crate::oauth::params::Params;
+use crate::oauth::request_uri::Reference;
+use crate::oauth::{OAuthError, response};
+use crate::state::AppState;
+use crate::store::{Claim, Take};
+
+/// A claimed pushed request and the browser that holds it.
+pub struct Interaction {
+    pub client: Arc<Client>,
+    pub request: AuthorizationRequest,
+    request_uri: String,
+    reference: Reference,
+    browser_id: String,
+}
+
+fn unusable_request_uri() -> BrowserError {
+    BrowserError::Page(OAuthError::invalid_request_uri(
+        "this sign-in link is invalid, has expired or was already used; start again from the application",
+    ))
+}
+
+impl Interaction {
+    /// Claims `request_uri` for `browser_id` (or resumes the claim on a reload). Unknown,
+    /// expired, used, foreign-client and other-browser references all give the same
+    /// `invalid_request_uri` page: the redirect URI is not proven for an unusable reference.
+    #[tracing::instrument(name = "interaction.claim", skip_all, fields(client_id = %client.id, flow_id = tracing::field::Empty))]
+    pub async fn claim(
+        state: &AppState,
+        client: Arc<Client>,
+        request_uri: &str,
+        browser_id: String,
+    ) -> Result<Self, BrowserError> {
+        let reference =
+            Reference::parse(request_uri, &state.par.accepted_prefixes).ok_or_else(unusable_request_uri)?;
+        let claim = state
+            .store
+            .claim_request(
+                &reference,
+                &client.id,
+                &binding::owner_of(&browser_id),
+                state.par.interaction_lifetime,
+            )
+            .await?;
+        crate::telemetry::metrics::claim(&client.id, claim_label(&claim));
+        let request = match claim {
+            Claim::Claimed(r) | Claim::Resumed(r) => r,
+            Claim::WrongClient => {
+                tracing::warn!("request_uri presented with another client's client_id");
+                return Err(unusable_request_uri());
+            }
+            Claim::ClaimedByOther => {
+                tracing::info!("request_uri already claimed by another browser");
+                return Err(unusable_request_uri());
+            }
+            Claim::Missing => return Err(unusable_request_uri()),
+        };
+        tracing::Span::current().record("flow_id", request.flow_id.as_str());
+        // RFC 9126 §4 / §7.4: the client's registration may have changed since the push.
+        request
+            .recheck(&client)
+            .map_err(|r| BrowserError::rejected(r, &state.endpoints.issuer))?;
+        Ok(Self {
+            client,
+            request,
+            request_uri: request_uri.to_owned(),
+            reference,
+            browser_id,
+        })
+    }
+
+    /// The login and consent POSTs: reads the form, checks the browser binding and the CSRF
+    /// token (before the store is touched), then resumes the claimed interaction.
+    pub async fn resume(
+        req: &HttpRequest,
+        body: web::Payload,
+        state: &AppState,
+    ) -> Result<(Params, Self), BrowserError> {
+        let params = form::read(req, body, state.body_limit)
+            .await
+            .map_err(|e| BrowserError::Page(e.error))?;
+        let browser_id = binding::browser_id(req, state.secure_cookies).ok_or_else(|| {
+            OAuthError::invalid_request(
+                "your browser did not keep the sign-in cookie; enable cookies and start again",
+            )
+        })?;
+        let client = params
+            .get("client_id")
+            .and_then(|id| state.clients.get(id))
+            .cloned()
+            .ok_or_else(|| OAuthError::invalid_request("unknown client_id"))?;
+        let request_uri = params
+            .get("request_uri")
+            .ok_or_else(|| OAuthError::invalid_request("request_uri is required"))?;
+        let digest = Reference::parse(request_uri, &state.par.accepted_prefixes)
+            .map(|r| r.digest())
+            .ok_or_else(|| OAuthError::invalid_request_uri("unknown request_uri"))?;
+        if !binding::csrf_matches(&browser_id, &digest, params.get("csrf_token")) {
+            tracing::warn!("CSRF token missing or wrong");
+            return Err(OAuthError::invalid_request(
+                "the form has expired or was not sent by this browser; start again",
+            )
+            .into());
+        }
+        let interaction = Self::claim(state, client, request_uri, browser_id).await?;
+        interaction.trace_step(req);
+        Ok((params, interaction))
+    }
+
+    /// Records this step's `client_id`/`flow_id` on the request's spans and links the current
+    /// span to the push (`telemetry::flow`).
+    pub fn trace_step(&self, req: &HttpRequest) {
+        crate::telemetry::flow::step(
+            req,
+            &self.client.id,
+            &self.request.flow_id,
+            self.request.trace.as_deref(),
+        );
+    }
+
+    /// Acts on the decision for this request: login form, consent page, code, or error.
+    pub async fn proceed(self, state: &AppState, next: Next) -> Result<HttpResponse, BrowserError> {
+        match next {
+            Next::Login => self.login_page(state, None, ""),
+            Next::Consent(session) => self.ask_consent(state, session).await,
+            Next::IssueCode(session) => self.issue_code(state, &session).await,
+            Next::Fail(error) => self.fail(state, error).await,
+        }
+    }
+
+    /// Takes the pushed request (one winner across replicas) and answers the client with a
+    /// fresh one-time code: `303 redirect_uri?code&state&iss`.
+    #[tracing::instrument(name = "interaction.issue_code", skip_all, fields(client_id = %self.client.id, flow_id = %self.request.flow_id))]
+    pub async fn issue_code(self, state: &AppState, session: &Session) -> Result<HttpResponse, BrowserError> {
+        crate::telemetry::flow::link_to_push(self.request.trace.as_deref());
+        let target = self
+            .request
+            .redirect_target()
+            .ok_or_else(BrowserError::internal)?;
+        // Pushed records never change: the code is built from the copy read at the claim.
+        let request = &self.request;
+        let code = new_code();
+        let record = AuthorizationCode {
+            client_id: request.client_id.clone(),
+            redirect_uri: request.redirect_uri.clone(),
+            scope: request.scope.clone(),
+            code_challenge: request.code_challenge.clone(),
+            nonce: request.nonce.clone(),
+            sub: session.sub.clone(),
+            auth_time: session.auth_time,
+            resource: request.resource.clone(),
+            grant_id: random_token(16),
+            flow_id: request.flow_id.clone(),
+            trace: request.trace.clone(),
+        };
+        let taken = state
+            .store
+            .issue_code(
+                &self.reference,
+                &self.owner(),
+                &code,
+                &record,
+                state.lifetimes.code,
+            )
+            .await?;
+        self.taken(taken)?;
+        crate::telemetry::metrics::code_issued(&request.client_id);
+        tracing::info!("authorization code issued");
+        Ok(crate::browser::see_other(&response::success(
+            &target,
+            &code,
+            &state.endpoints.issuer,
+        )))
+    }
+
+    /// Ends the interaction with an error sent to the client (the redirect URI is proven).
+    pub async fn fail(self, state: &AppState, error: OAuthError) -> Result<HttpResponse, BrowserError> {
+        let taken = state.store.end_request(&self.reference, &self.owner()).await?;
+        self.taken(taken)?;
+        Err(BrowserError::to_client(
+            error,
+            self.request.redirect_target().as_ref(),
+            &state.endpoints.issuer,
+        ))
+    }
+
+    /// Counts a take; only the winner goes on.
+    fn taken(&self, take: Take) -> Result<(), BrowserError> {
+        crate::telemetry::metrics::take(&self.client.id, take.label());
+        match take {
+            Take::Taken => Ok(()),
+            Take::NotOwner | Take::Missing => Err(unusable_request_uri()),
+        }
+    }
+
+    /// Remembers who signed in (for the consent POST) and shows the consent page.
+    async fn ask_consent(self, state: &AppState, session: Session) -> Result<HttpResponse, BrowserError> {
+        state
+            .store
+            .await_consent(&self.reference, &session, state.par.interaction_lifetime)
+            .await?;
+        let username = state
+            .users
+            .by_sub(&session.sub)
+            .map(|u| u.username.as_str())
+            .unwrap_or_default();
+        let page = ConsentPage::new(self.form(state, "consent"), username);
+        Ok(crate::browser::render(StatusCode::OK, &page))
+    }
+
+    /// The user who signed in for this request and awaits the consent decision.
+    pub async fn pending_consent(&self, state: &AppState) -> Result<Option<Session>, BrowserError> {
+        Ok(state.store.pending_consent(&self.reference).await?)
+    }
+
+    /// After the consent decision. The marker has its own TTL; removing it is housekeeping.
+    pub async fn clear_pending_consent(&self, state: &AppState) {
+        if let Err(e) = state.store.clear_pending_consent(&self.reference).await {
+            tracing::debug!(error = %e, "could not delete the consent marker");
+        }
+    }
+
+    /// The login form; `error` re-shows it after failed credentials.
+    pub fn login_page(
+        &self,
+        state: &AppState,
+        error: Option<&str>,
+        username: &str,
+    ) -> Result<HttpResponse, BrowserError> {
+        let page = LoginPage::new(self.form(state, "login"), error, username);
+        Ok(crate::browser::render(StatusCode::OK, &page))
+    }
+
+    fn form(&self, state: &AppState, endpoint: &str) -> InteractionForm<'_> {
+        InteractionForm {
+            action: format!("{}/{endpoint}", state.base_path),
+            client_name: &self.client.name,
+            client_id: &self.client.id,
+            request_uri: &self.request_uri,
+            csrf_token: binding::csrf_token(&self.browser_id, &self.reference.digest()),
+            scopes: &self.request.scope,
+        }
+    }
+
+    fn owner(&self) -> String {
+        binding::owner_of(&self.browser_id)
+    }
+}
+
+fn claim_label(claim: &Claim) -> &'static str {
+    match claim {
+        Claim::Claimed(_) => "claimed",
+        Claim::Resumed(_) => "resumed",
+        Claim::ClaimedByOther => "claimed_by_other",
+        Claim::WrongClient => "wrong_client",
+        Claim::Missing => "missing",
+    }
+}
+
+/// The browser's SSO session, if its cookie names a live one whose user still exists.
+pub async fn load_session(state: &AppState, cookie: Option<String>) -> Result<Option<Session>, BrowserError> {
+    let Some(cookie) = cookie else { return Ok(None) };
+    let session = state.store.sso_session(&cookie).await?;
+    Ok(session.filter(|s| state.users.by_sub(&s.sub).is_some()))
+}
+
+/// Starts an SSO session for `session`; returns its cookie, or `None` when SSO is off.
+pub async fn start_session(
+    state: &AppState,
+    session: &Session,
+) -> Result<Option<actix_web::cookie::Cookie<'static>>, BrowserError> {
+    if state.lifetimes.session.is_zero() {
+        return Ok(None);
+    }
+    let value = random_token(32);
+    state
+        .store
+        .start_sso_session(&value, session, state.lifetimes.session)
+        .await?;
+    let name = binding::cookie_names(state.secure_cookies).sso;
+    Ok(Some(crate::browser::cookie(
+        state.secure_cookies,
+        name,
+        value,
+        Some(state.lifetimes.session),
+    )))
+}

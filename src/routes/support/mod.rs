@@ -1,0 +1,10 @@
+//! What the endpoints share, kept apart from them: how a browser is recognised
+//! (`binding`), one browser's interaction from claim to code (`interaction`), client
+//! authentication (`client_auth`), bounded form bodies (`form`) and errors as HTTP
+//! (`errors`).
+
+pub mod binding;
+pub mod client_auth;
+pub mod errors;
+pub mod form;
+pub mod interaction;

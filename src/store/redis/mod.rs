@@ -1,0 +1,242 @@
+//! The Redis backend: the product's shared state, on one of three topologies (docs/redis.md).
+//!
+//! - [`options`]: where Redis is and how to reach it.
+//! - `connection`: the connection for each topology and the one call dispatch, bounded by
+//!   `redis.command_timeout_ms`.
+//! - `sentinel`: following the primary through the sentinels.
+//! - `scripts`: the Lua scripts, each with its KEYS/ARGV contract.
+//!
+//! The operations below are the byte-level steps [`crate::store::Store`] builds on. With
+//! `redis.wait_replicas > 0`, each one-shot take is followed by `WAIT` and handed out only
+//! once that many replicas hold the deletion (docs/redis.md, "Why no record can be redeemed
+//! twice").
+
+mod connection;
+pub mod options;
+mod scripts;
+mod sentinel;
+
+use std::time::Duration;
+
+use redis::{Cmd, FromRedisValue, Script, Value};
+
+use self::connection::{Call, Connection};
+use self::options::RedisOptions;
+use super::error::StoreError;
+use super::instrument;
+use super::keyspace::Key;
+use super::outcome::{ClaimOutcome, TakeOutcome};
+
+#[derive(Clone)]
+pub struct RedisStore {
+    conn: Connection,
+    timeout: Duration,
+    wait_replicas: u32,
+    wait_timeout: Duration,
+}
+
+impl RedisStore {
+    /// Builds the connection without contacting Redis (see `Connection::open`).
+    pub fn connect(options: &RedisOptions) -> Result<Self, StoreError> {
+        if options.wait_replicas > 0 && options.pool.is_some() {
+            // A pooled take and its WAIT would need to share one checkout.
+            return Err(StoreError::Backend(
+                "redis.wait_replicas needs the multiplexed connection".into(),
+            ));
+        }
+        Ok(Self {
+            conn: Connection::open(options)?,
+            timeout: options.command_timeout,
+            wait_replicas: options.wait_replicas,
+            wait_timeout: options.wait_timeout,
+        })
+    }
+
+    /// Runs `cmd` inside a client span with latency and error metrics.
+    async fn query<T: FromRedisValue>(&self, cmd: &Cmd) -> Result<T, StoreError> {
+        let value = instrument::command(
+            instrument::command_name(cmd),
+            self.conn.run(Call::Cmd(cmd), self.timeout),
+        )
+        .await?;
+        T::from_redis_value(value).map_err(|e| StoreError::Backend(e.to_string()))
+    }
+
+    /// Runs a script; `name` labels its span and metrics. Returns the reply array.
+    async fn eval(
+        &self,
+        name: &'static str,
+        script: &Script,
+        keys: &[&Key],
+        args: &[&str],
+    ) -> Result<Vec<Value>, StoreError> {
+        let mut inv = script.prepare_invoke();
+        for k in keys {
+            inv.key(k.as_str());
+        }
+        for a in args {
+            inv.arg(*a);
+        }
+        let value = instrument::command(name, self.conn.run(Call::Script(&inv), self.timeout)).await?;
+        Vec::<Value>::from_redis_value(value).map_err(|e| StoreError::Backend(e.to_string()))
+    }
+
+    /// With `redis.wait_replicas > 0`: blocks until that many replicas acknowledge the
+    /// writes sent so far on the connection that carried the take of `key` (`WAIT`), so a
+    /// failover cannot resurrect a record that was already handed out. Fewer acks → the
+    /// caller must not use what it took (503; the record is gone on the primary).
+    async fn replicated(&self, key: &Key) -> Result<(), StoreError> {
+        if self.wait_replicas == 0 {
+            return Ok(());
+        }
+        let mut wait = redis::cmd("WAIT");
+        wait.arg(self.wait_replicas)
+            .arg(self.wait_timeout.as_millis() as u64);
+        let acked = instrument::command(
+            "WAIT",
+            self.conn.run(
+                Call::OnPrimaryOf(&wait, key.as_str()),
+                self.timeout + self.wait_timeout,
+            ),
+        )
+        .await?;
+        let acked = i64::from_redis_value(acked).map_err(|e| StoreError::Backend(e.to_string()))?;
+        if acked < self.wait_replicas as i64 {
+            tracing::warn!(
+                acked,
+                wanted = self.wait_replicas,
+                "take not replicated in time; refusing to hand it out"
+            );
+            return Err(StoreError::Unavailable(
+                "take not acknowledged by enough replicas".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    pub async fn put_new(&self, key: &Key, value: &[u8], ttl: Duration) -> Result<bool, StoreError> {
+        let reply: Option<String> = self
+            .query(
+                redis::cmd("SET")
+                    .arg(key.as_str())
+                    .arg(value)
+                    .arg("EX")
+                    .arg(ttl_secs(ttl))
+                    .arg("NX"),
+            )
+            .await?;
+        Ok(reply.is_some())
+    }
+
+    pub async fn put(&self, key: &Key, value: &[u8], ttl: Duration) -> Result<(), StoreError> {
+        self.query::<()>(
+            redis::cmd("SET")
+                .arg(key.as_str())
+                .arg(value)
+                .arg("EX")
+                .arg(ttl_secs(ttl)),
+        )
+        .await
+    }
+
+    pub async fn get(&self, key: &Key) -> Result<Option<Vec<u8>>, StoreError> {
+        self.query(redis::cmd("GET").arg(key.as_str())).await
+    }
+
+    pub async fn take(&self, key: &Key) -> Result<Option<Vec<u8>>, StoreError> {
+        let taken: Option<Vec<u8>> = self.query(redis::cmd("GETDEL").arg(key.as_str())).await?;
+        if taken.is_some() {
+            self.replicated(key).await?;
+        }
+        Ok(taken)
+    }
+
+    pub async fn delete(&self, key: &Key) -> Result<(), StoreError> {
+        self.query::<()>(redis::cmd("DEL").arg(key.as_str())).await
+    }
+
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.query::<String>(&redis::cmd("PING")).await.map(|_| ())
+    }
+
+    pub async fn claim(
+        &self,
+        record: &Key,
+        claim: &Key,
+        client_id: &str,
+        owner: &str,
+        ttl: Duration,
+    ) -> Result<ClaimOutcome, StoreError> {
+        let ttl = ttl_secs(ttl).to_string();
+        let reply = self
+            .eval(
+                "claim",
+                &scripts::CLAIM,
+                &[record, claim],
+                &[client_id, owner, &ttl],
+            )
+            .await?;
+        Ok(match (status(&reply)?, payload(reply)) {
+            (1, Some(v)) => ClaimOutcome::Claimed(v),
+            (2, Some(v)) => ClaimOutcome::Resumed(v),
+            (3, _) => ClaimOutcome::ClaimedByOther,
+            (4, _) => ClaimOutcome::WrongClient,
+            _ => ClaimOutcome::Missing,
+        })
+    }
+
+    pub async fn take_claimed(
+        &self,
+        record: &Key,
+        claim: &Key,
+        owner: &str,
+    ) -> Result<TakeOutcome, StoreError> {
+        let reply = self
+            .eval("take_claimed", &scripts::TAKE_CLAIMED, &[record, claim], &[owner])
+            .await?;
+        Ok(match (status(&reply)?, payload(reply)) {
+            (1, Some(v)) => {
+                self.replicated(record).await?;
+                TakeOutcome::Taken(v)
+            }
+            (3, _) => TakeOutcome::NotOwner,
+            _ => TakeOutcome::Missing,
+        })
+    }
+
+    /// Takes an authorization code record and marks the code used (one script).
+    pub async fn redeem(&self, code: &Key, used: &Key, ttl: Duration) -> Result<Option<Vec<u8>>, StoreError> {
+        let ttl = ttl_secs(ttl).to_string();
+        let reply = self
+            .eval("redeem", &scripts::REDEEM, &[code, used], &[&ttl])
+            .await?;
+        match (status(&reply)?, payload(reply)) {
+            (1, Some(v)) => {
+                self.replicated(code).await?;
+                Ok(Some(v))
+            }
+            _ => Ok(None),
+        }
+    }
+}
+
+/// Redis `EX` takes whole seconds, at least 1.
+fn ttl_secs(ttl: Duration) -> u64 {
+    ttl.as_secs().max(1)
+}
+
+/// A script reply's first element: its status code.
+fn status(reply: &[Value]) -> Result<i64, StoreError> {
+    match reply.first() {
+        Some(Value::Int(n)) => Ok(*n),
+        other => Err(StoreError::Backend(format!("unexpected script reply: {other:?}"))),
+    }
+}
+
+/// A script reply's second element: the record, when there is one.
+fn payload(reply: Vec<Value>) -> Option<Vec<u8>> {
+    match reply.into_iter().nth(1) {
+        Some(Value::BulkString(b)) => Some(b),
+        _ => None,
+    }
+}
