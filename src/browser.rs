@@ -41,14 +41,14 @@ fn secure_headers(res: &mut HttpResponseBuilder) {
 }
 
 /// `303 See Other` (FAPI 2.0 §5.3.2.2: never 307 for responses that follow a POST).
-pub fn see_other(location: &Url) -> HttpResponse {
+pub(crate) fn see_other(location: &Url) -> HttpResponse {
     let mut res = HttpResponse::SeeOther();
     secure_headers(&mut res);
     res.insert_header((header::LOCATION, location.as_str())).finish()
 }
 
 /// Renders `template`; a template failure gives the internal-error page instead.
-pub fn render(status: StatusCode, template: &impl Template) -> HttpResponse {
+pub(crate) fn render(status: StatusCode, template: &impl Template) -> HttpResponse {
     match template.render() {
         Ok(html) => page(status, html),
         Err(e) => {
@@ -68,7 +68,7 @@ struct ErrorPage<'a> {
 
 /// The local error page for an authorization error that may not be redirected: 503 with
 /// `Retry-After` for `temporarily_unavailable`, 500 for `server_error`, 400 otherwise.
-pub fn error_page(error: &OAuthError) -> HttpResponse {
+pub(crate) fn error_page(error: &OAuthError) -> HttpResponse {
     let status = page_status(error);
     let html = ErrorPage {
         assets: ASSETS,
@@ -85,7 +85,7 @@ pub fn error_page(error: &OAuthError) -> HttpResponse {
     res
 }
 
-pub fn page_status(error: &OAuthError) -> StatusCode {
+pub(crate) fn page_status(error: &OAuthError) -> StatusCode {
     match error.kind {
         ErrorKind::TemporarilyUnavailable => StatusCode::SERVICE_UNAVAILABLE,
         ErrorKind::ServerError => StatusCode::INTERNAL_SERVER_ERROR,
@@ -95,7 +95,7 @@ pub fn page_status(error: &OAuthError) -> StatusCode {
 
 /// What the login and consent pages carry: who asks, for what, and the hidden fields that
 /// bring the POST back to this request.
-pub struct InteractionForm<'a> {
+pub(crate) struct InteractionForm<'a> {
     pub action: String,
     pub client_name: &'a str,
     pub client_id: &'a str,
@@ -106,7 +106,7 @@ pub struct InteractionForm<'a> {
 
 #[derive(Template)]
 #[template(path = "login.html")]
-pub struct LoginPage<'a> {
+pub(crate) struct LoginPage<'a> {
     assets: &'a str,
     form: InteractionForm<'a>,
     error: Option<&'a str>,
@@ -127,7 +127,7 @@ impl<'a> LoginPage<'a> {
 
 #[derive(Template)]
 #[template(path = "consent.html")]
-pub struct ConsentPage<'a> {
+pub(crate) struct ConsentPage<'a> {
     assets: &'a str,
     form: InteractionForm<'a>,
     username: &'a str,
@@ -164,7 +164,7 @@ pub fn cookie(
 }
 
 /// The cookie that removes `name`.
-pub fn removal(secure: bool, name: &'static str) -> Cookie<'static> {
+pub(crate) fn removal(secure: bool, name: &'static str) -> Cookie<'static> {
     let mut c = cookie(secure, name, String::new(), None);
     c.make_removal();
     c

@@ -16,13 +16,13 @@ pub fn random_token(bytes: usize) -> String {
 }
 
 /// SHA-256 of `data`, base64url without padding (43 characters).
-pub fn sha256_b64(data: &[u8]) -> String {
+pub(crate) fn sha256_b64(data: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(Sha256::digest(data))
 }
 
 /// SHA-256 of the concatenation of `parts`, each length-prefixed so that `("ab","c")` and
 /// `("a","bc")` differ.
-pub fn sha256_parts_b64(parts: &[&[u8]]) -> String {
+pub(crate) fn sha256_parts_b64(parts: &[&[u8]]) -> String {
     let mut h = Sha256::new();
     for p in parts {
         h.update((p.len() as u64).to_be_bytes());
@@ -33,11 +33,11 @@ pub fn sha256_parts_b64(parts: &[&[u8]]) -> String {
 
 /// Compares two secrets in time independent of where they differ and of their lengths
 /// (both sides are hashed first).
-pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     Sha256::digest(a).ct_eq(&Sha256::digest(b)).into()
 }
 
-pub fn b64url_encode(data: &[u8]) -> String {
+pub(crate) fn b64url_encode(data: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(data)
 }
 

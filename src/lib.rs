@@ -33,20 +33,20 @@
 // Instrumented store calls nest deep async state machines in the authorize handler.
 #![recursion_limit = "256"]
 
-pub mod browser;
+pub(crate) mod browser;
 pub mod clock;
 pub mod config;
 pub mod crypto;
 pub mod healthcheck;
 pub mod oauth;
 pub mod password;
-pub mod playground;
-pub mod routes;
+pub(crate) mod playground;
+pub(crate) mod routes;
 pub mod secret;
-pub mod shutdown;
+pub(crate) mod shutdown;
 pub mod signing;
 pub mod startup;
 pub mod state;
 pub mod store;
 pub mod telemetry;
-pub mod users;
+pub(crate) mod users;

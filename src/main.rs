@@ -150,7 +150,7 @@ fn run(config: Option<PathBuf>) -> ExitCode {
 }
 
 async fn serve(valid: ValidSettings, demo: Option<demo::DemoCredentials>) -> anyhow::Result<()> {
-    let shared = valid.redis.is_some();
+    let shared = valid.settings.redis.is_configured();
     if demo.is_some() && !par_server::config::is_loopback_bind(&valid.settings.http.bind) {
         anyhow::bail!(
             "the zero-config demo only binds loopback addresses; configure clients to listen on {}",

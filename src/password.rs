@@ -101,7 +101,7 @@ static VERIFIERS: std::sync::LazyLock<std::sync::mpsc::Sender<Job>> = std::sync:
 });
 
 /// [`verify`] on the verifier threads. `None` if they are gone (never in practice).
-pub async fn verify_off_thread(password: String, phc: Option<String>) -> Option<bool> {
+pub(crate) async fn verify_off_thread(password: String, phc: Option<String>) -> Option<bool> {
     let (tx, rx) = tokio::sync::oneshot::channel();
     // The span travels with the job, so the check shows under the caller's trace.
     let span = tracing::info_span!("password.verify");

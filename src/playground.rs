@@ -56,7 +56,7 @@ fn render(state: &AppState, pg: &Playground, error: Option<String>, result: Opti
     browser::render(status, &page)
 }
 
-pub async fn index(state: web::Data<AppState>) -> HttpResponse {
+pub(crate) async fn index(state: web::Data<AppState>) -> HttpResponse {
     match &state.playground {
         Some(pg) => render(&state, pg, None, None),
         None => HttpResponse::NotFound().finish(),
@@ -80,7 +80,7 @@ fn basic(pg: &Playground) -> String {
     )
 }
 
-pub async fn start(state: web::Data<AppState>) -> HttpResponse {
+pub(crate) async fn start(state: web::Data<AppState>) -> HttpResponse {
     let Some(pg) = &state.playground else {
         return HttpResponse::NotFound().finish();
     };
@@ -151,7 +151,7 @@ pub async fn start(state: web::Data<AppState>) -> HttpResponse {
 }
 
 #[derive(Deserialize)]
-pub struct Callback {
+pub(crate) struct Callback {
     code: Option<String>,
     state: Option<String>,
     iss: Option<String>,
@@ -159,7 +159,7 @@ pub struct Callback {
     error_description: Option<String>,
 }
 
-pub async fn callback(
+pub(crate) async fn callback(
     req: HttpRequest,
     query: web::Query<Callback>,
     state: web::Data<AppState>,

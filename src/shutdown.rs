@@ -38,7 +38,7 @@ pub async fn signal() -> &'static str {
 
 /// Drains and stops `server` once `trigger` completes: not-ready first, then after
 /// `drain_delay` a graceful stop. A second signal during the delay cuts it short.
-pub async fn drain_then_stop(
+pub(crate) async fn drain_then_stop(
     trigger: impl Future<Output = &'static str>,
     server: ServerHandle,
     draining: Arc<AtomicBool>,

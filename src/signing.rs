@@ -19,13 +19,13 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 /// Smallest RSA modulus accepted (FAPI 2.0 §5.4.1, RFC 7518 §3.3).
-pub const MIN_RSA_BITS: usize = 2048;
+pub(crate) const MIN_RSA_BITS: usize = 2048;
 
 /// Signing algorithms a key may be configured with.
-pub const SUPPORTED_ALGS: &[&str] = &["ES256", "PS256", "EdDSA", "RS256"];
+pub(crate) const SUPPORTED_ALGS: &[&str] = &["ES256", "PS256", "EdDSA", "RS256"];
 
 /// One key: private part for signing (if active), public part for verifying and publishing.
-pub struct SigningKey {
+pub(crate) struct SigningKey {
     pub kid: String,
     pub alg: Algorithm,
     encoding: EncodingKey,
@@ -49,7 +49,7 @@ impl std::fmt::Debug for SigningKey {
 impl SigningKey {
     /// Builds a key from PKCS#8 PEM for `alg`; checks the key type, the RSA size, and that a
     /// signature made with it verifies with the published public part.
-    pub fn from_pem(pem: &[u8], alg: Algorithm, kid: Option<String>) -> Result<Self, String> {
+    pub(crate) fn from_pem(pem: &[u8], alg: Algorithm, kid: Option<String>) -> Result<Self, String> {
         let encoding = match alg {
             Algorithm::ES256 => EncodingKey::from_ec_pem(pem),
             Algorithm::PS256 | Algorithm::RS256 => EncodingKey::from_rsa_pem(pem),
@@ -114,7 +114,7 @@ impl SigningKey {
     }
 
     /// Generates a fresh ES256 key (demo / single process only).
-    pub fn generate_es256() -> anyhow::Result<Self> {
+    pub(crate) fn generate_es256() -> anyhow::Result<Self> {
         use aws_lc_rs::rand::SystemRandom;
         use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair};
         let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &SystemRandom::new())
@@ -123,13 +123,8 @@ impl SigningKey {
             .map_err(anyhow::Error::msg)
     }
 
-    pub fn alg_name(&self) -> &'static str {
+    pub(crate) fn alg_name(&self) -> &'static str {
         alg_name(self.alg)
-    }
-
-    /// The public JWK (`kid`, `use: sig`, `alg`), never a private member.
-    pub fn public_jwk(&self) -> &Jwk {
-        &self.public
     }
 
     fn sign_with_header<T: Serialize>(
@@ -159,7 +154,7 @@ impl SigningKey {
 
 /// Why a presented token was not accepted (for logs; the client only sees `invalid_token`).
 #[derive(Debug, thiserror::Error)]
-pub enum VerifyError {
+pub(crate) enum VerifyError {
     #[error("malformed token: {0}")]
     Malformed(String),
     #[error("unknown kid")]
@@ -209,7 +204,7 @@ impl SigningKeys {
     }
 
     /// The key that signs new tokens.
-    pub fn active(&self) -> &SigningKey {
+    pub(crate) fn active(&self) -> &SigningKey {
         &self.keys[self.active]
     }
 
@@ -226,7 +221,7 @@ impl SigningKeys {
     /// Verifies a token this server issued: `kid` names one of our keys, `alg` is that key's
     /// (RFC 8725 §3.1: never trust the header's alg alone), `typ` is `expected_typ`
     /// (RFC 8725 §3.11), then signature and the claims `validation` asks for.
-    pub fn verify<T: DeserializeOwned>(
+    pub(crate) fn verify<T: DeserializeOwned>(
         &self,
         token: &str,
         expected_typ: &'static str,
@@ -255,12 +250,12 @@ impl SigningKeys {
     }
 
     /// `id_token_signing_alg_values_supported`: what the active key signs with.
-    pub fn signing_algs(&self) -> Vec<String> {
+    pub(crate) fn signing_algs(&self) -> Vec<String> {
         vec![self.active().alg_name().to_owned()]
     }
 }
 
-pub fn parse_alg(name: &str) -> Option<Algorithm> {
+pub(crate) fn parse_alg(name: &str) -> Option<Algorithm> {
     match name {
         "ES256" => Some(Algorithm::ES256),
         "PS256" => Some(Algorithm::PS256),
@@ -270,7 +265,7 @@ pub fn parse_alg(name: &str) -> Option<Algorithm> {
     }
 }
 
-pub fn alg_name(alg: Algorithm) -> &'static str {
+pub(crate) fn alg_name(alg: Algorithm) -> &'static str {
     match alg {
         Algorithm::ES256 => "ES256",
         Algorithm::PS256 => "PS256",
@@ -334,7 +329,7 @@ mod tests {
     #[test]
     fn default_kid_is_the_rfc7638_thumbprint() {
         let keys = one("signing-es256.pem", "ES256");
-        let mut jwk = keys.active().public_jwk().clone();
+        let mut jwk = keys.jwks().keys[0].clone();
         jwk.common = Default::default();
         assert_eq!(keys.active().kid, jwk.thumbprint(ThumbprintHash::SHA256).unwrap());
         assert_eq!(keys.active().kid.len(), 43);

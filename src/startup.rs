@@ -85,7 +85,7 @@ impl Application {
     /// Serves until `trigger` completes, then drains and stops gracefully: `/readyz`
     /// reports draining for `http.drain_delay_secs`, then in-flight requests get
     /// `http.shutdown_grace_secs`.
-    pub async fn run_until(
+    pub(crate) async fn run_until(
         self,
         trigger: impl Future<Output = &'static str> + 'static,
     ) -> std::io::Result<()> {

@@ -14,12 +14,11 @@ use crate::users::UserDirectory;
 
 /// PAR timers and prefixes.
 #[derive(Debug, Clone)]
-pub struct ParPolicy {
+pub(crate) struct ParPolicy {
     /// Redemption window = `expires_in`.
     pub lifetime: Duration,
     /// Life of a claimed request while the user logs in.
     pub interaction_lifetime: Duration,
-    pub required: bool,
     pub prefix: String,
     pub accepted_prefixes: Vec<String>,
 }
@@ -36,7 +35,7 @@ pub struct Lifetimes {
 
 /// The built-in demo client, when enabled.
 #[derive(Debug, Clone)]
-pub struct Playground {
+pub(crate) struct Playground {
     pub client_id: String,
     pub client_secret: crate::secret::Secret,
     /// `{issuer}/playground/callback`.
@@ -47,23 +46,23 @@ pub struct Playground {
 }
 
 pub struct AppState {
-    pub endpoints: Endpoints,
-    pub assertion_audiences: Vec<String>,
-    pub clients: ClientRegistry,
-    pub users: UserDirectory,
+    pub(crate) endpoints: Endpoints,
+    pub(crate) assertion_audiences: Vec<String>,
+    pub(crate) clients: ClientRegistry,
+    pub(crate) users: UserDirectory,
     pub store: Store,
     /// The server's signing keys (one active, all published at `/jwks`).
     pub signing_keys: SigningKeys,
-    pub par: ParPolicy,
+    pub(crate) par: ParPolicy,
     pub lifetimes: Lifetimes,
-    pub body_limit: usize,
+    pub(crate) body_limit: usize,
     /// Cookies carry `Secure`: false only when the issuer is plain http on loopback.
-    pub secure_cookies: bool,
+    pub(crate) secure_cookies: bool,
     /// URL path of the OAuth endpoints (`http.base_path`).
-    pub base_path: String,
-    pub playground: Option<Playground>,
+    pub(crate) base_path: String,
+    pub(crate) playground: Option<Playground>,
     /// The serialized discovery document.
-    pub metadata: String,
+    pub(crate) metadata: String,
     draining: Arc<AtomicBool>,
 }
 
@@ -114,7 +113,6 @@ impl AppState {
             par: ParPolicy {
                 lifetime: Duration::from_secs(settings.par.request_uri_lifetime),
                 interaction_lifetime: Duration::from_secs(settings.par.interaction_lifetime),
-                required: settings.par.required,
                 prefix: settings.par.request_uri_prefix.clone(),
                 accepted_prefixes: settings.accepted_prefixes(),
             },
@@ -138,7 +136,7 @@ impl AppState {
         self.draining.load(Ordering::Relaxed)
     }
 
-    pub fn drain_flag(&self) -> Arc<AtomicBool> {
+    pub(crate) fn drain_flag(&self) -> Arc<AtomicBool> {
         self.draining.clone()
     }
 }

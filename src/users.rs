@@ -23,7 +23,7 @@ pub struct User {
 impl User {
     /// Claims released for `scopes`: `openid` → `sub`; `email` → `email`, `email_verified`;
     /// `profile` → `name`, `given_name`, `family_name`, `preferred_username`.
-    pub fn claims_for(&self, scopes: &[String]) -> Map<String, Value> {
+    pub(crate) fn claims_for(&self, scopes: &[String]) -> Map<String, Value> {
         let mut claims = Map::new();
         claims.insert("sub".into(), Value::String(self.sub.clone()));
         let has = |s: &str| scopes.iter().any(|x| x == s);
@@ -50,7 +50,7 @@ impl User {
 }
 
 #[derive(Debug, Clone, Default)]
-pub struct UserDirectory {
+pub(crate) struct UserDirectory {
     by_username: HashMap<String, Arc<User>>,
     by_sub: HashMap<String, Arc<User>>,
 }
@@ -66,11 +66,11 @@ impl UserDirectory {
         dir
     }
 
-    pub fn by_username(&self, username: &str) -> Option<&Arc<User>> {
+    pub(crate) fn by_username(&self, username: &str) -> Option<&Arc<User>> {
         self.by_username.get(username)
     }
 
-    pub fn by_sub(&self, sub: &str) -> Option<&Arc<User>> {
+    pub(crate) fn by_sub(&self, sub: &str) -> Option<&Arc<User>> {
         self.by_sub.get(sub)
     }
 }

@@ -6,8 +6,8 @@ use super::settings::{ClientSettings, Settings, Source, UserSettings};
 use crate::crypto::random_token;
 use crate::secret::Secret;
 
-pub const DEMO_CLIENT_ID: &str = "demo-app";
-pub const DEMO_USER: &str = "alice";
+pub(crate) const DEMO_CLIENT_ID: &str = "demo-app";
+pub(crate) const DEMO_USER: &str = "alice";
 
 /// The generated credentials, for the start-up banner.
 pub struct DemoCredentials {

@@ -12,7 +12,7 @@ mod settings;
 mod validate;
 
 pub use self::error::ConfigError;
-pub use self::net::{is_loopback_bind, is_loopback_host};
+pub use self::net::is_loopback_bind;
 pub use self::settings::{
     ClientSettings, HttpSettings, KeySettings, LogFormat, LogSettings, OtlpProtocol, ParSettings,
     PlaygroundSettings, RedisConnection, RedisMode, RedisSettings, SessionSettings, Settings, Source,

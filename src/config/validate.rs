@@ -18,13 +18,13 @@ use crate::users::{User, UserDirectory};
 /// them.
 pub struct ValidSettings {
     pub settings: Settings,
-    pub clients: ClientRegistry,
-    pub users: UserDirectory,
+    pub(crate) clients: ClientRegistry,
+    pub(crate) users: UserDirectory,
     /// `None`: no key configured, allowed only without Redis (the single-process demo
     /// generates one at start).
-    pub signing_keys: Option<SigningKeys>,
+    pub(crate) signing_keys: Option<SigningKeys>,
     /// `None`: no Redis configured (the in-memory store).
-    pub redis: Option<RedisOptions>,
+    pub(crate) redis: Option<RedisOptions>,
 }
 
 impl std::fmt::Debug for ValidSettings {
@@ -39,7 +39,7 @@ impl std::fmt::Debug for ValidSettings {
 
 impl Settings {
     /// The issuer in force: configured, or derived from the bound address.
-    pub fn issuer_or(&self, bound: std::net::SocketAddr) -> String {
+    pub(crate) fn issuer_or(&self, bound: std::net::SocketAddr) -> String {
         match &self.issuer {
             Some(i) => i.trim_end_matches('/').to_owned(),
             None => format!("http://{bound}"),

@@ -10,13 +10,13 @@ use super::error::OAuthError;
 use super::params::Params;
 use super::pkce;
 
-pub const MAX_STATE_LEN: usize = 1024;
-pub const MAX_NONCE_LEN: usize = 512;
+pub(crate) const MAX_STATE_LEN: usize = 1024;
+pub(crate) const MAX_NONCE_LEN: usize = 512;
 
 /// Where an authorization response may be sent once `client_id` and `redirect_uri` are
 /// proven (RFC 6749 §4.1.2.1; RFC 9700 §4.11: never to an unverified URI).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RedirectTarget {
+pub(crate) struct RedirectTarget {
     pub redirect_uri: url::Url,
     pub state: Option<String>,
 }
@@ -35,7 +35,7 @@ impl RedirectTarget {
 #[derive(Debug, Clone)]
 pub struct Rejection {
     pub error: OAuthError,
-    pub redirect: Option<Box<RedirectTarget>>,
+    pub(crate) redirect: Option<Box<RedirectTarget>>,
 }
 
 impl Rejection {
@@ -228,7 +228,7 @@ impl AuthorizationRequest {
 
     /// The checks that depend on the client's registration, repeated at `/authorize` for a
     /// pushed request because the registration may have changed since the push (RFC 9126 §4).
-    pub fn recheck(&self, client: &Client) -> Result<(), Rejection> {
+    pub(crate) fn recheck(&self, client: &Client) -> Result<(), Rejection> {
         if self.client_id != client.id || !client.redirect_uri_allowed(&self.redirect_uri) {
             return Err(Rejection::local(OAuthError::invalid_request(
                 "redirect_uri is not registered for this client",
@@ -253,11 +253,11 @@ impl AuthorizationRequest {
 
     /// Where responses to this request go (its `redirect_uri` was proven when it was
     /// validated).
-    pub fn redirect_target(&self) -> Option<RedirectTarget> {
+    pub(crate) fn redirect_target(&self) -> Option<RedirectTarget> {
         RedirectTarget::new(&self.redirect_uri, self.state.clone())
     }
 
-    pub fn has_prompt(&self, prompt: &str) -> bool {
+    pub(crate) fn has_prompt(&self, prompt: &str) -> bool {
         self.prompt.iter().any(|p| p == prompt)
     }
 }

@@ -29,7 +29,7 @@ impl AuthMethod {
         }
     }
 
-    pub const ALL: [AuthMethod; 4] = [
+    pub(crate) const ALL: [AuthMethod; 4] = [
         AuthMethod::ClientSecretBasic,
         AuthMethod::ClientSecretPost,
         AuthMethod::PrivateKeyJwt,
@@ -39,7 +39,7 @@ impl AuthMethod {
 
 /// The credential a client is registered with.
 #[derive(Debug, Clone)]
-pub enum Credential {
+pub(crate) enum Credential {
     Secret(Secret),
     Jwks(Box<JwkSet>),
     None,
@@ -50,7 +50,7 @@ pub struct Client {
     pub id: String,
     pub name: String,
     pub auth_method: AuthMethod,
-    pub credential: Credential,
+    pub(crate) credential: Credential,
     pub redirect_uris: Vec<String>,
     pub scopes: Vec<String>,
     /// PAR required for this client (RFC 9126 §6 `require_pushed_authorization_requests`).
@@ -61,19 +61,15 @@ pub struct Client {
 }
 
 impl Client {
-    pub fn is_public(&self) -> bool {
-        self.auth_method == AuthMethod::None
-    }
-
     /// RFC 9700 §2.1 / RFC 6749 §3.1.2.3: exact string match; only the port of a loopback
     /// `http` redirect URI may vary (RFC 8252 §7.3).
-    pub fn redirect_uri_allowed(&self, candidate: &str) -> bool {
+    pub(crate) fn redirect_uri_allowed(&self, candidate: &str) -> bool {
         self.redirect_uris
             .iter()
             .any(|registered| registered == candidate || loopback_equal_except_port(registered, candidate))
     }
 
-    pub fn scope_allowed(&self, scope: &str) -> bool {
+    pub(crate) fn scope_allowed(&self, scope: &str) -> bool {
         self.scopes.iter().any(|s| s == scope)
     }
 }
@@ -106,7 +102,7 @@ fn strip_port(uri: &str) -> String {
 
 /// The clients known to this server, by `client_id`.
 #[derive(Debug, Clone, Default)]
-pub struct ClientRegistry {
+pub(crate) struct ClientRegistry {
     clients: HashMap<String, Arc<Client>>,
 }
 
@@ -121,15 +117,11 @@ impl ClientRegistry {
         self.clients.get(client_id)
     }
 
-    pub fn methods_in_use(&self) -> Vec<AuthMethod> {
+    pub(crate) fn methods_in_use(&self) -> Vec<AuthMethod> {
         AuthMethod::ALL
             .into_iter()
             .filter(|m| self.clients.values().any(|c| c.auth_method == *m))
             .collect()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.clients.is_empty()
     }
 }
 

@@ -16,12 +16,12 @@ use super::params::Params;
 use crate::crypto::constant_time_eq;
 use crate::secret::Secret;
 
-pub const JWT_BEARER_ASSERTION: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+pub(crate) const JWT_BEARER_ASSERTION: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 /// Clock skew allowed on assertion times (FAPI 2.0 §5.3.2.1: accept `iat`/`nbf` up to 10 s
 /// in the future).
-pub const CLOCK_SKEW_SECS: u64 = 10;
+pub(crate) const CLOCK_SKEW_SECS: u64 = 10;
 /// Longest accepted assertion lifetime; it bounds how long a `jti` must be remembered.
-pub const MAX_ASSERTION_LIFETIME_SECS: u64 = 3600;
+pub(crate) const MAX_ASSERTION_LIFETIME_SECS: u64 = 3600;
 /// Asymmetric algorithms accepted for client assertions (RFC 8725 §3.1: no `none`, no HMAC
 /// with a public key).
 const ASSERTION_ALGS: &[Algorithm] = &[
@@ -38,7 +38,7 @@ const ASSERTION_ALGS: &[Algorithm] = &[
 
 /// The credentials a request presented, before they are checked.
 #[derive(Debug)]
-pub enum Presented {
+pub(crate) enum Presented {
     Basic { client_id: String, secret: Secret },
     Post { client_id: String, secret: Secret },
     Assertion { client_id: String, jwt: Secret },
@@ -67,7 +67,7 @@ impl Presented {
 
 /// Reads the credentials from the `Authorization` header and the form. RFC 6749 §2.3: a
 /// client MUST NOT use more than one method in a request.
-pub fn extract(authorization: Option<&str>, params: &Params) -> Result<Presented, OAuthError> {
+pub(crate) fn extract(authorization: Option<&str>, params: &Params) -> Result<Presented, OAuthError> {
     let body_secret = params.get("client_secret");
     let assertion = params.get("client_assertion");
     let form_client_id = params.get("client_id");
@@ -158,9 +158,8 @@ fn unverified_subject(jwt: &str) -> Option<String> {
 
 /// What a successful authentication yields.
 #[derive(Debug)]
-pub struct Authenticated<'a> {
+pub(crate) struct Authenticated<'a> {
     pub client: &'a std::sync::Arc<Client>,
-    pub method: AuthMethod,
     /// For `private_key_jwt`: the assertion's `jti` and how long it must be remembered.
     pub replay_guard: Option<(String, u64)>,
 }
@@ -195,11 +194,7 @@ pub fn authenticate<'a>(
         (Presented::None { .. }, Credential::None) => None,
         _ => return Err(unknown()),
     };
-    Ok(Authenticated {
-        client,
-        method: client.auth_method,
-        replay_guard,
-    })
+    Ok(Authenticated { client, replay_guard })
 }
 
 #[derive(Deserialize)]

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::crypto::random_token;
 
 /// Random bytes in an authorization code (FAPI 2.0 §5.4: ≥ 128 bits).
-pub const CODE_BYTES: usize = 32;
+pub(crate) const CODE_BYTES: usize = 32;
 
 pub fn new_code() -> String {
     random_token(CODE_BYTES)

@@ -8,7 +8,7 @@ use super::client::AuthMethod;
 
 /// Absolute URLs of every endpoint, derived from the issuer and the base path.
 #[derive(Debug, Clone)]
-pub struct Endpoints {
+pub(crate) struct Endpoints {
     pub issuer: String,
     pub par: String,
     pub authorize: String,
@@ -32,21 +32,21 @@ impl Endpoints {
     }
 
     /// `aud` values accepted in client assertions (RFC 9126 §2: issuer, token and PAR URL).
-    pub fn assertion_audiences(&self) -> Vec<String> {
+    pub(crate) fn assertion_audiences(&self) -> Vec<String> {
         vec![self.issuer.clone(), self.token.clone(), self.par.clone()]
     }
 }
 
 /// What the deployment supports, as far as metadata needs to know.
 #[derive(Debug, Clone)]
-pub struct Capabilities {
+pub(crate) struct Capabilities {
     pub require_par: bool,
     pub auth_methods: Vec<AuthMethod>,
     pub scopes: Vec<String>,
     pub signing_algs: Vec<String>,
 }
 
-pub const CLAIMS_SUPPORTED: &[&str] = &[
+pub(crate) const CLAIMS_SUPPORTED: &[&str] = &[
     "sub",
     "iss",
     "aud",
@@ -61,7 +61,7 @@ pub const CLAIMS_SUPPORTED: &[&str] = &[
     "family_name",
 ];
 
-pub fn metadata(e: &Endpoints, c: &Capabilities) -> Value {
+pub(crate) fn metadata(e: &Endpoints, c: &Capabilities) -> Value {
     let methods: Vec<&str> = c.auth_methods.iter().map(|m| m.as_str()).collect();
     json!({
         "issuer": e.issuer,

@@ -20,7 +20,7 @@ pub struct Session {
 }
 
 #[derive(Debug, PartialEq, Eq)]
-pub enum Next {
+pub(crate) enum Next {
     /// Show the login form.
     Login,
     /// The user is authenticated; ask for consent.
@@ -38,7 +38,12 @@ fn wants_consent(request: &AuthorizationRequest, client: &Client) -> bool {
 }
 
 /// At `/authorize`: `session` is the browser's SSO session, if any.
-pub fn decide(request: &AuthorizationRequest, client: &Client, session: Option<Session>, now: u64) -> Next {
+pub(crate) fn decide(
+    request: &AuthorizationRequest,
+    client: &Client,
+    session: Option<Session>,
+    now: u64,
+) -> Next {
     let fresh_enough = |s: &Session| match request.max_age {
         // OIDC Core §3.1.2.1: re-authenticate when auth_time is older than max_age.
         Some(max) => now.saturating_sub(s.auth_time) <= max,
@@ -62,7 +67,7 @@ pub fn decide(request: &AuthorizationRequest, client: &Client, session: Option<S
 
 /// After a successful password login: a fresh authentication satisfies any `prompt=login`
 /// and `max_age`, so only consent may be left to ask.
-pub fn after_login(request: &AuthorizationRequest, client: &Client, session: Session) -> Next {
+pub(crate) fn after_login(request: &AuthorizationRequest, client: &Client, session: Session) -> Next {
     if wants_consent(request, client) {
         Next::Consent(session)
     } else {

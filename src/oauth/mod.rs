@@ -4,13 +4,13 @@
 
 pub mod authorization;
 pub mod client;
-pub mod client_auth;
+pub(crate) mod client_auth;
 pub mod code;
 pub mod discovery;
 pub mod error;
 pub mod interaction;
 pub mod params;
-pub mod pkce;
+pub(crate) mod pkce;
 pub mod request_uri;
 pub mod response;
 pub mod token;

@@ -65,13 +65,14 @@ impl Params {
         self.get(name).is_some()
     }
 
-    pub fn require(&self, name: &'static str) -> Result<&str, OAuthError> {
+    pub(crate) fn require(&self, name: &'static str) -> Result<&str, OAuthError> {
         self.get(name)
             .ok_or_else(|| OAuthError::invalid_request(format!("{name} is required")))
     }
 
-    /// Builds a parameter list from pairs (for tests and for requests assembled in code).
-    pub fn from_pairs<I, K, V>(pairs: I) -> Self
+    /// Builds a parameter list from pairs (unit tests).
+    #[cfg(test)]
+    pub(crate) fn from_pairs<I, K, V>(pairs: I) -> Self
     where
         I: IntoIterator<Item = (K, V)>,
         K: Into<String>,

@@ -4,7 +4,7 @@ use crate::crypto::{constant_time_eq, sha256_b64};
 
 use super::error::OAuthError;
 
-pub const METHOD_S256: &str = "S256";
+pub(crate) const METHOD_S256: &str = "S256";
 
 /// RFC 7636 §4.1: unreserved characters.
 fn is_unreserved(b: u8) -> bool {
@@ -13,7 +13,7 @@ fn is_unreserved(b: u8) -> bool {
 
 /// Checks `code_challenge` + `code_challenge_method` from an authorization request.
 /// An absent method means `plain` (RFC 7636 §4.3), which is refused.
-pub fn check_challenge(challenge: &str, method: Option<&str>) -> Result<(), OAuthError> {
+pub(crate) fn check_challenge(challenge: &str, method: Option<&str>) -> Result<(), OAuthError> {
     match method {
         Some(METHOD_S256) => {}
         Some(_) | None => {

@@ -5,9 +5,7 @@
 use crate::crypto::{random_token, sha256_b64};
 
 /// The IANA-registered prefix (RFC 9126 §2.2, §9.3).
-pub const RFC_PREFIX: &str = "urn:ietf:params:oauth:request_uri:";
-/// The prefix WSO2 Identity Server emits, for compatible deployments.
-pub const WSO2_PREFIX: &str = "urn:ietf:params:oauth:par:request_uri:";
+pub(crate) const RFC_PREFIX: &str = "urn:ietf:params:oauth:request_uri:";
 
 const REFERENCE_BYTES: usize = 32;
 /// base64url of 32 bytes.
@@ -29,7 +27,7 @@ impl Reference {
     }
 
     /// The request_uri handed to the client.
-    pub fn to_request_uri(&self, prefix: &str) -> String {
+    pub(crate) fn to_request_uri(&self, prefix: &str) -> String {
         format!("{prefix}{}", self.0)
     }
 
@@ -48,7 +46,7 @@ impl Reference {
 
     /// The storage handle: SHA-256 of the reference, base64url. Not reversible, so a leaked
     /// store dump cannot be turned back into a usable `request_uri`.
-    pub fn digest(&self) -> String {
+    pub(crate) fn digest(&self) -> String {
         sha256_b64(self.0.as_bytes())
     }
 }
@@ -57,6 +55,10 @@ impl Reference {
 mod tests {
     use super::*;
     use std::collections::HashSet;
+
+    /// The prefix WSO2 Identity Server emits (`par.request_uri_prefix` for compatible
+    /// deployments, docs/configuration.md).
+    const WSO2_PREFIX: &str = "urn:ietf:params:oauth:par:request_uri:";
 
     fn accepted() -> Vec<String> {
         vec![RFC_PREFIX.to_owned()]

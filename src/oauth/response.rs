@@ -6,11 +6,11 @@ use url::Url;
 use super::authorization::RedirectTarget;
 use super::error::OAuthError;
 
-pub fn success(target: &RedirectTarget, code: &str, issuer: &str) -> Url {
+pub(crate) fn success(target: &RedirectTarget, code: &str, issuer: &str) -> Url {
     build(target, &[("code", code)], issuer)
 }
 
-pub fn error(target: &RedirectTarget, error: &OAuthError, issuer: &str) -> Url {
+pub(crate) fn error(target: &RedirectTarget, error: &OAuthError, issuer: &str) -> Url {
     build(
         target,
         &[("error", error.code()), ("error_description", &error.description)],

@@ -18,14 +18,14 @@ use super::params::Params;
 use super::pkce;
 use crate::crypto::b64url_encode;
 
-pub const GRANT_AUTHORIZATION_CODE: &str = "authorization_code";
+pub(crate) const GRANT_AUTHORIZATION_CODE: &str = "authorization_code";
 /// JWT `typ` of access tokens (RFC 9068 §2.1).
 pub const ACCESS_TOKEN_TYP: &str = "at+jwt";
 
 /// A syntactically complete `authorization_code` token request (RFC 6749 §4.1.3). Checked
 /// before the code is taken, so a malformed request does not burn the code.
 #[derive(Debug)]
-pub struct CodeRequest<'a> {
+pub(crate) struct CodeRequest<'a> {
     pub code: &'a str,
     pub redirect_uri: &'a str,
     pub code_verifier: Option<&'a str>,
@@ -35,7 +35,7 @@ pub struct CodeRequest<'a> {
 /// Missing `grant_type` → `invalid_request`; anything but `authorization_code` →
 /// `unsupported_grant_type` (RFC 6749 §5.2). The resource owner password grant is refused on
 /// purpose (RFC 9700 §2.4, FAPI 2.0 §5.3.2.1).
-pub fn parse_code_request(params: &Params) -> Result<CodeRequest<'_>, OAuthError> {
+pub(crate) fn parse_code_request(params: &Params) -> Result<CodeRequest<'_>, OAuthError> {
     let grant_type = params.require("grant_type")?;
     if grant_type != GRANT_AUTHORIZATION_CODE {
         return Err(OAuthError::unsupported_grant_type(format!(
@@ -54,7 +54,7 @@ pub fn parse_code_request(params: &Params) -> Result<CodeRequest<'_>, OAuthError
 
 /// RFC 6749 §4.1.3 and RFC 7636 §4.6: the code belongs to this client, was issued for this
 /// redirect URI, and the PKCE verifier matches. Every failure is `invalid_grant`.
-pub fn check_redemption(
+pub(crate) fn check_redemption(
     record: &AuthorizationCode,
     client_id: &str,
     req: &CodeRequest<'_>,
@@ -78,7 +78,7 @@ pub fn check_redemption(
     }
 }
 
-pub fn has_openid(scope: &[String]) -> bool {
+pub(crate) fn has_openid(scope: &[String]) -> bool {
     scope.iter().any(|s| s == "openid")
 }
 
@@ -91,7 +91,7 @@ pub enum Audience {
 }
 
 impl Audience {
-    pub fn from_vec(mut v: Vec<String>) -> Self {
+    pub(crate) fn from_vec(mut v: Vec<String>) -> Self {
         if v.len() == 1 {
             Audience::One(v.remove(0))
         } else {
@@ -127,7 +127,7 @@ pub struct AccessTokenClaims {
 /// checked by the verifier; they are not read here, so a fractional NumericDate cannot
 /// break deserialisation.
 #[derive(Debug, Clone, Deserialize)]
-pub struct VerifiedAccessToken {
+pub(crate) struct VerifiedAccessToken {
     pub sub: String,
     pub client_id: String,
     #[serde(default)]
@@ -146,7 +146,7 @@ impl VerifiedAccessToken {
 }
 
 /// The access token's audience: the requested resources, else the userinfo URL.
-pub fn access_token_audience(record: &AuthorizationCode, userinfo_url: &str) -> Audience {
+pub(crate) fn access_token_audience(record: &AuthorizationCode, userinfo_url: &str) -> Audience {
     if record.resource.is_empty() {
         Audience::One(userinfo_url.to_owned())
     } else {
@@ -154,7 +154,7 @@ pub fn access_token_audience(record: &AuthorizationCode, userinfo_url: &str) -> 
     }
 }
 
-pub fn access_token_claims(
+pub(crate) fn access_token_claims(
     record: &AuthorizationCode,
     issuer: &str,
     userinfo_url: &str,
@@ -195,7 +195,7 @@ pub fn at_hash(access_token: &str, alg: Algorithm) -> String {
 /// ID token claims (OIDC Core §2): `iss`, `sub`, `aud` = client_id, `exp`, `iat`,
 /// `auth_time`, `nonce` (when the request had one), `at_hash`, and the user's claims for the
 /// granted scopes. Registered claims win over user claims of the same name.
-pub fn id_token_claims(
+pub(crate) fn id_token_claims(
     record: &AuthorizationCode,
     user_claims: Map<String, Value>,
     issuer: &str,
@@ -222,7 +222,7 @@ pub fn id_token_claims(
 
 /// RFC 6749 §5.1 success body.
 #[derive(Debug, Serialize)]
-pub struct TokenResponse {
+pub(crate) struct TokenResponse {
     pub access_token: String,
     pub token_type: &'static str,
     pub expires_in: u64,

@@ -9,7 +9,7 @@ use crate::state::AppState;
 
 /// Relying parties may cache the set this long. A new key must be published (configured,
 /// not active) at least this long before it becomes active; see `docs/tokens.md`.
-pub const MAX_AGE_SECS: u64 = 300;
+pub(crate) const MAX_AGE_SECS: u64 = 300;
 
 pub async fn jwks(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok()

@@ -5,11 +5,11 @@ use actix_web::HttpResponse;
 use super::support::errors::JsonError;
 
 /// PAR, token, login, consent.
-pub async fn post_only() -> Result<HttpResponse, JsonError> {
+pub(crate) async fn post_only() -> Result<HttpResponse, JsonError> {
     Err(JsonError::method_not_allowed("POST"))
 }
 
 /// userinfo.
-pub async fn get_or_post() -> Result<HttpResponse, JsonError> {
+pub(crate) async fn get_or_post() -> Result<HttpResponse, JsonError> {
     Err(JsonError::method_not_allowed("GET, POST"))
 }

@@ -2,7 +2,7 @@
 //! respond. The route table lives in `crate::startup`; what the endpoints share is in
 //! `support`.
 
-pub mod assets;
+pub(crate) mod assets;
 pub mod authorize;
 pub mod consent;
 pub mod discovery;

@@ -8,12 +8,12 @@ use actix_web::cookie::Cookie;
 use crate::crypto::{random_token, sha256_parts_b64};
 
 /// Cookie names. With `Secure` cookies the `__Host-` prefix pins them to this origin.
-pub struct CookieNames {
+pub(crate) struct CookieNames {
     pub browser: &'static str,
     pub sso: &'static str,
 }
 
-pub fn cookie_names(secure: bool) -> CookieNames {
+pub(crate) fn cookie_names(secure: bool) -> CookieNames {
     if secure {
         CookieNames {
             browser: "__Host-par-b",
@@ -28,19 +28,19 @@ pub fn cookie_names(secure: bool) -> CookieNames {
 }
 
 /// The browser's binding secret (cookie), if it has one with a sane shape.
-pub fn browser_id(req: &HttpRequest, secure: bool) -> Option<String> {
+pub(crate) fn browser_id(req: &HttpRequest, secure: bool) -> Option<String> {
     read_token_cookie(req, cookie_names(secure).browser)
 }
 
 /// A fresh binding secret and its cookie, for a browser that has none.
-pub fn new_browser(secure: bool) -> (String, Cookie<'static>) {
+pub(crate) fn new_browser(secure: bool) -> (String, Cookie<'static>) {
     let id = random_token(32);
     let cookie = crate::browser::cookie(secure, cookie_names(secure).browser, id.clone(), None);
     (id, cookie)
 }
 
 /// The browser's SSO session cookie value, if any.
-pub fn sso_cookie(req: &HttpRequest, secure: bool) -> Option<String> {
+pub(crate) fn sso_cookie(req: &HttpRequest, secure: bool) -> Option<String> {
     read_token_cookie(req, cookie_names(secure).sso)
 }
 
@@ -55,7 +55,7 @@ fn read_token_cookie(req: &HttpRequest, name: &str) -> Option<String> {
 
 /// What the store records as the owner of a claimed request: a hash of the browser's
 /// secret, so the store never holds the cookie value.
-pub fn owner_of(browser_id: &str) -> String {
+pub(crate) fn owner_of(browser_id: &str) -> String {
     sha256_parts_b64(&[b"owner", browser_id.as_bytes()])
 }
 
@@ -66,7 +66,7 @@ pub fn csrf_token(browser_id: &str, digest: &str) -> String {
 }
 
 /// Constant-time check of a submitted CSRF token.
-pub fn csrf_matches(browser_id: &str, digest: &str, submitted: Option<&str>) -> bool {
+pub(crate) fn csrf_matches(browser_id: &str, digest: &str, submitted: Option<&str>) -> bool {
     submitted.is_some_and(|s| {
         crate::crypto::constant_time_eq(s.as_bytes(), csrf_token(browser_id, digest).as_bytes())
     })

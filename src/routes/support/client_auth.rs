@@ -56,7 +56,7 @@ pub async fn authenticate(
 
 /// The first two steps of every back-channel endpoint (PAR, token): read the bounded form
 /// body, authenticate the client, and note the client on the request span.
-pub async fn authenticated_form(
+pub(crate) async fn authenticated_form(
     req: &HttpRequest,
     body: web::Payload,
     state: &AppState,

@@ -28,7 +28,7 @@ fn store_error(e: StoreError) -> OAuthError {
 }
 
 #[derive(Debug)]
-pub struct JsonError {
+pub(crate) struct JsonError {
     pub error: OAuthError,
     status: StatusCode,
     /// `Allow` header value for a 405.
@@ -37,7 +37,7 @@ pub struct JsonError {
 
 impl JsonError {
     /// The same OAuth error with a different HTTP status (405, 413, 415 …).
-    pub fn with_status(error: OAuthError, status: StatusCode) -> Self {
+    pub(crate) fn with_status(error: OAuthError, status: StatusCode) -> Self {
         Self {
             error,
             status,
@@ -46,7 +46,7 @@ impl JsonError {
     }
 
     /// 405 with `Allow` (RFC 9110 §15.5.6).
-    pub fn method_not_allowed(allow: &'static str) -> Self {
+    pub(crate) fn method_not_allowed(allow: &'static str) -> Self {
         let error = OAuthError::invalid_request(format!("method not allowed; use {allow}"));
         Self {
             error,
@@ -120,7 +120,7 @@ impl ResponseError for JsonError {
 
 /// An authorization error on the front channel.
 #[derive(Debug)]
-pub enum BrowserError {
+pub(crate) enum BrowserError {
     /// Redirect to the proven redirect URI (already built, with `state` and `iss`).
     Redirect(Url),
     /// A local error page.
@@ -134,7 +134,7 @@ impl BrowserError {
     }
 
     /// Redirects to `target` when it is proven, otherwise a local page.
-    pub fn to_client(error: OAuthError, target: Option<&RedirectTarget>, issuer: &str) -> Self {
+    pub(crate) fn to_client(error: OAuthError, target: Option<&RedirectTarget>, issuer: &str) -> Self {
         match target {
             Some(t) => BrowserError::Redirect(response::error(t, &error, issuer)),
             None => BrowserError::Page(error),
@@ -142,7 +142,7 @@ impl BrowserError {
     }
 
     /// A refused authorization request, redirected when its `redirect_uri` was proven.
-    pub fn rejected(rejection: Rejection, issuer: &str) -> Self {
+    pub(crate) fn rejected(rejection: Rejection, issuer: &str) -> Self {
         Self::to_client(rejection.error, rejection.redirect.as_deref(), issuer)
     }
 }

@@ -23,7 +23,7 @@ use crate::state::AppState;
 use crate::store::{Claim, Take};
 
 /// A claimed pushed request and the browser that holds it.
-pub struct Interaction {
+pub(crate) struct Interaction {
     pub client: Arc<Client>,
     pub request: AuthorizationRequest,
     request_uri: String,
@@ -126,7 +126,7 @@ impl Interaction {
 
     /// Records this step's `client_id`/`flow_id` on the request's spans and links the current
     /// span to the push (`telemetry::flow`).
-    pub fn trace_step(&self, req: &HttpRequest) {
+    pub(crate) fn trace_step(&self, req: &HttpRequest) {
         crate::telemetry::flow::step(
             req,
             &self.client.id,
@@ -238,7 +238,7 @@ impl Interaction {
     }
 
     /// The login form; `error` re-shows it after failed credentials.
-    pub fn login_page(
+    pub(crate) fn login_page(
         &self,
         state: &AppState,
         error: Option<&str>,
@@ -275,14 +275,17 @@ fn claim_label(claim: &Claim) -> &'static str {
 }
 
 /// The browser's SSO session, if its cookie names a live one whose user still exists.
-pub async fn load_session(state: &AppState, cookie: Option<String>) -> Result<Option<Session>, BrowserError> {
+pub(crate) async fn load_session(
+    state: &AppState,
+    cookie: Option<String>,
+) -> Result<Option<Session>, BrowserError> {
     let Some(cookie) = cookie else { return Ok(None) };
     let session = state.store.sso_session(&cookie).await?;
     Ok(session.filter(|s| state.users.by_sub(&s.sub).is_some()))
 }
 
 /// Starts an SSO session for `session`; returns its cookie, or `None` when SSO is off.
-pub async fn start_session(
+pub(crate) async fn start_session(
     state: &AppState,
     session: &Session,
 ) -> Result<Option<actix_web::cookie::Cookie<'static>>, BrowserError> {

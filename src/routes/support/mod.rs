@@ -4,7 +4,7 @@
 //! (`errors`).
 
 pub mod binding;
-pub mod client_auth;
+pub(crate) mod client_auth;
 pub mod errors;
 pub mod form;
 pub mod interaction;

@@ -28,7 +28,7 @@ use super::keyspace::Key;
 use super::outcome::{ClaimOutcome, TakeOutcome};
 
 #[derive(Clone)]
-pub struct RedisStore {
+pub(crate) struct RedisStore {
     conn: Connection,
     timeout: Duration,
     wait_replicas: u32,
@@ -114,7 +114,7 @@ impl RedisStore {
         Ok(())
     }
 
-    pub async fn put_new(&self, key: &Key, value: &[u8], ttl: Duration) -> Result<bool, StoreError> {
+    pub(crate) async fn put_new(&self, key: &Key, value: &[u8], ttl: Duration) -> Result<bool, StoreError> {
         let reply: Option<String> = self
             .query(
                 redis::cmd("SET")
@@ -128,7 +128,7 @@ impl RedisStore {
         Ok(reply.is_some())
     }
 
-    pub async fn put(&self, key: &Key, value: &[u8], ttl: Duration) -> Result<(), StoreError> {
+    pub(crate) async fn put(&self, key: &Key, value: &[u8], ttl: Duration) -> Result<(), StoreError> {
         self.query::<()>(
             redis::cmd("SET")
                 .arg(key.as_str())
