@@ -7,7 +7,7 @@ POST /token with the PKCE verifier -> GET /userinfo -> the same code again must 
 
 Standard library only. Cookies are kept by hand (name=value, whatever their Secure flag: the
 stack is plain http on 127.0.0.1, which browsers treat as a secure context). Written against
-the product contract (brief.md), not against one implementation: the form is found by its
+the product contract (README and docs/), not against one implementation: the form is found by its
 password field, its action and hidden inputs are read from the HTML.
 """
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Fails when the dependency tree holds two copies of opentelemetry or tracing-opentelemetry.
 # Such a mix compiles without a warning but silently drops incoming `traceparent` headers
-# (deps-notes §4 pitfall 1). For .ci/run, before the tests.
+# (docs/observability.md, "Trace context"). For .ci/run, before the tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # `cargo tree -d` prints each duplicated crate unindented, once per version.

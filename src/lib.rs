@@ -5,30 +5,35 @@
 //! demo, in memory).
 //!
 //! # Layout
+//! Dependencies point one way (docs/architecture.md; `scripts/check-module-graph.py`
+//! enforces it): `startup` → `routes` → (`oauth`, `store`, `browser`) → small helpers.
 //! - [`oauth`]: the protocol rules, pure (no HTTP, no Redis, no clock).
-//! - [`store`]: the only module that talks to Redis; keys and TTLs in `store::keys`.
-//! - [`routes`]: actix handlers, thin: extract → rules → store → respond.
-//! - [`startup`]: `Application` and the one route table.
-//! - [`state`]: per-process shared state built from the configuration.
-//! - [`keys`]: the server's signing keys (rotation, JWK Set, sign/verify of issued tokens).
-//! - [`config`]: layered settings and start-up validation; the zero-config demo.
+//! - [`store`]: the only module that talks to Redis; one typed method per step of a login.
+//! - `routes`: one file per endpoint, thin: extract → rules → store → respond; what they
+//!   share is in `routes::support`.
+//! - `browser`: what a browser receives: pages, security headers, redirects, cookies.
+//! - [`startup`]: `Application` and the one route table; [`state`]: per-process shared
+//!   state built from the validated configuration.
+//! - [`config`]: layered settings, validated once into `ValidSettings`; the zero-config demo.
+//! - [`signing`]: the server's signing keys (rotation, JWK Set, sign/verify of issued tokens).
 //! - [`telemetry`]: logging, OTLP traces (one linked trace per login), Prometheus metrics.
-//! - [`users`]: the user directory and the claims each scope releases.
+//! - `users`: the user directory and the claims each scope releases.
+//! - `playground`: the built-in demo client.
 //! - [`healthcheck`]: the `par-server healthcheck` probe (std TCP, for distroless images).
-//! - [`shutdown`]: SIGTERM/SIGINT → not-ready, drain delay, graceful stop.
+//! - `shutdown`: SIGTERM/SIGINT → not-ready, drain delay, graceful stop.
 //! - [`password`], [`crypto`], [`secret`], [`clock`]: small helpers.
 //!
 //! # Request flow
-//! 1. `POST /oauth2/par` — client authenticated, request validated, stored under
-//!    `par:{sha256(reference)}` with `SET … EX 60 NX`; `201 {request_uri, expires_in}`.
-//! 2. `GET /oauth2/authorize?client_id&request_uri` — claimed for this browser (Lua script),
-//!    life extended to the interaction lifetime.
-//! 3. Login — on success the pushed request is taken (`GETDEL` in a script: one winner) and a
-//!    one-time code stored under `code:{sha256(code)}`.
-//! 4. `POST /oauth2/token` — code taken with `GETDEL` and marked used in one script, PKCE
-//!    verified, tokens signed; a
-//!    replayed code revokes its grant (`code:{…}:used` → `grant:{…}:revoked`).
-//! 5. `GET /oauth2/userinfo` — Bearer JWT access token verified, grant not revoked.
+//! 1. `POST /oauth2/par` — client authenticated, request validated, stored with
+//!    `Store::push_request` (`SET … EX 60 NX` under the hash of the reference);
+//!    `201 {request_uri, expires_in}`.
+//! 2. `GET /oauth2/authorize?client_id&request_uri` — claimed for this browser
+//!    (`Store::claim_request`, a Lua script), life extended to the interaction lifetime.
+//! 3. Login — on success the pushed request is taken and a one-time code stored
+//!    (`Store::issue_code`: one winner across replicas).
+//! 4. `POST /oauth2/token` — code taken and marked used in one script
+//!    (`Store::redeem_code`), PKCE verified, tokens signed; a replayed code revokes its grant.
+//! 5. `GET /oauth2/userinfo` — JWT access token verified, grant not revoked.
 
 // Instrumented store calls nest deep async state machines in the authorize handler.
 #![recursion_limit = "256"]

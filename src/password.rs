@@ -1,6 +1,6 @@
 //! Password hashing (argon2id, PHC strings) and verification that costs the same whether or
 //! not the user exists. Verification is CPU-heavy and needs 19 MiB per call: request
-//! handlers use [`verify_off_thread`], which runs it on a fixed set of threads (one per CPU)
+//! handlers use `verify_off_thread`, which runs it on a fixed set of threads (one per CPU)
 //! so that neither the async workers block nor memory grows with concurrent logins.
 
 use argon2::password_hash::phc::PasswordHash;

@@ -1,7 +1,8 @@
 //! `Secret`: a string that never shows itself in `Debug`, `Display` or logs.
 //!
 //! Client secrets, passwords and key material travel in this type so that a stray
-//! `tracing::debug!(?settings)` cannot leak them (brief §5: "never a secret in a log").
+//! `tracing::debug!(?settings)` cannot leak them: no secret ever reaches a log
+//! (docs/observability.md, "Logs").
 
 use serde::{Deserialize, Deserializer};
 

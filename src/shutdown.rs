@@ -1,4 +1,4 @@
-//! Graceful shutdown (brief §4, issue "Horizontal scale and failure" step 3): on SIGTERM or
+//! Graceful shutdown (docs/operations.md, "Shutdown"): on SIGTERM or
 //! SIGINT the replica first reports not-ready (`/readyz` → 503) and keeps serving for
 //! `http.drain_delay_secs`, so load balancers take it out of rotation; then it stops
 //! accepting and gives in-flight requests `http.shutdown_grace_secs` to finish

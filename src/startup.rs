@@ -77,7 +77,7 @@ impl Application {
         self.server.await
     }
 
-    /// Serves until SIGTERM/SIGINT, then drains and stops gracefully ([`crate::shutdown`]).
+    /// Serves until SIGTERM/SIGINT, then drains and stops gracefully (`crate::shutdown`).
     pub async fn run_until_signalled(self) -> std::io::Result<()> {
         self.run_until(crate::shutdown::signal()).await
     }

@@ -1,7 +1,7 @@
 //! The authorization request: parsed and validated once, by the same code for `POST /par`
 //! (RFC 9126 §2.1 step 3) and for a plain `GET /authorize` (RFC 6749 §4.1.1, OIDC Core
 //! §3.1.2.1). `/authorize` re-checks a pushed request against the client's *current*
-//! registration with [`AuthorizationRequest::recheck`] (RFC 9126 §4, §7.4).
+//! registration with `AuthorizationRequest::recheck` (RFC 9126 §4, §7.4).
 
 use serde::{Deserialize, Serialize};
 

@@ -2,8 +2,8 @@
 //! login form, ask for consent, issue the code, or answer the client with an error. With
 //! the OIDC Core §3.1.2.1 rules for `prompt` and `max_age`. Pure: the caller supplies `now`.
 //!
-//! - [`decide`]: a browser arrives at `/authorize`, perhaps with an SSO session.
-//! - [`after_login`]: the user has just entered their password.
+//! - `decide`: a browser arrives at `/authorize`, perhaps with an SSO session.
+//! - `after_login`: the user has just entered their password.
 
 use serde::{Deserialize, Serialize};
 

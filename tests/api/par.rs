@@ -27,7 +27,8 @@ async fn a_valid_push_returns_201_with_a_request_uri() {
     assert!(reference.len() >= 43, "≥ 256 bits of base64url: {reference}");
 }
 
-/// The reference is stored by hash only (brief §2), with the redemption window as TTL.
+/// The reference is stored by hash only (docs/architecture.md, "The login flow and its Redis
+/// keys"), with the redemption window as TTL.
 #[tokio::test]
 async fn redis_holds_the_request_by_hash_with_the_window_as_ttl() {
     let app = spawn_app().await;

@@ -1,4 +1,4 @@
-//! Redis topologies through the whole application (brief §4): `rediss://` with a private
+//! Redis topologies through the whole application (docs/redis.md): `rediss://` with a private
 //! CA and ACL credentials from separate keys, Redis Cluster and Sentinel by configuration,
 //! and the 503 a client sees while the store is unreachable.
 

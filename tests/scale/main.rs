@@ -1,4 +1,4 @@
-//! Horizontal scale and failure, end to end (issue "Horizontal scale and failure", brief §4):
+//! Horizontal scale and failure, end to end (docs/operations.md, "What happens in each failure"):
 //! real `redis-server` processes (standalone, Cluster, Sentinel), several real `par-server`
 //! processes, and HAProxy in front (`deploy/haproxy/haproxy.cfg`, the compose stack's own).
 //!

@@ -18,8 +18,8 @@ use super::options::{RedisOptions, Topology};
 use crate::store::error::StoreError;
 
 /// Sentinel mode: the current primary's `ConnectionManager`, re-resolved through the
-/// sentinels when a call fails in a way that may mean a failover (brief §4: "after a
-/// failover the service follows the new master without a restart").
+/// sentinels when a call fails in a way that may mean a failover, so the service follows a
+/// new primary without a restart.
 pub(super) struct SentinelFollower {
     sentinel: tokio::sync::Mutex<SentinelClient>,
     /// The primary's address and its manager; `None` until the first resolution.
