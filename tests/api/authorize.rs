@@ -83,9 +83,9 @@ async fn the_first_visit_extends_the_request_to_the_interaction_lifetime() {
     let app = spawn_app().await;
     let uri = app.push_valid().await;
     let redis = app.redis.as_ref().unwrap();
-    let ttl = |redis: &TestRedis| -> i64 {
+    let ttl = |redis: &RedisNode| -> i64 {
         let key = redis.keys().into_iter().find(|k| k.ends_with('}')).unwrap();
-        redis::cmd("TTL").arg(key).query(&mut redis.connection()).unwrap()
+        redis.cmd(&["TTL", &key])
     };
     assert!(ttl(redis) <= 60);
     assert_eq!(app.authorize(&http_client(), "app", &uri).await.status(), 200);
@@ -240,14 +240,23 @@ async fn wrong_credentials_reshow_the_form_with_a_generic_message() {
     let uri = app.push_valid().await;
     let html = app.authorize(&browser, "app", &uri).await.text().await.unwrap();
     let mut messages = Vec::new();
-    for (user, pass) in [("alice", "wrong"), ("mallory", PASSWORD), ("<b>x</b>", "y")] {
+    let users = [
+        ("alice", "wrong"),
+        ("mallory", PASSWORD),
+        ("<b>x</b>", "y"),
+        ("o'brien \"&\" co", "z"),
+    ];
+    for (user, pass) in users {
         let res = app.login(&browser, &html, user, pass).await;
         assert_eq!(res.status(), 200);
         let body = res.text().await.unwrap();
         assert!(!body.contains("<b>x</b>"), "user input is escaped");
         messages.push(body.contains("Incorrect username or password."));
+        // The form keeps what was typed, escaped in the page and intact once submitted.
+        assert_eq!(form_value(&body, "username").as_deref(), Some(user));
+        assert_eq!(form_value(&body, "password").as_deref(), Some(""));
     }
-    assert_eq!(messages, [true, true, true], "one message whatever was wrong");
+    assert_eq!(messages, [true; 4], "one message whatever was wrong");
     assert_eq!(app.login(&browser, &html, "alice", PASSWORD).await.status(), 303);
 }
 

@@ -3,50 +3,25 @@
 
 use std::io::Write;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
+use crate::config_file::{BIN, ClientEntry, ConfigFile};
 use crate::demo::start_demo;
 use crate::helpers::*;
-use crate::topology::KillOnDrop;
-
-const BIN: &str = env!("CARGO_BIN_EXE_par-server");
-
-async fn wait_ready(url: &str) {
-    let http = http_client();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while Instant::now() < deadline {
-        if http.get(url).send().await.is_ok_and(|r| r.status() == 200) {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("{url} never became ready");
-}
+use crate::topology::{KillOnDrop, free_port};
 
 #[tokio::test]
 async fn the_binary_pushes_to_redis_from_a_config_file() {
-    let redis = TestRedis::start();
+    let redis = RedisNode::start(&[]);
     let port = free_port();
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("par.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            "issuer: http://127.0.0.1:{port}\nhttp: {{ bind: \"127.0.0.1:{port}\" }}\nredis: {{ url: \"{}\" }}\nkeys:\n  - pem_file: \"{}\"\nclients:\n  - client_id: demo-app\n    client_secret: \"{SECRET}\"\n    redirect_uris: [\"{REDIRECT}\"]\n    scopes: [openid, email]\n",
-            redis.url(),
-            fixture("signing-es256.pem").display()
-        ),
-    )
-    .unwrap();
-    let _server = KillOnDrop(
-        Command::new(BIN)
-            .arg("--config")
-            .arg(&config)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let config = ConfigFile {
+        clients: vec![ClientEntry {
+            scopes: vec!["openid".into(), "email".into()],
+            ..ClientEntry::new("demo-app", SECRET)
+        }],
+        ..ConfigFile::new(port, &redis)
+    };
+    let _server = KillOnDrop(config.spawn(dir.path(), "par").0);
     wait_ready(&format!("http://127.0.0.1:{port}/readyz")).await;
     let res = http_client()
         .post(format!("http://127.0.0.1:{port}/oauth2/par"))

@@ -3,8 +3,7 @@
 //! `Application` on port 0, and one request helper per endpoint.
 
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use actix_web::web;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
@@ -19,101 +18,13 @@ use serde_json::Value;
 pub const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
 pub const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
 pub const SECRET: &str = "test-secret-0123456789";
-pub const REDIRECT: &str = "https://app.example/callback";
-pub const PASSWORD: &str = "correct horse battery staple";
 /// `sub` of the test user `alice`.
 pub const ALICE_SUB: &str = "248289761001";
 pub const NONCE: &str = "n-0S6_WzA2Mj";
 
-pub use crate::topology::free_port;
-
-/// A `redis-server` owned by one test, killed on drop.
-pub struct TestRedis {
-    child: Option<Child>,
-    port: u16,
-    dir: tempfile::TempDir,
-}
-
-impl TestRedis {
-    pub fn start() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let mut r = Self {
-            child: None,
-            port: free_port(),
-            dir,
-        };
-        r.restart();
-        r
-    }
-
-    pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    pub fn port(&self) -> u16 {
-        self.port
-    }
-
-    /// (Re)starts the server on the same port.
-    pub fn restart(&mut self) {
-        self.stop();
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &self.port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .arg("--dir")
-            .arg(self.dir.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server must be installed (apt-get install redis-server)");
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if self.ping() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        panic!("redis-server did not start on port {}", self.port);
-    }
-
-    pub fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-
-    fn ping(&self) -> bool {
-        redis::Client::open(self.url())
-            .and_then(|c| c.get_connection_with_timeout(Duration::from_millis(200)))
-            .and_then(|mut c| redis::cmd("PING").query::<String>(&mut c))
-            .is_ok()
-    }
-
-    pub fn connection(&self) -> redis::Connection {
-        redis::Client::open(self.url()).unwrap().get_connection().unwrap()
-    }
-
-    /// Every key currently stored.
-    pub fn keys(&self) -> Vec<String> {
-        redis::cmd("KEYS").arg("*").query(&mut self.connection()).unwrap()
-    }
-}
-
-impl Drop for TestRedis {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
+pub use crate::config_file::{PASSWORD, REDIRECT};
+pub use crate::html::form_value;
+pub use crate::topology::RedisNode;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -125,7 +36,7 @@ pub struct TestApp {
     pub address: String,
     pub issuer: String,
     pub http: reqwest::Client,
-    pub redis: Option<TestRedis>,
+    pub redis: Option<RedisNode>,
     pub state: web::Data<AppState>,
     pub settings: Settings,
 }
@@ -243,7 +154,7 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_app_with(backend: Backend, customise: impl FnOnce(&mut Settings)) -> TestApp {
-    let redis = (backend == Backend::Redis).then(TestRedis::start);
+    let redis = (backend == Backend::Redis).then(|| RedisNode::start(&[]));
     let mut settings = base_settings();
     if let Some(r) = &redis {
         settings.redis.url = Some(Secret::new(r.url()));
@@ -256,7 +167,7 @@ pub async fn spawn_app_with(backend: Backend, customise: impl FnOnce(&mut Settin
 }
 
 /// Starts an `Application` from `settings` (validated here, as `main` does).
-pub async fn spawn_with_settings(settings: Settings, redis: Option<TestRedis>) -> TestApp {
+pub async fn spawn_with_settings(settings: Settings, redis: Option<RedisNode>) -> TestApp {
     let valid = settings.clone().validate().expect("test settings are valid");
     let app = Application::build(valid).await.expect("app builds");
     let address = format!("http://{}", app.address());
@@ -281,6 +192,19 @@ pub fn http_client() -> reqwest::Client {
         .timeout(Duration::from_secs(30))
         .build()
         .unwrap()
+}
+
+/// Waits (20 s at most) until `url` answers 200: a started process is ready.
+pub async fn wait_ready(url: &str) {
+    let http = http_client();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while std::time::Instant::now() < deadline {
+        if http.get(url).send().await.is_ok_and(|r| r.status() == 200) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{url} never became ready");
 }
 
 /// The parameters of a valid push for `client_id`.
@@ -463,20 +387,6 @@ pub fn client_assertion(key_fixture: &str, aud: Value, overrides: Value) -> Stri
     let mut header = Header::new(Algorithm::ES256);
     header.kid = Some("k1".into());
     jsonwebtoken::encode(&header, &claims, &EncodingKey::from_ec_pem(&pem).unwrap()).unwrap()
-}
-
-/// Reads the value of the `<input name=NAME value=…>` in an HTML page.
-pub fn form_value(html: &str, name: &str) -> Option<String> {
-    let at = html.find(&format!("name=\"{name}\""))?;
-    let rest = &html[at..];
-    let v = rest.find("value=\"")? + 7;
-    let end = rest[v..].find('"')?;
-    Some(
-        rest[v..v + end]
-            .replace("&#38;", "&")
-            .replace("&amp;", "&")
-            .replace("&#61;", "="),
-    )
 }
 
 /// Query parameters of a redirect's `Location`.

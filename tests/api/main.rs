@@ -3,11 +3,15 @@
 
 mod authorize;
 mod binary;
+#[path = "../support/config_file.rs"]
+mod config_file;
 #[path = "../support/demo.rs"]
 mod demo;
 mod discovery_health;
 mod flow;
 mod helpers;
+#[path = "../support/html.rs"]
+mod html;
 mod jwks;
 mod observability;
 mod par;

@@ -2,15 +2,13 @@
 //! runs; the real binary's JSON logs of a full login carry trace ids and no secret, while its
 //! OTLP collector is unreachable. (Span export is tested in `tests/observability/`.)
 
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
-
 use par_server::config::ClientSettings;
 use par_server::secret::Secret;
 use prometheus_parse::{Scrape, Value};
 
+use crate::config_file::{ClientEntry, ConfigFile, cheap_password_hash};
 use crate::helpers::*;
-use crate::topology::KillOnDrop;
+use crate::topology::{KillOnDrop, free_port};
 
 /// The app's `/metrics`, parsed.
 async fn scrape(app: &TestApp) -> Scrape {
@@ -173,61 +171,21 @@ fn set_cookies(res: &reqwest::Response) -> Vec<String> {
 /// The real binary, JSON logs at debug for par-server, an OTLP endpoint nobody listens on.
 #[tokio::test]
 async fn json_logs_of_a_full_login_carry_trace_ids_and_no_secret() {
-    let redis = TestRedis::start();
+    let redis = RedisNode::start(&[]);
     let port = free_port();
-    let dead_collector = free_port();
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("par.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"issuer: http://127.0.0.1:{port}
-http: {{ bind: "127.0.0.1:{port}", workers: 1 }}
-redis: {{ url: "{redis}" }}
-log: {{ format: json, level: "info,par_server=debug" }}
-telemetry: {{ otlp_endpoint: "http://127.0.0.1:{dead_collector}", sampling_ratio: 1.0 }}
-keys:
-  - pem_file: "{key}"
-clients:
-  - client_id: app
-    client_secret: "{SECRET}"
-    redirect_uris: ["{REDIRECT}"]
-    scopes: [openid, email, profile]
-users:
-  - username: alice
-    password_hash: "{hash}"
-"#,
-            redis = redis.url(),
-            hash = password_hash(),
-            key = fixture("signing-es256.pem").display(),
-        ),
-    )
-    .unwrap();
-    let log_path = dir.path().join("stderr.log");
-    let log_file = std::fs::File::create(&log_path).unwrap();
-    let server = KillOnDrop(
-        Command::new(env!("CARGO_BIN_EXE_par-server"))
-            .arg("--config")
-            .arg(&config)
-            .env_remove("RUST_LOG")
-            .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
-            .stdout(Stdio::null())
-            .stderr(log_file)
-            .spawn()
-            .unwrap(),
-    );
-    let base = format!("http://127.0.0.1:{port}");
+    let config = ConfigFile {
+        log_format: Some("json"),
+        log_level: Some("info,par_server=debug".into()),
+        otlp_endpoint: Some(format!("http://127.0.0.1:{}", free_port())),
+        clients: vec![ClientEntry::new("app", SECRET)],
+        ..ConfigFile::new(port, &redis)
+    };
+    let (server, log_path) = config.spawn(dir.path(), "par");
+    let server = KillOnDrop(server);
+    let base = config.base_url();
+    wait_ready(&format!("{base}/readyz")).await;
     let http = http_client();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !http
-        .get(format!("{base}/readyz"))
-        .send()
-        .await
-        .is_ok_and(|r| r.status() == 200)
-    {
-        assert!(Instant::now() < deadline, "server never became ready");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 
     let push = http
         .post(format!("{base}/oauth2/par"))
@@ -314,7 +272,7 @@ users:
         code,
         csrf,
         basic,
-        password_hash(),
+        cheap_password_hash(),
     ];
     assert!(cookies.len() >= 2, "browser and SSO cookies: {cookies:?}");
     secrets.extend(cookies);

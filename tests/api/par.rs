@@ -42,15 +42,9 @@ async fn redis_holds_the_request_by_hash_with_the_window_as_ttl() {
         "reference stored in clear: {}",
         keys[0]
     );
-    let value: String = redis::cmd("GET")
-        .arg(&keys[0])
-        .query(&mut redis.connection())
-        .unwrap();
+    let value: String = redis.cmd(&["GET", &keys[0]]);
     assert!(!value.contains(reference));
-    let ttl: i64 = redis::cmd("TTL")
-        .arg(&keys[0])
-        .query(&mut redis.connection())
-        .unwrap();
+    let ttl: i64 = redis.cmd(&["TTL", &keys[0]]);
     assert!((1..=60).contains(&ttl), "ttl {ttl}");
 }
 

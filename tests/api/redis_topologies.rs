@@ -9,7 +9,7 @@ use par_server::config::{RedisMode, Settings};
 use par_server::secret::Secret;
 
 use crate::helpers::*;
-use crate::topology::{RedisCluster, RedisNode, SentinelGroup};
+use crate::topology::{RedisCluster, RedisNode, SentinelGroup, free_port};
 
 /// A CA and a server certificate for 127.0.0.1, made with `openssl` in `dir`.
 fn make_certs(dir: &std::path::Path) {

@@ -11,8 +11,7 @@ use par_server::oauth::interaction::Session;
 use par_server::oauth::request_uri::Reference;
 use par_server::store::{Claim, PlaygroundLogin, PoolOptions, RedisOptions, Store, Take, Topology};
 
-use crate::helpers::TestRedis;
-use crate::topology::{RedisCluster, SentinelGroup};
+use crate::topology::{RedisCluster, RedisNode, SentinelGroup};
 
 struct Fixture {
     store: Arc<Store>,
@@ -23,7 +22,7 @@ struct Fixture {
 const TIMEOUT: Duration = Duration::from_secs(2);
 
 fn redis_fixture() -> Fixture {
-    let redis = TestRedis::start();
+    let redis = RedisNode::start(&[]);
     let store = Store::redis(&RedisOptions::standalone(redis.url(), TIMEOUT), "c:").unwrap();
     Fixture {
         store: Arc::new(store),
@@ -32,7 +31,7 @@ fn redis_fixture() -> Fixture {
 }
 
 fn pooled_redis_fixture() -> Fixture {
-    let redis = TestRedis::start();
+    let redis = RedisNode::start(&[]);
     let store = Store::redis(
         &RedisOptions {
             pool: Some(PoolOptions {

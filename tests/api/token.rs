@@ -195,10 +195,7 @@ async fn a_replayed_code_fails_and_revokes_the_first_tokens() {
         .into_iter()
         .find(|k| k.contains("grant:"))
         .expect("a revocation key");
-    let ttl: i64 = redis::cmd("TTL")
-        .arg(&revoked)
-        .query(&mut redis.connection())
-        .unwrap();
+    let ttl: i64 = redis.cmd(&["TTL", &revoked]);
     assert!((1..=600).contains(&ttl), "ttl {ttl}");
 }
 

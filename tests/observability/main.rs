@@ -3,8 +3,12 @@
 //! real `redis-server`. A separate test binary because the subscriber and exporter are
 //! process-global; every test finds its own spans by the trace id it sent.
 
+#[path = "../support/config_file.rs"]
+mod config_file;
 #[path = "../api/helpers.rs"]
 mod helpers;
+#[path = "../support/html.rs"]
+mod html;
 mod receiver;
 #[path = "../support/topology.rs"]
 mod topology;

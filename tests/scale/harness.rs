@@ -12,13 +12,13 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::config_file::{ClientEntry, ConfigFile};
+pub use crate::config_file::{PASSWORD, REDIRECT, RedisTarget};
+use crate::html::form_value;
 use crate::topology::{free_port, poll};
 
-pub const BIN: &str = env!("CARGO_BIN_EXE_par-server");
 pub const CLIENT: &str = "app";
 pub const SECRET: &str = "scale-secret-0123456789";
-pub const REDIRECT: &str = "https://app.example/callback";
-pub const PASSWORD: &str = "correct horse battery staple";
 pub const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
 pub const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
 pub const KEY_PREFIX: &str = "scale:";
@@ -39,20 +39,6 @@ pub fn report(scenario: &str, lines: &[String]) {
         use std::io::Write;
         let _ = f.write_all(text.as_bytes());
     }
-}
-
-/// argon2id with small parameters: the suite measures coordination, not hashing, and two
-/// cores are shared by everything.
-fn cheap_password_hash() -> String {
-    use argon2::{Algorithm, Argon2, Params, PasswordHasher, Version};
-    Argon2::new(
-        Algorithm::Argon2id,
-        Version::V0x13,
-        Params::new(1024, 1, 1, None).unwrap(),
-    )
-    .hash_password(PASSWORD.as_bytes())
-    .unwrap()
-    .to_string()
 }
 
 /// A `par-server` process, killed on drop.
@@ -263,62 +249,30 @@ impl Default for HttpOptions {
 }
 
 impl Stack {
-    /// `n` replicas with `redis_yaml` (the body of the `redis:` mapping, indented by four
-    /// spaces) behind one HAProxy; returns once every replica is ready and HAProxy sees them UP.
-    pub fn start(n: usize, redis_yaml: &str, http: HttpOptions) -> Self {
+    /// `n` replicas on `redis` (a `&RedisNode`, `&RedisCluster` or `&SentinelGroup`, or a
+    /// [`RedisTarget`]) behind one HAProxy; returns once every replica is ready and HAProxy
+    /// sees them UP.
+    pub fn start(n: usize, redis: impl Into<RedisTarget>, http: HttpOptions) -> Self {
+        let redis = redis.into();
         let dir = tempfile::tempdir().unwrap();
         let lb_port = free_port();
         let ports: Vec<u16> = (0..n).map(|_| free_port()).collect();
-        let hash = cheap_password_hash();
-        let key = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/client-es256.pem");
         let replicas: Vec<Replica> = ports
             .iter()
             .enumerate()
             .map(|(i, port)| {
-                // The issuer is the load balancer's address: one issuer for all replicas.
-                let yaml = format!(
-                    r#"issuer: "http://127.0.0.1:{lb_port}"
-http:
-  bind: "127.0.0.1:{port}"
-  workers: 1
-  drain_delay_secs: {drain}
-  shutdown_grace_secs: {grace}
-redis:
-    key_prefix: "{KEY_PREFIX}"
-    command_timeout_ms: 500
-    connect_timeout_ms: 500
-{redis_yaml}
-keys:
-  - kid: "scale-1"
-    alg: ES256
-    pem_file: "{key}"
-    active: true
-clients:
-  - client_id: "{CLIENT}"
-    client_secret: "{SECRET}"
-    redirect_uris: ["{REDIRECT}"]
-    scopes: [openid, email, profile]
-users:
-  - username: alice
-    password_hash: "{hash}"
-    email: alice@example.com
-log:
-  level: "warn"
-"#,
-                    drain = http.drain_delay_secs,
-                    grace = http.shutdown_grace_secs,
-                    key = key.display(),
-                );
-                let config = dir.path().join(format!("replica-{i}.yaml"));
-                std::fs::write(&config, yaml).unwrap();
-                let log = dir.path().join(format!("replica-{i}.log"));
-                let child = Command::new(BIN)
-                    .arg("--config")
-                    .arg(&config)
-                    .stdout(Stdio::null())
-                    .stderr(std::fs::File::create(&log).unwrap())
-                    .spawn()
-                    .unwrap();
+                let config = ConfigFile {
+                    // The issuer is the load balancer's address: one issuer for all replicas.
+                    issuer: Some(format!("http://127.0.0.1:{lb_port}")),
+                    key_prefix: Some(KEY_PREFIX.into()),
+                    redis_timeout_ms: Some(500),
+                    drain_delay_secs: Some(http.drain_delay_secs),
+                    shutdown_grace_secs: Some(http.shutdown_grace_secs),
+                    log_level: Some("warn".into()),
+                    clients: vec![ClientEntry::new(CLIENT, SECRET)],
+                    ..ConfigFile::new(*port, redis.clone())
+                };
+                let (child, log) = config.spawn(dir.path(), &format!("replica-{i}"));
                 Replica {
                     child: Some(child),
                     port: *port,
@@ -488,26 +442,11 @@ pub async fn authorize(http: &reqwest::Client, base: &str, request_uri: &str) ->
     Err(classify(res).await)
 }
 
-fn form_value(html: &str, name: &str) -> String {
-    let Some(at) = html.find(&format!("name=\"{name}\"")) else {
-        return String::new();
-    };
-    let rest = &html[at..];
-    let Some(v) = rest.find("value=\"").map(|v| v + 7) else {
-        return String::new();
-    };
-    let end = rest[v..].find('"').unwrap_or(0);
-    rest[v..v + end]
-        .replace("&#38;", "&")
-        .replace("&amp;", "&")
-        .replace("&#61;", "=")
-}
-
 /// Submits the login form of `page` → the code from the redirect.
 pub async fn login(http: &reqwest::Client, base: &str, page: &str) -> Outcome {
     let mut form: Vec<(&str, String)> = ["client_id", "request_uri", "csrf_token"]
         .iter()
-        .map(|n| (*n, form_value(page, n)))
+        .map(|n| (*n, form_value(page, n).unwrap_or_default()))
         .collect();
     form.push(("username", "alice".into()));
     form.push(("password", PASSWORD.into()));

@@ -4,12 +4,14 @@
 //!
 //! Each scenario prints what it measured (and appends it to
 //! `target/tmp/scale-report.txt`); assertions are on outcomes — status codes, winners,
-//! exit codes — never on speed. Scenarios run one at a time.
-//!
-//! The token step: once `/oauth2/token` is on main, [`harness::exchange_code`] redeems the
-//! codes (scenarios 1 and 2 already call it when the endpoint answers).
+//! exit codes — never on speed. Scenarios run one at a time. Scenarios 1 and 2 redeem the
+//! codes they were issued ([`harness::exchange_code`]).
 
+#[path = "../support/config_file.rs"]
+mod config_file;
 mod harness;
+#[path = "../support/html.rs"]
+mod html;
 #[path = "../support/topology.rs"]
 mod topology;
 
@@ -17,15 +19,6 @@ use std::time::{Duration, Instant};
 
 use harness::*;
 use topology::{RedisCluster, RedisNode, SentinelGroup, poll};
-
-fn standalone_yaml(redis: &RedisNode) -> String {
-    format!("    url: \"{}\"", redis.url())
-}
-
-fn list(urls: &[String]) -> String {
-    let quoted: Vec<String> = urls.iter().map(|u| format!("\"{u}\"")).collect();
-    format!("[{}]", quoted.join(", "))
-}
 
 fn fmt_tally(records: &[Record]) -> String {
     format!("{:?}", tally(records))
@@ -38,7 +31,7 @@ fn fmt_tally(records: &[Record]) -> String {
 async fn s1_three_replicas_one_winner_per_request() {
     let _one_at_a_time = serial().await;
     let redis = RedisNode::start(&[]);
-    let stack = Stack::start(3, &standalone_yaml(&redis), HttpOptions::default());
+    let stack = Stack::start(3, &redis, HttpOptions::default());
     let lb = stack.lb.url();
     let r: Vec<String> = stack.replicas.iter().map(Replica::url).collect();
 
@@ -153,8 +146,7 @@ async fn s1_three_replicas_one_winner_per_request() {
 async fn s2_cluster_reshard_and_failover_lose_nothing() {
     let _one_at_a_time = serial().await;
     let cluster = RedisCluster::start(3, 1);
-    let yaml = format!("    mode: cluster\n    cluster_nodes: {}", list(&cluster.seeds()));
-    let stack = Stack::start(2, &yaml, HttpOptions::default());
+    let stack = Stack::start(2, &cluster, HttpOptions::default());
     let lb = stack.lb.url();
     let (first, _) = login_flow([&lb, &lb, &lb], true).await;
     assert!(first.is_ok(), "login on the cluster: {first:?}");
@@ -268,12 +260,7 @@ async fn s2_cluster_reshard_and_failover_lose_nothing() {
 async fn s3_sentinel_failover_is_followed() {
     let _one_at_a_time = serial().await;
     let mut group = SentinelGroup::start();
-    let yaml = format!(
-        "    mode: sentinel\n    sentinel_master: \"{}\"\n    sentinel_nodes: {}",
-        group.master,
-        list(&group.sentinel_urls())
-    );
-    let stack = Stack::start(2, &yaml, HttpOptions::default());
+    let stack = Stack::start(2, &group, HttpOptions::default());
     let lb = stack.lb.url();
     let load = Load::start(&lb, 8, 20_000, Duration::from_secs(90), true);
     assert!(
@@ -331,7 +318,7 @@ async fn s3_sentinel_failover_is_followed() {
 async fn s4_redis_outage_fails_fast_and_recovers() {
     let _one_at_a_time = serial().await;
     let mut redis = RedisNode::start(&[]);
-    let stack = Stack::start(3, &standalone_yaml(&redis), HttpOptions::default());
+    let stack = Stack::start(3, &redis, HttpOptions::default());
     let lb = stack.lb.url();
     let load = Load::start(&lb, 8, 20_000, Duration::from_secs(90), false);
     assert!(
@@ -416,7 +403,7 @@ async fn s4_redis_outage_fails_fast_and_recovers() {
 async fn s5_replica_loss_is_bounded() {
     let _one_at_a_time = serial().await;
     let redis = RedisNode::start(&[]);
-    let mut stack = Stack::start(3, &standalone_yaml(&redis), HttpOptions::default());
+    let mut stack = Stack::start(3, &redis, HttpOptions::default());
     let lb = stack.lb.url();
     const CONCURRENCY: usize = 12;
     let load = Load::start(&lb, CONCURRENCY, 20_000, Duration::from_secs(90), false);
@@ -484,7 +471,7 @@ async fn s6_sigterm_drains_without_failures() {
         drain_delay_secs: 2,
         shutdown_grace_secs: 10,
     };
-    let mut stack = Stack::start(3, &standalone_yaml(&redis), http);
+    let mut stack = Stack::start(3, &redis, http);
     let lb = stack.lb.url();
     let load = Load::start(&lb, 8, 20_000, Duration::from_secs(90), false);
     assert!(

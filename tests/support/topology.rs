@@ -1,5 +1,5 @@
-#![allow(dead_code)] // shared by the api and scale test targets; each uses a part
-//! Real Redis topologies for tests: standalone servers, a Redis Cluster built with
+#![allow(dead_code)] // shared by every test target; each uses a part
+//! Real Redis for every test target: standalone servers, a Redis Cluster built with
 //! `redis-cli --cluster create`, and a Sentinel group (primary, replica, three sentinels).
 //! Every process runs on a free loopback port from the OS, in its own temp dir, and is
 //! killed when its guard drops (also when a test panics). No mocks.
@@ -169,6 +169,11 @@ impl RedisNode {
         }
         cmd.query(&mut c)
             .unwrap_or_else(|e| panic!("{args:?} on {}: {e}", self.port))
+    }
+
+    /// Every key currently stored.
+    pub fn keys(&self) -> Vec<String> {
+        self.cmd(&["KEYS", "*"])
     }
 
     pub fn info(&self, section: &str) -> String {

@@ -13,6 +13,9 @@
 //! keep-alive HTTP/1.1 connection, like wrk.
 
 mod conn;
+// The test suite's form parser: one copy for the tests and the load generator.
+#[path = "../../../tests/support/html.rs"]
+mod html;
 mod stats;
 
 use std::collections::BTreeMap;
@@ -29,6 +32,7 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode_str, utf8_perc
 use serde::Serialize;
 
 use conn::{Conn, ConnError, Jar, Reply};
+use html::form_value;
 use stats::{Stats, Summary, summarize};
 
 /// RFC 7636 appendix B: a fixed verifier/challenge pair (each flow still has its own code).
@@ -203,22 +207,6 @@ fn query_param(location: &str, name: &str) -> Option<String> {
         let (k, v) = kv.split_once('=')?;
         (k == name).then(|| percent_decode_str(v).decode_utf8_lossy().into_owned())
     })
-}
-
-/// `<input … name="NAME" value="…">` in a page (askama escapes `&`, `=`).
-fn form_value(html: &str, name: &str) -> Option<String> {
-    let at = html.find(&format!("name=\"{name}\""))?;
-    let rest = &html[at..];
-    let v = rest.find("value=\"")? + 7;
-    let end = rest[v..].find('"')?;
-    Some(
-        rest[v..v + end]
-            .replace("&#38;", "&")
-            .replace("&amp;", "&")
-            .replace("&#61;", "=")
-            .replace("&#43;", "+")
-            .replace("&#47;", "/"),
-    )
 }
 
 /// Origin-form of a Location (absolute or already a path).
