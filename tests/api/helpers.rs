@@ -1,6 +1,7 @@
 #![allow(dead_code)] // shared by many test modules; not every helper is used by each
 //! Test harness: a real `redis-server` per test on a free loopback port, the real
-//! `Application` on port 0, and one request helper per endpoint.
+//! `Application` on port 0, and one request helper per endpoint. `TEST_LOG=<filter>` (e.g.
+//! `TEST_LOG=debug`) prints the application's logs with each test's output.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -168,6 +169,7 @@ pub async fn spawn_app_with(backend: Backend, customise: impl FnOnce(&mut Settin
 
 /// Starts an `Application` from `settings` (validated here, as `main` does).
 pub async fn spawn_with_settings(settings: Settings, redis: Option<RedisNode>) -> TestApp {
+    init_test_log();
     let valid = settings.clone().validate().expect("test settings are valid");
     let app = Application::build(valid).await.expect("app builds");
     let address = format!("http://{}", app.address());
@@ -182,6 +184,23 @@ pub async fn spawn_with_settings(settings: Settings, redis: Option<RedisNode>) -
         state,
         settings,
     }
+}
+
+/// With `TEST_LOG` set, logs of the applications this process starts go to the output of the
+/// test that emits them (shown when it fails, or always with `--nocapture`), filtered by the
+/// variable's value (`debug`, `par_server=trace`, …). Installed once per process; nothing
+/// when unset, and nothing where a test installed its own subscriber first.
+fn init_test_log() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        if let Ok(filter) = std::env::var("TEST_LOG") {
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
+                .with_test_writer()
+                .try_init();
+        }
+    });
 }
 
 /// A browser-like client: keeps cookies, never follows redirects.
