@@ -11,7 +11,7 @@ command -v redis-server >/dev/null || need+=(redis-server)
 command -v chromium >/dev/null || need+=(chromium)
 command -v chromedriver >/dev/null || need+=(chromium-driver)
 command -v redis-cli >/dev/null || need+=(redis-tools)
-command -v haproxy >/dev/null || need+=(haproxy)
+command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ] || need+=(haproxy)
 command -v openssl >/dev/null || need+=(openssl)
 if ((${#need[@]})); then
     echo "installing: ${need[*]}"

@@ -15,8 +15,15 @@ mod topology;
 use demo::start_demo;
 use topology::{KillOnDrop, free_port, poll};
 
+/// Debian's chromium, the browser chromedriver drives.
+const CHROMIUM: &str = "/usr/bin/chromium";
+
 #[tokio::test]
 async fn the_playground_walk_through_works_in_a_real_browser() {
+    assert!(
+        std::path::Path::new(CHROMIUM).exists(),
+        "{CHROMIUM} is missing: chromium must be installed (scripts/test.sh installs it)"
+    );
     let demo = start_demo(env!("CARGO_BIN_EXE_par-server"));
     let (app_port, password) = (demo.port, demo.password.clone());
     let driver_port = free_port();
@@ -38,7 +45,7 @@ async fn the_playground_walk_through_works_in_a_real_browser() {
     caps.insert(
         "goog:chromeOptions".into(),
         serde_json::json!({
-            "binary": "/usr/bin/chromium",
+            "binary": CHROMIUM,
             "args": [
                 "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                 "--disable-quic", "--no-first-run", "--disable-background-networking",

@@ -18,7 +18,7 @@ fn make_certs(dir: &std::path::Path) {
             .args(args)
             .current_dir(dir)
             .output()
-            .expect("openssl");
+            .expect("openssl must be installed (scripts/test.sh installs it)");
         assert!(
             out.status.success(),
             "openssl {args:?}: {}",

@@ -182,7 +182,7 @@ async fn s2_cluster_reshard_and_failover_lose_nothing() {
                 "50",
             ])
             .output()
-            .unwrap()
+            .expect("redis-cli must be installed (scripts/test.sh installs redis-tools)")
     })
     .await
     .unwrap();

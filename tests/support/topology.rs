@@ -221,7 +221,7 @@ impl RedisCluster {
         let out = create
             .args(["--cluster-replicas", &replicas.to_string(), "--cluster-yes"])
             .output()
-            .expect("redis-cli must be installed");
+            .expect("redis-cli must be installed (scripts/test.sh installs redis-tools)");
         assert!(
             out.status.success(),
             "cluster create failed: {}",
