@@ -1,0 +1,157 @@
+// A relying party built on openid-client (a certified OpenID client library, independent of
+// par-server), driven against the real par-server behind the load balancer by
+// tests/interop. The browser's part (load /authorize, fill in the login form) is a small
+// user agent below: fetch with a cookie jar, the form found by its fields.
+//
+//   node rp.mjs <scenario>        scenarios: see SCENARIOS at the end
+//
+// Environment: ISSUER, CLIENT_ID, CLIENT_SECRET, REDIRECT_URI, USERNAME, PASSWORD.
+// Prints one JSON line describing what was obtained; exits non-zero on any failure.
+import * as client from 'openid-client';
+
+const env = (name) => {
+  const value = process.env[name];
+  if (!value) throw new Error(`${name} is not set`);
+  return value;
+};
+
+/** A browser: one cookie jar, no automatic redirects. */
+export class UserAgent {
+  constructor() {
+    this.cookies = new Map();
+  }
+
+  async request(url, init = {}) {
+    const headers = new Headers(init.headers ?? {});
+    if (this.cookies.size) {
+      headers.set('cookie', [...this.cookies].map(([k, v]) => `${k}=${v}`).join('; '));
+    }
+    const res = await fetch(url, { ...init, headers, redirect: 'manual' });
+    for (const line of res.headers.getSetCookie()) {
+      const [pair, ...attrs] = line.split(';');
+      const eq = pair.indexOf('=');
+      const name = pair.slice(0, eq).trim();
+      const value = pair.slice(eq + 1).trim();
+      const expired = attrs.some((a) => /^\s*max-age=0\s*$/i.test(a)) || value === '';
+      if (expired) this.cookies.delete(name);
+      else this.cookies.set(name, value);
+    }
+    return res;
+  }
+
+  /** Opens the authorization URL; returns the login form (or the redirect, if signed in). */
+  async open(url) {
+    const res = await this.request(url);
+    const body = await res.text();
+    return { status: res.status, location: res.headers.get('location'), form: parseForm(body, url), body };
+  }
+
+  /** Submits `form` with extra fields; returns the response status and Location. */
+  async submit(form, fields) {
+    const res = await this.request(form.action, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ ...form.hidden, ...fields }),
+    });
+    const body = await res.text();
+    return { status: res.status, location: res.headers.get('location'), form: parseForm(body, form.action), body };
+  }
+}
+
+const decode = (s) =>
+  s.replace(/&#(\d+);/g, (_, n) => String.fromCharCode(Number(n)))
+    .replace(/&#x([0-9a-f]+);/gi, (_, n) => String.fromCharCode(parseInt(n, 16)))
+    .replace(/&quot;/g, '"').replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&amp;/g, '&');
+
+/** The first POST form of an HTML page: its action (absolute) and hidden inputs. */
+function parseForm(html, base) {
+  const form = /<form[^>]*method="post"[^>]*action="([^"]*)"[^>]*>([\s\S]*?)<\/form>/i.exec(html);
+  if (!form) return null;
+  const hidden = {};
+  for (const input of form[2].matchAll(/<input\b[^>]*>/gi)) {
+    const tag = input[0];
+    if (!/type="hidden"/i.test(tag)) continue;
+    const name = /name="([^"]*)"/i.exec(tag)?.[1];
+    const value = /value="([^"]*)"/i.exec(tag)?.[1] ?? '';
+    if (name) hidden[decode(name)] = decode(value);
+  }
+  return { action: new URL(decode(form[1]), base).href, hidden };
+}
+
+/** Discovery as the library does it (plain http only because the test stack is loopback). */
+export async function configuration(options = {}) {
+  const config = await client.discovery(
+    new URL(env('ISSUER')),
+    env('CLIENT_ID'),
+    options.metadata ?? {},
+    options.auth ?? client.ClientSecretBasic(env('CLIENT_SECRET')),
+    { execute: [client.allowInsecureRequests] },
+  );
+  return config;
+}
+
+/** A fresh authorization request's parameters and the checks that go with them. */
+export async function freshRequest(extra = {}) {
+  const verifier = client.randomPKCECodeVerifier();
+  const checks = { pkceCodeVerifier: verifier, expectedState: client.randomState(), expectedNonce: client.randomNonce() };
+  const params = {
+    redirect_uri: env('REDIRECT_URI'),
+    scope: 'openid email profile',
+    code_challenge: await client.calculatePKCECodeChallenge(verifier),
+    code_challenge_method: 'S256',
+    state: checks.expectedState,
+    nonce: checks.expectedNonce,
+    ...extra,
+  };
+  return { params, checks };
+}
+
+/** The user signs in on a loaded login page; returns the callback URL the browser is sent to. */
+export async function signIn(agent, page) {
+  if (!page.form) throw new Error(`no login form (status ${page.status}): ${page.body.slice(0, 300)}`);
+  const done = await agent.submit(page.form, { username: env('USERNAME'), password: env('PASSWORD') });
+  if (done.status !== 303 || !done.location) {
+    throw new Error(`login answered ${done.status}: ${done.body.slice(0, 300)}`);
+  }
+  return new URL(done.location);
+}
+
+/** Redeems the callback with the library: iss, state, PKCE, ID token signature and nonce. */
+export async function redeem(config, callback, checks, options) {
+  const tokens = await client.authorizationCodeGrant(config, callback, { ...checks, idTokenExpected: true }, undefined, options);
+  const claims = tokens.claims();
+  const userinfo = await client.fetchUserInfo(config, tokens.access_token, claims.sub, options);
+  return { tokens, claims, userinfo };
+}
+
+/** PAR, sign in, redeem, userinfo: the login every scenario starts from. */
+async function basic() {
+  const config = await configuration();
+  const { params, checks } = await freshRequest();
+  const url = await client.buildAuthorizationUrlWithPAR(config, params);
+  const agent = new UserAgent();
+  const callback = await signIn(agent, await agent.open(url));
+  const { tokens, claims, userinfo } = await redeem(config, callback, checks);
+  return {
+    request_uri: url.searchParams.get('request_uri'),
+    sub: claims.sub,
+    token_type: tokens.token_type,
+    scope: tokens.scope,
+    userinfo_email: userinfo.email,
+  };
+}
+
+const SCENARIOS = { basic };
+
+const name = process.argv[2];
+if (!SCENARIOS[name]) {
+  console.error(`unknown scenario '${name}'; one of: ${Object.keys(SCENARIOS).join(', ')}`);
+  process.exit(2);
+}
+try {
+  console.log(JSON.stringify({ scenario: name, ...(await SCENARIOS[name]()) }));
+} catch (e) {
+  console.error(`${name}: ${e?.stack ?? e}`);
+  if (e?.cause) console.error('cause:', e.cause);
+  process.exit(1);
+}
