@@ -20,6 +20,7 @@
 //! - `users`: the user directory and the claims each scope releases.
 //! - `playground`: the built-in demo client.
 //! - [`healthcheck`]: the `par-server healthcheck` probe (std TCP, for distroless images).
+//! - [`keygen`]: `par-server gen-key`, the signing key a deployment's replicas share, made once.
 //! - `shutdown`: SIGTERM/SIGINT → not-ready, drain delay, graceful stop.
 //! - [`password`], [`crypto`], [`secret`], [`clock`]: small helpers.
 //!
@@ -43,6 +44,7 @@ pub mod clock;
 pub mod config;
 pub mod crypto;
 pub mod healthcheck;
+pub mod keygen;
 pub mod oauth;
 pub mod password;
 pub(crate) mod playground;

@@ -1,5 +1,5 @@
 //! The `par-server` command: runs the service (default), and the operator subcommands
-//! `hash-password`, `check-config` and `healthcheck`.
+//! `hash-password`, `check-config`, `healthcheck` and `gen-key`.
 
 use std::io::{BufRead, IsTerminal};
 use std::path::PathBuf;
@@ -39,6 +39,8 @@ enum Command {
         #[arg(long, default_value_t = 2000, value_name = "MS")]
         timeout_ms: u64,
     },
+    /// Write a new ES256 signing key (PKCS#8 PEM, mode 0600) to FILE, unless a key is there.
+    GenKey { file: PathBuf },
 }
 
 fn main() -> ExitCode {
@@ -48,6 +50,28 @@ fn main() -> ExitCode {
         Command::HashPassword => hash_password(),
         Command::CheckConfig { file } => check_config(file),
         Command::Healthcheck { url, timeout_ms } => healthcheck(&url, timeout_ms),
+        Command::GenKey { file } => gen_key(&file),
+    }
+}
+
+fn gen_key(file: &std::path::Path) -> ExitCode {
+    use par_server::keygen::{Outcome, ensure_key};
+    match ensure_key(file) {
+        Ok(Outcome::Created { thumbprint }) => {
+            println!(
+                "wrote {}: new ES256 key (PKCS#8 PEM, mode 0600), JWK thumbprint {thumbprint}",
+                file.display()
+            );
+            ExitCode::SUCCESS
+        }
+        Ok(Outcome::Kept) => {
+            println!("kept {}: a key is there already (never replaced)", file.display());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("gen-key: {e:#}");
+            ExitCode::FAILURE
+        }
     }
 }
 

@@ -10,8 +10,10 @@
 //! - With no key configured and no Redis (the single-process demo) an ES256 key is generated
 //!   at start. With Redis, replicas must share keys, so configuration validation refuses that.
 //!
-//! Private key material never leaves this module: [`SigningKeys::jwks`] holds public
-//! parameters only, and `Debug` is redacted by `jsonwebtoken::EncodingKey`.
+//! Private key material never leaves this module — except a freshly generated key that
+//! `par-server gen-key` writes to its file ([`SigningKey::generate_es256_pkcs8`]):
+//! [`SigningKeys::jwks`] holds public parameters only, and `Debug` is redacted by
+//! `jsonwebtoken::EncodingKey`.
 
 use jsonwebtoken::jwk::{Jwk, JwkSet, PublicKeyUse, ThumbprintHash};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, TokenData, Validation};
@@ -115,12 +117,19 @@ impl SigningKey {
 
     /// Generates a fresh ES256 key (demo / single process only).
     pub(crate) fn generate_es256() -> anyhow::Result<Self> {
+        let pkcs8 = Self::generate_es256_pkcs8()?;
+        Self::from_encoding_key(EncodingKey::from_ec_der(&pkcs8), Algorithm::ES256, None)
+            .map_err(anyhow::Error::msg)
+    }
+
+    /// A fresh ES256 (P-256) private key as a PKCS#8 DER document: what the demo signs with,
+    /// and what `par-server gen-key` writes to a file (`crate::keygen`).
+    pub(crate) fn generate_es256_pkcs8() -> anyhow::Result<Vec<u8>> {
         use aws_lc_rs::rand::SystemRandom;
         use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair};
         let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &SystemRandom::new())
             .map_err(|_| anyhow::anyhow!("could not generate an ES256 key"))?;
-        Self::from_encoding_key(EncodingKey::from_ec_der(pkcs8.as_ref()), Algorithm::ES256, None)
-            .map_err(anyhow::Error::msg)
+        Ok(pkcs8.as_ref().to_vec())
     }
 
     pub(crate) fn alg_name(&self) -> &'static str {
