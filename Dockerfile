@@ -37,6 +37,11 @@ LABEL org.opencontainers.image.title="par-server" \
       org.opencontainers.image.description="OAuth 2.0 / OpenID Connect login with Pushed Authorization Requests (RFC 9126)" \
       org.opencontainers.image.licenses="Apache-2.0"
 COPY --from=bin --chown=0:0 --chmod=0555 /out/par-server /usr/local/bin/par-server
+# /var/lib/par-server/keys, owned by 65532: where `par-server gen-key` writes the signing key in
+# the compose stack. A new named volume mounted there takes this directory's owner, so the
+# non-root keygen can write to it. "keys" is an entry of the copied directory (not the
+# destination itself), so --chown applies to it with every builder.
+COPY --chown=65532:65532 deploy/var-lib-par-server/ /var/lib/par-server/
 # Listen on all interfaces inside the container; everything else comes from the mounted
 # config file (PAR_CONFIG) and PAR__SECTION__KEY variables. Nothing secret is in the image.
 ENV PAR__HTTP__BIND=0.0.0.0:8080 \

@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# Generates the secrets the compose stack mounts (docker-compose.yml → deploy/secrets/):
+# For operators who bring their own key to the compose stack (which otherwise makes one itself
+# with `par-server gen-key`, docs/deployment.md "Keys"):
 #   deploy/secrets/signing-key.pem   ES256 (P-256) signing key, PKCS#8 PEM
-# Existing files are kept (re-running is safe); pass --force to replace them. The output is
-# gitignored: never commit it. Kubernetes gets its key from a Secret instead (k8s/).
+# used with  docker compose -f docker-compose.yml -f deploy/compose.own-key.yml up
+# Existing files are kept (re-running is safe); pass --force to replace them, or put your own
+# PKCS#8 key there instead. The output is gitignored: never commit it. Kubernetes gets its key
+# from a Secret instead (k8s/).
 set -euo pipefail
 
 dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/secrets"
