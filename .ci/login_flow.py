@@ -5,6 +5,10 @@ PAR push -> GET /authorize -> the login form (every hidden field kept, username 
 filled in) -> optional consent form -> redirect to the client with code, iss (and state) ->
 POST /token with the PKCE verifier -> GET /userinfo -> the same code again must fail.
 
+With --until FILE it logs in again and again (fresh cookies each time) until FILE exists, then
+prints "N logins, M failed" and fails if any login failed: CI runs it while replicas are
+scaled down.
+
 Standard library only. Cookies are kept by hand (name=value, whatever their Secure flag: the
 stack is plain http on 127.0.0.1, which browsers treat as a secure context). Written against
 the product contract (README and docs/), not against one implementation: the form is found by its
@@ -15,6 +19,7 @@ import argparse
 import base64
 import html.parser
 import json
+import os
 import sys
 import urllib.error
 import urllib.parse
@@ -69,16 +74,42 @@ class Forms(html.parser.HTMLParser):
                 self.forms[-1]["types"][a["name"]] = kind
 
 
+class LoginFailed(Exception):
+    pass
+
+
 def fail(msg):
-    print(msg)
-    sys.exit(1)
+    raise LoginFailed(msg)
 
 
 def main():
     p = argparse.ArgumentParser()
     for arg in ("base", "client", "secret", "redirect-uri", "username", "password", "code-verifier"):
         p.add_argument("--" + arg, required=True)
+    p.add_argument("--until", help="log in repeatedly until this file exists")
     a = p.parse_args()
+    if not a.until:
+        try:
+            print(login(a))
+        except (LoginFailed, OSError, ValueError, KeyError) as e:
+            print(e)
+            sys.exit(1)
+        return
+    done = failed = 0
+    while not os.path.exists(a.until):
+        COOKIES.clear()
+        try:
+            login(a)
+        except (LoginFailed, OSError, ValueError, KeyError) as e:
+            failed += 1
+            print(f"login {done + 1} failed: {e!r}")
+        done += 1
+    print(f"{done} logins, {failed} failed")
+    sys.exit(1 if failed or not done else 0)
+
+
+def login(a):
+    """One full login; returns a summary line or raises LoginFailed."""
     basic = "Basic " + base64.b64encode(
         f"{urllib.parse.quote(a.client, safe='')}:{urllib.parse.quote(a.secret, safe='')}".encode()).decode()
     challenge = base64.urlsafe_b64encode(
@@ -167,7 +198,7 @@ def main():
     st, _, body = request("POST", meta["token_endpoint"], token_form, {"Authorization": basic})
     if st != 400 or json.loads(body).get("error") != "invalid_grant":
         fail(f"code replay: {st} {body[:200]}")
-    print(f"logged in as {a.username} (sub {claims.get('sub')}); code replay refused")
+    return f"logged in as {a.username} (sub {claims.get('sub')}); code replay refused"
 
 
 if __name__ == "__main__":
