@@ -60,6 +60,9 @@ pub struct Replica {
     child: Option<Child>,
     pub port: u16,
     pub log: PathBuf,
+    /// Its config file, for [`Replica::restart`].
+    #[allow(dead_code)] // the chaos run restarts replicas; the scale suite does not
+    pub config: PathBuf,
 }
 
 impl Replica {
@@ -69,6 +72,14 @@ impl Replica {
 
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(Child::id)
+    }
+
+    /// Starts the process again with the same config and port (after `kill9` or an exit),
+    /// appending to the same log. Does not wait for readiness.
+    #[allow(dead_code)] // used by the chaos run (tests/chaos)
+    pub fn restart(&mut self) {
+        self.kill9();
+        self.child = Some(spawn_replica(&self.config, &self.log));
     }
 
     /// SIGKILL: a crash, with requests in flight.
@@ -312,17 +323,11 @@ log:
                 let config = dir.path().join(format!("replica-{i}.yaml"));
                 std::fs::write(&config, yaml).unwrap();
                 let log = dir.path().join(format!("replica-{i}.log"));
-                let child = Command::new(BIN)
-                    .arg("--config")
-                    .arg(&config)
-                    .stdout(Stdio::null())
-                    .stderr(std::fs::File::create(&log).unwrap())
-                    .spawn()
-                    .unwrap();
                 Replica {
-                    child: Some(child),
+                    child: Some(spawn_replica(&config, &log)),
                     port: *port,
                     log,
+                    config,
                 }
             })
             .collect();
@@ -353,6 +358,22 @@ log:
         );
         stack
     }
+}
+
+/// A `par-server` process on `config`, its stderr appended to `log`.
+fn spawn_replica(config: &Path, log: &Path) -> Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .unwrap();
+    Command::new(BIN)
+        .arg("--config")
+        .arg(config)
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap()
 }
 
 /// A plain HTTP/1.0 GET to 127.0.0.1:`port` (blocking, 2 s bound): status and body.
@@ -488,7 +509,7 @@ pub async fn authorize(http: &reqwest::Client, base: &str, request_uri: &str) ->
     Err(classify(res).await)
 }
 
-fn form_value(html: &str, name: &str) -> String {
+pub fn form_value(html: &str, name: &str) -> String {
     let Some(at) = html.find(&format!("name=\"{name}\"")) else {
         return String::new();
     };
