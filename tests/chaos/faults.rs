@@ -157,7 +157,8 @@ impl Injector {
             }
     }
 
-    fn heal(&mut self, what: &str) {
+    /// Waits (bounded) until [`Injector::healthy`]; panics naming `what` otherwise.
+    pub fn heal(&mut self, what: &str) {
         let deadline = Instant::now() + HEAL_WITHIN;
         while !self.healthy() {
             assert!(
@@ -279,8 +280,6 @@ impl Injector {
         for i in (1..order.len()).rev() {
             order.swap(i, self.rng.below(i + 1));
         }
-        // Replicas finish their first sync after `cluster create` returns.
-        self.heal("start");
         let mut faults = Vec::new();
         loop {
             let gap = self.rng.range(1000, 3000);

@@ -37,7 +37,10 @@ pub enum Step {
 
 impl Step {
     pub fn is_replay(self) -> bool {
-        matches!(self, Step::ReplayAuthorize | Step::ReplayLogin | Step::ReplayToken)
+        matches!(
+            self,
+            Step::ReplayAuthorize | Step::ReplayLogin | Step::ReplayToken
+        )
     }
 
     /// A step that hands out a code for a `request_uri` when it succeeds.
@@ -259,7 +262,10 @@ pub fn check(ops: &[Op], faults: &[Fault], bounds: Bounds) -> Verdict {
             .collect::<Vec<_>>()
     };
     // An authorization is a code handed out for a request_uri; a redemption is tokens for a code.
-    let double_authorizations = doubles(|o| o.request_uri.as_ref(), |o| o.step.authorizes() && o.code.is_some());
+    let double_authorizations = doubles(
+        |o| o.request_uri.as_ref(),
+        |o| o.step.authorizes() && o.code.is_some(),
+    );
     let double_redemptions = doubles(|o| o.code.as_ref(), |o| o.step.redeems());
 
     let crashes: Vec<u64> = faults.iter().filter_map(|f| f.crash_ms).collect();

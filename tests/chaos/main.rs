@@ -105,15 +105,22 @@ async fn chaos(name: &str, wait_replicas: u32) -> Verdict {
     let stack = Stack::start(3, &yaml, http);
     let lb = stack.lb.url();
 
-    let t0 = Instant::now();
-    let rec = Arc::new(Recorder::new(t0));
-    let load = Workload::start(&lb, rec.clone(), USERS, seed, Duration::from_secs(secs + 180));
     let mut injector = Injector {
         cluster,
         stack,
         rng: Rng::new(seed),
-        t0,
+        t0: Instant::now(),
     };
+    // Replicas finish their first sync after `cluster create` returns.
+    let mut injector = tokio::task::spawn_blocking(move || {
+        injector.heal("start");
+        injector
+    })
+    .await
+    .expect("topology at start");
+    injector.t0 = Instant::now();
+    let rec = Arc::new(Recorder::new(injector.t0));
+    let load = Workload::start(&lb, rec.clone(), USERS, seed, Duration::from_secs(secs + 180));
     let (injector, faults) = tokio::task::spawn_blocking(move || {
         let faults = injector.run(secs * 1000);
         (injector, faults)
@@ -207,7 +214,10 @@ fn render(name: &str, wait_replicas: u32, seed: u64, secs: u64, v: &Verdict) -> 
         v.slowest_ms,
         v.excused
     );
-    let _ = writeln!(s, "| at s | fault | target | healed in s | requests | failed | recovered after s |");
+    let _ = writeln!(
+        s,
+        "| at s | fault | target | healed in s | requests | failed | recovered after s |"
+    );
     let _ = writeln!(s, "|---:|---|---|---:|---:|---|---:|");
     for f in &v.per_fault {
         let failed: Vec<String> = f.failed.iter().map(|(k, n)| format!("{n} × {k}")).collect();
@@ -219,7 +229,11 @@ fn render(name: &str, wait_replicas: u32, seed: u64, secs: u64, v: &Verdict) -> 
             f.target,
             f.heal_ms as f64 / 1000.0,
             f.requests,
-            if failed.is_empty() { "0".into() } else { failed.join(", ") },
+            if failed.is_empty() {
+                "0".into()
+            } else {
+                failed.join(", ")
+            },
             f.recovered_ms as f64 / 1000.0
         );
     }
@@ -255,4 +269,84 @@ async fn chaos_wait_replicas_1() {
         v.double_authorizations,
         v.double_redemptions
     );
+}
+
+/// Found by the chaos run: with `redis.wait_replicas` on a Cluster, the `WAIT` after a take
+/// is routed by the client's slot map. While a killed primary rejoins (same address, its
+/// old `nodes.conf`) the map may briefly name it again as the slot's primary; it is a
+/// replica by the time the `WAIT` arrives and answers `ERR WAIT cannot be used with replica
+/// instances`. The take's replication is then unconfirmed, so the caller must get
+/// `Unavailable` (503, nothing handed out), never `Backend` (500). Timing-dependent: takes
+/// run without pause through three kill → promote → rejoin rounds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn takes_while_a_killed_primary_rejoins_are_503_never_500() {
+    use par_server::store::redis::{RedisOptions, RedisStore, Topology};
+    use par_server::store::{Keys, StoreError};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let _one_at_a_time = serial().await;
+    let mut cluster = RedisCluster::start(3, 1);
+    let synced = |c: &RedisCluster| {
+        c.nodes.iter().all(|n| {
+            let i = n.info("replication");
+            i.contains("connected_slaves:1") || i.contains("master_link_status:up")
+        })
+    };
+    assert!(topology::poll(Duration::from_secs(30), || synced(&cluster)));
+    let store = RedisStore::connect(&RedisOptions {
+        topology: Topology::Cluster {
+            nodes: cluster.seeds(),
+        },
+        wait_replicas: 1,
+        ..RedisOptions::standalone("", Duration::from_millis(500))
+    })
+    .unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let takes = {
+        let (store, stop) = (store.clone(), stop.clone());
+        tokio::spawn(async move {
+            let keys = Keys::new("chaos:");
+            let mut outcomes = std::collections::BTreeMap::<String, usize>::new();
+            let mut n = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                n += 1;
+                let k = keys.code(&n.to_string());
+                let outcome = match store.put_new(&k, b"{}", Duration::from_secs(60)).await {
+                    Err(_) => "put 503".to_owned(),
+                    Ok(_) => match store.take(&k).await {
+                        Ok(Some(_)) => "taken".to_owned(),
+                        Ok(None) => "missing".to_owned(),
+                        Err(StoreError::Unavailable(_)) => "take 503".to_owned(),
+                        Err(StoreError::Backend(e)) => format!("take 500: {e}"),
+                    },
+                };
+                *outcomes.entry(outcome).or_default() += 1;
+            }
+            outcomes
+        })
+    };
+    for round in 0..3 {
+        let primary = (0..cluster.nodes.len())
+            .filter(|&i| cluster.nodes[i].info("replication").contains("role:master"))
+            .nth(round)
+            .unwrap();
+        cluster.nodes[primary].stop();
+        let survivor = (primary + 1) % cluster.nodes.len();
+        let masters = |c: &RedisCluster| {
+            c.nodes[survivor]
+                .cmd::<String>(&["CLUSTER", "NODES"])
+                .lines()
+                .filter(|l| l.contains("master") && !l.contains("fail"))
+                .count()
+        };
+        assert!(topology::poll(Duration::from_secs(30), || masters(&cluster) == 3));
+        cluster.nodes[primary].restart();
+        assert!(topology::poll(Duration::from_secs(30), || synced(&cluster)));
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    stop.store(true, Ordering::Relaxed);
+    let outcomes = takes.await.unwrap();
+    println!("takes through three primary kills: {outcomes:?}");
+    let bad: Vec<&String> = outcomes.keys().filter(|k| k.contains("500")).collect();
+    assert!(bad.is_empty(), "a take around a failover was a 500: {bad:?}");
+    assert!(outcomes.get("taken").is_some_and(|n| *n > 0), "{outcomes:?}");
 }

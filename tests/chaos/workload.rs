@@ -64,7 +64,9 @@ struct Reply {
 impl Reply {
     fn location_param(&self, name: &str) -> Option<String> {
         let url = url::Url::parse(self.location.as_deref()?).ok()?;
-        url.query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
+        url.query_pairs()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.into_owned())
     }
 
     /// A redirect to the client carrying a code.
@@ -154,11 +156,15 @@ impl Ctx {
                     ("code_challenge", CHALLENGE),
                     ("code_challenge_method", "S256"),
                 ]),
-            Step::Authorize | Step::ReplayAuthorize => flow
-                .browser
-                .get(format!("{base}/oauth2/authorize"))
-                .query(&[("client_id", CLIENT), ("request_uri", flow.request_uri.as_deref()?)]),
-            Step::Login | Step::ReplayLogin => flow.browser.post(format!("{base}/oauth2/login")).form(&flow.form),
+            Step::Authorize | Step::ReplayAuthorize => {
+                flow.browser.get(format!("{base}/oauth2/authorize")).query(&[
+                    ("client_id", CLIENT),
+                    ("request_uri", flow.request_uri.as_deref()?),
+                ])
+            }
+            Step::Login | Step::ReplayLogin => {
+                flow.browser.post(format!("{base}/oauth2/login")).form(&flow.form)
+            }
             Step::Token | Step::ReplayToken => flow
                 .browser
                 .post(format!("{base}/oauth2/token"))
@@ -276,7 +282,10 @@ impl Workload {
     pub fn start(lb: &str, rec: Arc<Recorder>, users: usize, seed: u64, max_time: Duration) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
         let deadline = Instant::now() + max_time;
-        let ctx = Arc::new(Ctx { lb: lb.to_owned(), rec });
+        let ctx = Arc::new(Ctx {
+            lb: lb.to_owned(),
+            rec,
+        });
         let users = (0..users)
             .map(|u| {
                 let (ctx, stop) = (ctx.clone(), stop.clone());
