@@ -463,6 +463,13 @@ impl RedisStore {
         if self.wait_replicas == 0 {
             return Ok(());
         }
+        // Any failed WAIT leaves the take unconfirmed: hand nothing out (503), never 500. After
+        // a failover the slot map (or a Sentinel's answer) can still name the old primary,
+        // now a replica, which answers `ERR WAIT cannot be used with replica instances`
+        // (found by the chaos run, tests/chaos).
+        fn unconfirmed(e: impl std::fmt::Display) -> StoreError {
+            StoreError::Unavailable(format!("redis WAIT failed; take not handed out: {e}"))
+        }
         let mut wait = redis::cmd("WAIT");
         wait.arg(self.wait_replicas)
             .arg(self.wait_timeout.as_millis() as u64);
@@ -476,8 +483,9 @@ impl RedisStore {
                 )));
                 let v = tokio::time::timeout(self.timeout + self.wait_timeout, c.route_command(wait, route))
                     .await
-                    .map_err(|_| StoreError::Unavailable("redis WAIT timed out".into()))??;
-                i64::from_redis_value(v).map_err(|e| StoreError::Backend(e.to_string()))?
+                    .map_err(|_| StoreError::Unavailable("redis WAIT timed out".into()))?
+                    .map_err(unconfirmed)?;
+                i64::from_redis_value(v).map_err(unconfirmed)?
             }
             _ => {
                 let timeout = self.timeout + self.wait_timeout;
@@ -498,7 +506,8 @@ impl RedisStore {
                 };
                 tokio::time::timeout(timeout, fut)
                     .await
-                    .map_err(|_| StoreError::Unavailable("redis WAIT timed out".into()))??
+                    .map_err(|_| StoreError::Unavailable("redis WAIT timed out".into()))?
+                    .map_err(unconfirmed)?
             }
         };
         if acked < self.wait_replicas as i64 {

@@ -65,6 +65,13 @@ fn role(node: &RedisNode) -> Option<Role> {
     }
 }
 
+/// `INFO replication`, or "" if the node does not answer in time (never panics).
+pub fn replication(node: &RedisNode) -> String {
+    connection(node)
+        .and_then(|mut c| redis::cmd("INFO").arg("replication").query(&mut c).ok())
+        .unwrap_or_default()
+}
+
 fn cluster_ok(node: &RedisNode) -> bool {
     connection(node).is_some_and(|mut c| {
         redis::cmd("CLUSTER")
