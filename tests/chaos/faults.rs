@@ -194,8 +194,9 @@ impl Injector {
         let target = match kind {
             FaultKind::ReplicaKill9 => {
                 let i = self.rng.below(self.stack.replicas.len());
-                crash_ms = Some(self.ms());
+                let killed = self.ms();
                 self.stack.replicas[i].kill9();
+                crash_ms = Some((killed, self.ms()));
                 std::thread::sleep(Duration::from_secs(1));
                 self.stack.replicas[i].restart();
                 format!("par-server replica {i}")

@@ -159,8 +159,8 @@ pub struct Fault {
     /// When the topology was whole again (cluster ok, every primary with a synced replica,
     /// every replica UP at the load balancer).
     pub healed_ms: u64,
-    /// When a par-server replica was SIGKILLed, if one was.
-    pub crash_ms: Option<u64>,
+    /// From the SIGKILL of a par-server replica until the process was gone, if one was.
+    pub crash_ms: Option<(u64, u64)>,
 }
 
 /// The limits the checker applies.
@@ -268,11 +268,14 @@ pub fn check(ops: &[Op], faults: &[Fault], bounds: Bounds) -> Verdict {
     );
     let double_redemptions = doubles(|o| o.code.as_ref(), |o| o.step.redeems());
 
-    let crashes: Vec<u64> = faults.iter().filter_map(|f| f.crash_ms).collect();
+    // A request HAProxy had already connected to the dying process (in flight, or still in
+    // its accept queue) cannot be answered; one that came after the process was gone is
+    // refused at connect and retried on another replica, so it must succeed.
+    let crashes: Vec<(u64, u64)> = faults.iter().filter_map(|f| f.crash_ms).collect();
     let in_flight_at_crash = |o: &Op| {
         crashes
             .iter()
-            .any(|&c| o.start_ms <= c + SLACK_MS / 5 && o.end_ms + SLACK_MS / 5 >= c)
+            .any(|&(from, to)| o.start_ms <= to + SLACK_MS / 5 && o.end_ms + SLACK_MS / 5 >= from)
     };
     let mut unclean = Vec::new();
     let mut excused = 0;
@@ -362,7 +365,7 @@ mod tests {
         }
     }
 
-    fn fault(kind: FaultKind, start_ms: u64, healed_ms: u64, crash_ms: Option<u64>) -> Fault {
+    fn fault(kind: FaultKind, start_ms: u64, healed_ms: u64, crash_ms: Option<(u64, u64)>) -> Fault {
         Fault {
             kind,
             target: "t".into(),
@@ -434,7 +437,7 @@ mod tests {
         ops[1].answer = Answer::ServerError;
         ops.push(op(2, Step::Push, 1000, Answer::Lb(502), "u2", None));
         ops.push(op(3, Step::Push, 2000, Answer::Lb(502), "u3", None));
-        let crash = fault(FaultKind::ReplicaKill9, 1005, 1500, Some(1005));
+        let crash = fault(FaultKind::ReplicaKill9, 1005, 1500, Some((1005, 1040)));
         let v = check(&ops, &[crash], B);
         assert_eq!(v.excused, 1, "flow 2 was in flight at the kill");
         let unclean: Vec<u64> = v.unclean.iter().map(|o| o.flow).collect();

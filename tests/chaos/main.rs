@@ -98,8 +98,11 @@ async fn chaos(name: &str, wait_replicas: u32) -> Verdict {
         "    mode: cluster\n    cluster_nodes: [{}]\n    wait_replicas: {wait_replicas}\n    wait_timeout_ms: 500",
         nodes.join(", ")
     );
+    // The drain delay must outlast HAProxy noticing (`fall 2` × `inter 300ms`) with margin:
+    // at 1 s, on a box with a load of 17, one request in 5 minutes still met the closing
+    // listener (an LB 502).
     let http = HttpOptions {
-        drain_delay_secs: 1,
+        drain_delay_secs: 2,
         shutdown_grace_secs: 5,
     };
     let stack = Stack::start(3, &yaml, http);
