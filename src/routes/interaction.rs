@@ -177,8 +177,11 @@ impl Interaction {
             return Err(e);
         }
         if !stored.map_err(page_error(state))? {
-            tracing::error!("authorization code collision");
-            return Err(BrowserError::internal(state));
+            // As for a push (routes/par.rs): a fresh code's key that exists already is a
+            // retried write; the request is taken, so this login ends, with a 503.
+            return Err(page_error(state)(StoreError::Unavailable(
+                "authorization code exists already (a retried write?)".into(),
+            )));
         }
         crate::telemetry::metrics::code_issued(&request.client_id);
         tracing::info!("authorization code issued");

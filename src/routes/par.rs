@@ -13,6 +13,7 @@ use crate::oauth::OAuthError;
 use crate::oauth::authorization::AuthorizationRequest;
 use crate::oauth::request_uri::Reference;
 use crate::state::AppState;
+use crate::store::StoreError;
 use crate::telemetry;
 
 #[derive(Serialize)]
@@ -40,9 +41,13 @@ pub async fn push(
     let reference = Reference::generate();
     let key = state.keys.par(&reference.digest());
     if !state.store.put_new(&key, &record, state.par.lifetime).await? {
-        // 256 random bits colliding means a broken RNG: refuse rather than overwrite.
-        tracing::error!("request_uri reference collision");
-        return Err(OAuthError::internal().into());
+        // A fresh 256-bit key that exists already: in practice our own SET applied twice (the
+        // cluster client resent it after losing the reply, found by the chaos run), rarely a
+        // broken RNG. Refuse rather than overwrite, and let the client push again (503).
+        return Err(StoreError::Unavailable(
+            "request_uri reference exists already (a retried write?)".into(),
+        )
+        .into());
     }
     telemetry::metrics::pushed(&client.id);
     Ok(HttpResponse::Created()
