@@ -209,7 +209,8 @@ pub struct Verdict {
     pub excused: usize,
     pub hangs: Vec<Op>,
     pub slowest_ms: u64,
-    /// Non-replay failures before the first fault (a healthy system has none).
+    /// Non-replay failures before the first fault (reported: on an overloaded box a Redis
+    /// call can pass `command_timeout_ms` without a fault, which is a clean 503).
     pub before_faults: BTreeMap<String, usize>,
     pub per_fault: Vec<FaultSummary>,
 }
