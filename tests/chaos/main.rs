@@ -212,6 +212,9 @@ fn render(name: &str, wait_replicas: u32, seed: u64, secs: u64, v: &Verdict) -> 
         v.slowest_ms,
         v.excused
     );
+    if !v.before_faults.is_empty() {
+        let _ = writeln!(s, "before the first fault: {:?}\n", v.before_faults);
+    }
     let _ = writeln!(
         s,
         "| at s | fault | target | healed in s | requests | failed | recovered after s |"
