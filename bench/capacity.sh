@@ -64,13 +64,16 @@ memory_point() { # kind n scenario [username password]
   before=$(used_memory)
   USERNAME=${4:-$USERNAME} PASSWORD=${5:-$PASSWORD} LG_SECS=600 \
     lg_par "$scenario" 32 "cap-mem-$kind-$n" --count "$n" --warmup 0 >/dev/null
+  local markers=""
   if [ "$kind" = sso-session ]; then
-    # A password login leaves its SSO session and the code's used-marker; count the sessions.
-    rcli --scan --pattern '*code:*' | xargs -r -n 1000 redis-cli -p "$REDIS_PORT" unlink >/dev/null
+    # A password login leaves its SSO session and the code's used-marker: count both, then
+    # the sessions alone.
+    markers=",\"used_memory_with_markers\":$(used_memory)"
+    rcli --scan --pattern '*code:*' | xargs -r -n 1000 redis-cli -p "$REDIS_PORT" del >/dev/null
   fi
   after=$(used_memory)
   keys=$(rcli dbsize)
-  echo "{\"kind\":\"$kind\",\"n\":$n,\"used_memory_before\":$before,\"used_memory_after\":$after,\"keys\":$keys,\"loadavg\":\"$(cut -d' ' -f1-3 /proc/loadavg)\"}" |
+  echo "{\"kind\":\"$kind\",\"n\":$n,\"used_memory_before\":$before,\"used_memory_after\":$after$markers,\"keys\":$keys,\"loadavg\":\"$(cut -d' ' -f1-3 /proc/loadavg)\"}" |
     tee -a "$OUT/memory.jsonl"
 }
 for n in 10000 100000; do

@@ -525,7 +525,11 @@ fn server_cpu_ns(pids: &[u32]) -> u64 {
         };
         for t in tasks.flatten() {
             if let Ok(s) = std::fs::read_to_string(t.path().join("schedstat")) {
-                ns += s.split_whitespace().next().and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+                ns += s
+                    .split_whitespace()
+                    .next()
+                    .and_then(|v| v.parse::<u64>().ok())
+                    .unwrap_or(0);
             }
         }
     }
@@ -812,6 +816,8 @@ fn print_text(r: &Report) {
         r.redis_net_in_bytes_per_flow,
         r.redis_net_out_bytes_per_flow,
     ) {
-        println!("  redis: {u:.1} µs executing + {c:.1} µs process CPU per flow; {i:.0} B in, {o:.0} B out per flow");
+        println!(
+            "  redis: {u:.1} µs executing + {c:.1} µs process CPU per flow; {i:.0} B in, {o:.0} B out per flow"
+        );
     }
 }

@@ -44,7 +44,8 @@ pub async fn redis_sample(url: &str) -> Option<RedisSample> {
                         .and_then(|v| v.parse().ok())
                         .unwrap_or(0)
                 };
-                out.commands.insert(name.to_owned(), (field("calls="), field("usec=")));
+                out.commands
+                    .insert(name.to_owned(), (field("calls="), field("usec=")));
             }
         }
     }

@@ -23,7 +23,10 @@ fn main() {
         let password = args.nth(1).expect("cheap-hash PASSWORD");
         let params = argon2::Params::new(1024, 1, 1, None).expect("argon2 parameters");
         let hasher = Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
-        println!("{}", hasher.hash_password(password.as_bytes()).expect("argon2 hashes"));
+        println!(
+            "{}",
+            hasher.hash_password(password.as_bytes()).expect("argon2 hashes")
+        );
         return;
     }
     let threads: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(2);

@@ -102,7 +102,12 @@ async fn login(store: &RedisStore, keys: &Keys, sso: &par_server::store::Key, re
     if !matches!(taken, Ok(TakeOutcome::Taken(_))) || !matches!(stored, Ok(true)) {
         return false;
     }
-    matches!(store.redeem(&code, &keys.code_used(&c), Duration::from_secs(600)).await, Ok(Some(_)))
+    matches!(
+        store
+            .redeem(&code, &keys.code_used(&c), Duration::from_secs(600))
+            .await,
+        Ok(Some(_))
+    )
 }
 
 struct Records {
@@ -145,8 +150,13 @@ async fn run(args: Args) {
     let counters = Arc::new(Counters::default());
     let tasks: Vec<_> = (0..args.concurrency)
         .map(|_| {
-            let (store, keys, recs, stop, counters) =
-                (store.clone(), keys.clone(), recs.clone(), stop.clone(), counters.clone());
+            let (store, keys, recs, stop, counters) = (
+                store.clone(),
+                keys.clone(),
+                recs.clone(),
+                stop.clone(),
+                counters.clone(),
+            );
             let sso_value = record(args.sso_bytes);
             tokio::spawn(async move {
                 // Each task is one browser with an SSO session.
@@ -168,7 +178,10 @@ async fn run(args: Args) {
     for n in &args.nodes {
         before.push(redis_info::redis_sample(n).await.expect("INFO"));
     }
-    let (l0, e0) = (counters.logins.load(Ordering::Relaxed), counters.errors.load(Ordering::Relaxed));
+    let (l0, e0) = (
+        counters.logins.load(Ordering::Relaxed),
+        counters.errors.load(Ordering::Relaxed),
+    );
     let started = Instant::now();
     tokio::time::sleep(Duration::from_secs_f64(args.duration)).await;
     let secs = started.elapsed().as_secs_f64();
@@ -191,7 +204,14 @@ async fn run(args: Args) {
             .map(|(k, (_, u))| u - b.commands.get(k).map_or(0, |x| x.1))
             .sum();
         all_calls += calls;
-        nodes.push((n.clone(), calls, usec, a.cpu_secs - b.cpu_secs, a.net_in - b.net_in, a.net_out - b.net_out));
+        nodes.push((
+            n.clone(),
+            calls,
+            usec,
+            a.cpu_secs - b.cpu_secs,
+            a.net_in - b.net_in,
+            a.net_out - b.net_out,
+        ));
     }
     stop.store(true, Ordering::Relaxed);
     for t in tasks {
