@@ -189,7 +189,7 @@ pub struct FaultSummary {
     pub heal_ms: u64,
     /// Non-replay requests that started between this fault and the next.
     pub requests: usize,
-    /// Their failures by step and answer.
+    /// Non-replay failures that ended between this fault and the next, by step and answer.
     pub failed: BTreeMap<String, usize>,
     /// From the fault to the end of the last failed request it caused (0: none failed).
     pub recovered_ms: u64,
@@ -311,17 +311,23 @@ pub fn check(ops: &[Op], faults: &[Fault], bounds: Bounds) -> Verdict {
         m
     };
     let first = faults.first().map_or(u64::MAX, |f| f.start_ms);
-    let before_faults = tally(ops.iter().filter(failed).filter(|o| o.start_ms < first).collect());
+    let before_faults = tally(ops.iter().filter(failed).filter(|o| o.end_ms < first).collect());
     let per_fault = faults
         .iter()
         .enumerate()
         .map(|(i, f)| {
             let until = faults.get(i + 1).map_or(u64::MAX, |n| n.start_ms);
+            let during = |t: u64| f.start_ms <= t && t < until;
             let window: Vec<&Op> = ops
                 .iter()
-                .filter(|o| !o.step.is_replay() && f.start_ms <= o.start_ms && o.start_ms < until)
+                .filter(|o| !o.step.is_replay() && during(o.start_ms))
                 .collect();
-            let fails: Vec<&Op> = window.iter().copied().filter(|o| !o.answer.is_ok()).collect();
+            // A failure belongs to the fault that was the latest when it ended (a request
+            // started before the next fault and failed by it is that fault's).
+            let fails: Vec<&Op> = ops
+                .iter()
+                .filter(|o| !o.step.is_replay() && !o.answer.is_ok() && during(o.end_ms))
+                .collect();
             FaultSummary {
                 kind: f.kind,
                 target: f.target.clone(),

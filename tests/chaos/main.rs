@@ -238,6 +238,28 @@ fn render(name: &str, wait_replicas: u32, seed: u64, secs: u64, v: &Verdict) -> 
             f.recovered_ms as f64 / 1000.0
         );
     }
+    // The same by kind of fault.
+    let mut kinds: std::collections::BTreeMap<_, Vec<&history::FaultSummary>> = Default::default();
+    for f in &v.per_fault {
+        kinds.entry(f.kind).or_default().push(f);
+    }
+    let _ = writeln!(
+        s,
+        "\n| fault | times | requests | failed | time to recover, median / max s |\n|---|---:|---:|---:|---:|"
+    );
+    for (kind, fs) in kinds {
+        let mut rec: Vec<u64> = fs.iter().map(|f| f.recovered_ms).collect();
+        rec.sort_unstable();
+        let _ = writeln!(
+            s,
+            "| {kind:?} | {} | {} | {} | {:.1} / {:.1} |",
+            fs.len(),
+            fs.iter().map(|f| f.requests).sum::<usize>(),
+            fs.iter().map(|f| f.failed.values().sum::<usize>()).sum::<usize>(),
+            rec[rec.len() / 2] as f64 / 1000.0,
+            rec[rec.len() - 1] as f64 / 1000.0
+        );
+    }
     let answers: Vec<String> = v.answers.iter().map(|(k, n)| format!("{k}: {n}")).collect();
     let _ = writeln!(s, "\nall answers (replays included): {}", answers.join(", "));
     for d in v.double_authorizations.iter().chain(&v.double_redemptions) {

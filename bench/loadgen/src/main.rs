@@ -412,24 +412,24 @@ impl Vu {
         self.token(false, &code).await
     }
 
+    /// A fresh push, then `/authorize` with it in this browser.
+    async fn push_and_authorize(&mut self, rec: bool) -> Result<Reply, Fail> {
+        let uri = self.push(rec).await?;
+        let path = self.authorize_path(&uri);
+        self.timed(rec, "authorize", Method::GET, &path, Cred::Cookies, None)
+            .await
+    }
+
     async fn flow(&mut self, rec: bool) -> Result<(), Fail> {
         match self.cfg.args.scenario {
             Scenario::Push => self.push(rec).await.map(|_| ()),
             Scenario::Sso => {
-                let uri = self.push(rec).await?;
-                let path = self.authorize_path(&uri);
-                let r = self
-                    .timed(rec, "authorize", Method::GET, &path, Cred::Cookies, None)
-                    .await?;
+                let r = self.push_and_authorize(rec).await?;
                 let code = self.code_from("authorize", &r)?;
                 self.token(rec, &code).await
             }
             Scenario::Pending => {
-                let uri = self.push(rec).await?;
-                let path = self.authorize_path(&uri);
-                let r = self
-                    .timed(rec, "authorize", Method::GET, &path, Cred::Cookies, None)
-                    .await?;
+                let r = self.push_and_authorize(rec).await?;
                 self.jar.store(&r.set_cookies);
                 if r.status != StatusCode::OK {
                     return Err(status_fail("authorize", &r));
@@ -687,15 +687,9 @@ async fn run(args: Args) -> std::process::ExitCode {
     let mut per_cmd = BTreeMap::new();
     let mut usec_per_cmd = BTreeMap::new();
     if let (Some(b), Some(a)) = (&redis_before, &redis_after) {
-        for (cmd, (calls, usec)) in &a.commands {
-            if cmd == "info" {
-                continue;
-            }
-            let (calls_b, usec_b) = b.commands.get(cmd).copied().unwrap_or_default();
-            if calls > &calls_b {
-                per_cmd.insert(cmd.clone(), (calls - calls_b) as f64 / flows);
-                usec_per_cmd.insert(cmd.clone(), (usec - usec_b) as f64 / flows);
-            }
+        for (cmd, (calls, usec)) in a.commands_since(b) {
+            per_cmd.insert(cmd.clone(), calls as f64 / flows);
+            usec_per_cmd.insert(cmd, usec as f64 / flows);
         }
     }
     let redis_delta = |f: fn(&RedisSample) -> f64| match (&redis_before, &redis_after) {

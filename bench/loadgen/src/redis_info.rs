@@ -14,6 +14,20 @@ pub struct RedisSample {
     pub net_out: u64,
 }
 
+impl RedisSample {
+    /// (calls, µs) of each command run since `before`, without the `INFO` calls themselves.
+    pub fn commands_since(&self, before: &RedisSample) -> BTreeMap<String, (u64, u64)> {
+        self.commands
+            .iter()
+            .filter(|(cmd, _)| *cmd != "info")
+            .filter_map(|(cmd, (calls, usec))| {
+                let (c0, u0) = before.commands.get(cmd).copied().unwrap_or_default();
+                (*calls > c0).then(|| (cmd.clone(), (calls - c0, usec - u0)))
+            })
+            .collect()
+    }
+}
+
 pub async fn redis_sample(url: &str) -> Option<RedisSample> {
     let client = redis::Client::open(url).ok()?;
     let mut c = client.get_multiplexed_async_connection().await.ok()?;

@@ -191,18 +191,9 @@ async fn run(args: Args) {
     let mut all_calls = 0u64;
     for (n, b) in args.nodes.iter().zip(&before) {
         let a = redis_info::redis_sample(n).await.expect("INFO");
-        let calls: u64 = a
-            .commands
-            .iter()
-            .filter(|(k, _)| *k != "info")
-            .map(|(k, (c, _))| c - b.commands.get(k).map_or(0, |x| x.0))
-            .sum();
-        let usec: u64 = a
-            .commands
-            .iter()
-            .filter(|(k, _)| *k != "info")
-            .map(|(k, (_, u))| u - b.commands.get(k).map_or(0, |x| x.1))
-            .sum();
+        let since = a.commands_since(b);
+        let calls: u64 = since.values().map(|(c, _)| c).sum();
+        let usec: u64 = since.values().map(|(_, u)| u).sum();
         all_calls += calls;
         nodes.push((
             n.clone(),
