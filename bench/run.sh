@@ -8,7 +8,7 @@
 #   bench/run.sh --no-soak  full run without the soak
 #   bench/run.sh --no-peer  skip oidc-provider (no npm needed)
 #   bench/run.sh --capacity per-login cost, Redis memory per record, Redis Cluster scaling
-#                           (bench/capacity.sh, ~8 min) and the sizing table (bench/capacity.py)
+#                           (bench/capacity.sh, 10-15 min) and the sizing table (bench/capacity.py)
 #
 # Environment: BENCH_SECS (seconds per measured point, default 10), BENCH_CONNS (concurrency
 # levels, default "1 16 64 256"), SOAK_SECS (default 600). All load goes to 127.0.0.1.
