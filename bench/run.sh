@@ -7,6 +7,8 @@
 #   bench/run.sh --smoke    ~20 s of load; fails only on request errors, never on speed
 #   bench/run.sh --no-soak  full run without the soak
 #   bench/run.sh --no-peer  skip oidc-provider (no npm needed)
+#   bench/run.sh --capacity per-login cost, Redis memory per record, Redis Cluster scaling
+#                           (bench/capacity.sh, 10-15 min) and the sizing table (bench/capacity.py)
 #
 # Environment: BENCH_SECS (seconds per measured point, default 10), BENCH_CONNS (concurrency
 # levels, default "1 16 64 256"), SOAK_SECS (default 600). All load goes to 127.0.0.1.
@@ -22,6 +24,7 @@ for a in "$@"; do
     --smoke) MODE=smoke ;;
     --no-soak) SOAK=0 ;;
     --no-peer) PEER=0 ;;
+    --capacity) MODE=capacity ;;
     *) echo "unknown option $a" >&2; exit 2 ;;
   esac
 done
@@ -127,6 +130,12 @@ lg_par() {
   echo "commit: $(git rev-parse --short HEAD)$(git diff --quiet || echo ' (dirty)')"
 } >"$OUT/machine.txt"
 cat "$OUT/machine.txt"
+
+if [ "$MODE" = capacity ]; then
+  # shellcheck source=bench/capacity.sh
+  . "$ROOT/bench/capacity.sh"
+  exit 0
+fi
 
 if [ "$MODE" = smoke ]; then
   start_par

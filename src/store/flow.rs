@@ -108,8 +108,10 @@ impl Store {
     }
 
     /// Stores a validated pushed request under its reference's digest for `lifetime`
-    /// (`SET … EX … NX`). A collision of 256 random bits means a broken RNG: refused rather
-    /// than overwritten.
+    /// (`SET … EX … NX`). A fresh 256-bit key that exists already is, in practice, our own
+    /// `SET` applied twice (the cluster client resent it after losing the reply; found by the
+    /// chaos run), rarely a broken RNG: refused rather than overwritten, as
+    /// [`StoreError::Unavailable`] so the client pushes again.
     #[tracing::instrument(name = "store.push_request", level = "debug", skip_all)]
     pub async fn push_request(
         &self,
@@ -125,7 +127,9 @@ impl Store {
         {
             Ok(())
         } else {
-            Err(StoreError::Backend("request_uri reference collision".into()))
+            Err(StoreError::Unavailable(
+                "request_uri reference exists already (a retried write?)".into(),
+            ))
         }
     }
 
@@ -190,7 +194,8 @@ impl Store {
     }
 
     /// Stores an authorization code's record under the code's digest for `lifetime`
-    /// (`SET … EX … NX`; a collision of 256 random bits is refused, never overwritten).
+    /// (`SET … EX … NX`). A key that exists already is refused, never overwritten, as
+    /// [`StoreError::Unavailable`] (see [`Store::push_request`]): the login ends with a 503.
     pub async fn store_code(
         &self,
         code: &str,
@@ -202,7 +207,9 @@ impl Store {
         if self.backend.put_new(&key, &value, lifetime).await? {
             Ok(())
         } else {
-            Err(StoreError::Backend("authorization code collision".into()))
+            Err(StoreError::Unavailable(
+                "authorization code exists already (a retried write?)".into(),
+            ))
         }
     }
 

@@ -24,7 +24,7 @@ mod topology;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use harness::{CLIENT, HttpOptions, PASSWORD, REDIRECT, SECRET, Stack};
+use harness::{CLIENT, PASSWORD, REDIRECT, ReplicaOptions, SECRET, Stack};
 use serde_json::Value;
 use topology::RedisNode;
 
@@ -102,7 +102,7 @@ fn requests_oauth2client(scenario: &str, issuer: &str) -> Value {
 #[test]
 fn independent_clients_complete_a_par_login_through_the_load_balancer() {
     let redis = RedisNode::start(&[]);
-    let stack = Stack::start(3, &redis, HttpOptions::default());
+    let stack = Stack::start(3, &redis, ReplicaOptions::default());
     let issuer = stack.lb.url();
     for report in [
         openid_client("basic", &issuer),

@@ -46,6 +46,13 @@ pub struct Replica {
     child: Option<Child>,
     pub port: u16,
     pub log: PathBuf,
+    /// How it was started, for [`Replica::restart`]: its config, in `dir` under `name`.
+    #[allow(dead_code)] // the chaos run restarts replicas; the scale suite does not
+    config: ConfigFile,
+    #[allow(dead_code)]
+    dir: PathBuf,
+    #[allow(dead_code)]
+    name: String,
 }
 
 impl Replica {
@@ -55,6 +62,14 @@ impl Replica {
 
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(Child::id)
+    }
+
+    /// Starts the process again with the same config and port (after `kill9` or an exit),
+    /// appending to the same log. Does not wait for readiness.
+    #[allow(dead_code)] // used by the chaos run (tests/chaos)
+    pub fn restart(&mut self) {
+        self.kill9();
+        self.child = Some(self.config.spawn(&self.dir, &self.name).0);
     }
 
     /// SIGKILL: a crash, with requests in flight.
@@ -232,18 +247,21 @@ pub struct Stack {
     _dir: tempfile::TempDir,
 }
 
-/// Per-replica HTTP settings of a stack.
+/// What the replicas of a stack vary beyond their Redis.
 #[derive(Clone, Copy)]
-pub struct HttpOptions {
+pub struct ReplicaOptions {
     pub drain_delay_secs: u64,
     pub shutdown_grace_secs: u64,
+    /// `redis.wait_replicas` (docs/redis.md); 0 = off.
+    pub wait_replicas: u32,
 }
 
-impl Default for HttpOptions {
+impl Default for ReplicaOptions {
     fn default() -> Self {
         Self {
             drain_delay_secs: 2,
             shutdown_grace_secs: 10,
+            wait_replicas: 0,
         }
     }
 }
@@ -252,7 +270,7 @@ impl Stack {
     /// `n` replicas on `redis` (a `&RedisNode`, `&RedisCluster` or `&SentinelGroup`, or a
     /// [`RedisTarget`]) behind one HAProxy; returns once every replica is ready and HAProxy
     /// sees them UP.
-    pub fn start(n: usize, redis: impl Into<RedisTarget>, http: HttpOptions) -> Self {
+    pub fn start(n: usize, redis: impl Into<RedisTarget>, options: ReplicaOptions) -> Self {
         let redis = redis.into();
         let dir = tempfile::tempdir().unwrap();
         let lb_port = free_port();
@@ -266,17 +284,22 @@ impl Stack {
                     issuer: Some(format!("http://127.0.0.1:{lb_port}")),
                     key_prefix: Some(KEY_PREFIX.into()),
                     redis_timeout_ms: Some(500),
-                    drain_delay_secs: Some(http.drain_delay_secs),
-                    shutdown_grace_secs: Some(http.shutdown_grace_secs),
+                    drain_delay_secs: Some(options.drain_delay_secs),
+                    shutdown_grace_secs: Some(options.shutdown_grace_secs),
+                    wait_replicas: Some(options.wait_replicas),
                     log_level: Some("warn".into()),
                     clients: vec![ClientEntry::new(CLIENT, SECRET)],
                     ..ConfigFile::new(*port, redis.clone())
                 };
-                let (child, log) = config.spawn(dir.path(), &format!("replica-{i}"));
+                let name = format!("replica-{i}");
+                let (child, log) = config.spawn(dir.path(), &name);
                 Replica {
                     child: Some(child),
                     port: *port,
                     log,
+                    config,
+                    dir: dir.path().to_path_buf(),
+                    name,
                 }
             })
             .collect();
@@ -309,6 +332,7 @@ impl Stack {
     }
 }
 
+/// A `par-server` process on `config`, its stderr appended to `log`.
 /// A plain HTTP/1.0 GET to 127.0.0.1:`port` (blocking, 2 s bound): status and body.
 pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
     use std::io::{Read, Write};

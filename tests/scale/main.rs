@@ -31,7 +31,7 @@ fn fmt_tally(records: &[Record]) -> String {
 async fn s1_three_replicas_one_winner_per_request() {
     let _one_at_a_time = serial().await;
     let redis = RedisNode::start(&[]);
-    let stack = Stack::start(3, &redis, HttpOptions::default());
+    let stack = Stack::start(3, &redis, ReplicaOptions::default());
     let lb = stack.lb.url();
     let r: Vec<String> = stack.replicas.iter().map(Replica::url).collect();
 
@@ -146,7 +146,7 @@ async fn s1_three_replicas_one_winner_per_request() {
 async fn s2_cluster_reshard_and_failover_lose_nothing() {
     let _one_at_a_time = serial().await;
     let cluster = RedisCluster::start(3, 1);
-    let stack = Stack::start(2, &cluster, HttpOptions::default());
+    let stack = Stack::start(2, &cluster, ReplicaOptions::default());
     let lb = stack.lb.url();
     let (first, _) = login_flow([&lb, &lb, &lb], true).await;
     assert!(first.is_ok(), "login on the cluster: {first:?}");
@@ -260,7 +260,7 @@ async fn s2_cluster_reshard_and_failover_lose_nothing() {
 async fn s3_sentinel_failover_is_followed() {
     let _one_at_a_time = serial().await;
     let mut group = SentinelGroup::start();
-    let stack = Stack::start(2, &group, HttpOptions::default());
+    let stack = Stack::start(2, &group, ReplicaOptions::default());
     let lb = stack.lb.url();
     let load = Load::start(&lb, 8, 20_000, Duration::from_secs(90), true);
     assert!(
@@ -318,7 +318,7 @@ async fn s3_sentinel_failover_is_followed() {
 async fn s4_redis_outage_fails_fast_and_recovers() {
     let _one_at_a_time = serial().await;
     let mut redis = RedisNode::start(&[]);
-    let stack = Stack::start(3, &redis, HttpOptions::default());
+    let stack = Stack::start(3, &redis, ReplicaOptions::default());
     let lb = stack.lb.url();
     let load = Load::start(&lb, 8, 20_000, Duration::from_secs(90), false);
     assert!(
@@ -403,7 +403,7 @@ async fn s4_redis_outage_fails_fast_and_recovers() {
 async fn s5_replica_loss_is_bounded() {
     let _one_at_a_time = serial().await;
     let redis = RedisNode::start(&[]);
-    let mut stack = Stack::start(3, &redis, HttpOptions::default());
+    let mut stack = Stack::start(3, &redis, ReplicaOptions::default());
     let lb = stack.lb.url();
     const CONCURRENCY: usize = 12;
     let load = Load::start(&lb, CONCURRENCY, 20_000, Duration::from_secs(90), false);
@@ -467,11 +467,12 @@ async fn s5_replica_loss_is_bounded() {
 async fn s6_sigterm_drains_without_failures() {
     let _one_at_a_time = serial().await;
     let redis = RedisNode::start(&[]);
-    let http = HttpOptions {
+    let options = ReplicaOptions {
         drain_delay_secs: 2,
         shutdown_grace_secs: 10,
+        ..ReplicaOptions::default()
     };
-    let mut stack = Stack::start(3, &redis, http);
+    let mut stack = Stack::start(3, &redis, options);
     let lb = stack.lb.url();
     let load = Load::start(&lb, 8, 20_000, Duration::from_secs(90), false);
     assert!(
@@ -487,7 +488,7 @@ async fn s6_sigterm_drains_without_failures() {
     let drained = poll(Duration::from_secs(5), || {
         stack.lb.status_of("par-server-1").starts_with("DOWN")
     });
-    let limit = Duration::from_secs(http.drain_delay_secs + http.shutdown_grace_secs + 5);
+    let limit = Duration::from_secs(options.drain_delay_secs + options.shutdown_grace_secs + 5);
     let status = tokio::task::block_in_place(|| stack.replicas[0].wait_exit(limit));
     let exited_after = term_at.elapsed();
     let more = load
@@ -505,8 +506,8 @@ async fn s6_sigterm_drains_without_failures() {
             format!(
                 "exit status {status:?} after {:.1} s (drain delay {} s, grace {} s)",
                 exited_after.as_secs_f64(),
-                http.drain_delay_secs,
-                http.shutdown_grace_secs
+                options.drain_delay_secs,
+                options.shutdown_grace_secs
             ),
         ],
     );

@@ -81,6 +81,8 @@ pub struct ConfigFile {
     pub key_prefix: Option<String>,
     /// Both `redis.command_timeout_ms` and `redis.connect_timeout_ms`.
     pub redis_timeout_ms: Option<u64>,
+    /// `redis.wait_replicas` (with `redis.wait_timeout_ms` 500).
+    pub wait_replicas: Option<u32>,
     pub drain_delay_secs: Option<u64>,
     pub shutdown_grace_secs: Option<u64>,
     /// `log.format`: `json` or `pretty`.
@@ -101,6 +103,7 @@ impl ConfigFile {
             redis: redis.into(),
             key_prefix: None,
             redis_timeout_ms: None,
+            wait_replicas: None,
             drain_delay_secs: None,
             shutdown_grace_secs: None,
             log_format: None,
@@ -126,6 +129,8 @@ impl ConfigFile {
         redis["key_prefix"] = json!(self.key_prefix);
         redis["command_timeout_ms"] = json!(self.redis_timeout_ms);
         redis["connect_timeout_ms"] = json!(self.redis_timeout_ms);
+        redis["wait_replicas"] = json!(self.wait_replicas);
+        redis["wait_timeout_ms"] = json!(self.wait_replicas.map(|_| 500));
         let clients: Vec<Value> = self
             .clients
             .iter()
@@ -166,18 +171,21 @@ impl ConfigFile {
         out
     }
 
-    /// Writes `<dir>/<name>.yaml` and starts the binary on it, its logs (stderr) going to
-    /// `<dir>/<name>.log`. `RUST_LOG`, `OTEL_*` and `PAR_*` variables of the test's own
+    /// Writes `<dir>/<name>.yaml` and starts the binary on it, its logs (stderr) appended to
+    /// `<dir>/<name>.log` (a restart keeps what the last run wrote). `RUST_LOG`, `OTEL_*` and `PAR_*` variables of the test's own
     /// environment are removed: the file alone decides.
     pub fn spawn(&self, dir: &Path, name: &str) -> (Child, PathBuf) {
         let config = dir.join(format!("{name}.yaml"));
         std::fs::write(&config, self.yaml()).unwrap();
         let log = dir.join(format!("{name}.log"));
         let mut cmd = Command::new(BIN);
-        cmd.arg("--config")
-            .arg(&config)
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap());
+        cmd.arg("--config").arg(&config).stdout(Stdio::null()).stderr(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&log)
+                .unwrap(),
+        );
         for (key, _) in std::env::vars_os() {
             let k = key.to_string_lossy();
             if k == "RUST_LOG" || k.starts_with("OTEL_") || k.starts_with("PAR_") {

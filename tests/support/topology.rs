@@ -156,7 +156,7 @@ impl RedisNode {
 
     pub fn connection(&self) -> Option<redis::Connection> {
         redis::Client::open(self.url())
-            .and_then(|c| c.get_connection_with_timeout(Duration::from_millis(500)))
+            .and_then(|c| c.get_connection_with_timeout(Duration::from_secs(2)))
             .ok()
     }
 

@@ -7,6 +7,15 @@
 //! - `sso`: each virtual client logs in once with the password, then loops PAR →
 //!   authorize with its SSO cookie (a direct `303` with the code) → token.
 //! - `password`: PAR → authorize (login form) → login POST (argon2id) → token.
+//! - `pending`: PAR → authorize (login form) and stop: a login in flight, as Redis holds it
+//!   while the user types (the capacity run counts the memory of many of them).
+//!
+//! With `--redis`, the report has Redis' side of each flow from `INFO` deltas: commands and
+//! their execution time (`commandstats` `usec`), the server process' CPU (`used_cpu_*`,
+//! which adds the network I/O that `usec` leaves out) and bytes in and out
+//! (`total_net_*_bytes`: the traffic between par-server and Redis). With `--step-cpu` (one
+//! connection, `--pid`), the server's CPU time is read from `/proc/<pid>/task/*/schedstat`
+//! (ns) around every request, so each step gets its own CPU cost.
 //!
 //! Targets: `par-server`, `oidc-provider` (bench/peer, same client and user) and `bare`
 //! (bench/loadgen/src/bin/bare_par.rs, pushes only). Each virtual client owns one
@@ -16,6 +25,7 @@ mod conn;
 // The test suite's form parser: one copy for the tests and the load generator.
 #[path = "../../../tests/support/html.rs"]
 mod html;
+mod redis_info;
 mod stats;
 
 use std::collections::BTreeMap;
@@ -33,6 +43,7 @@ use serde::Serialize;
 
 use conn::{Conn, ConnError, Jar, Reply};
 use html::form_value;
+use redis_info::{RedisSample, redis_sample};
 use stats::{Stats, Summary, summarize};
 
 /// RFC 7636 appendix B: a fixed verifier/challenge pair (each flow still has its own code).
@@ -58,6 +69,7 @@ enum Scenario {
     Push,
     Sso,
     Password,
+    Pending,
 }
 
 #[derive(Parser, Clone)]
@@ -115,6 +127,9 @@ struct Args {
     /// Exit non-zero if any request failed (smoke tests).
     #[arg(long)]
     fail_on_error: bool,
+    /// Server CPU per step, read around each request (needs `-c 1` and `--pid`).
+    #[arg(long)]
+    step_cpu: bool,
 }
 
 struct Paths {
@@ -165,6 +180,8 @@ struct Vu {
     stats: Stats,
     seq: u64,
     id: usize,
+    /// `--step-cpu`: server CPU ns and requests per step.
+    step_cpu: BTreeMap<&'static str, (u64, u64)>,
 }
 
 struct Config {
@@ -243,10 +260,16 @@ impl Vu {
         if !jar.is_empty() {
             headers.push(("cookie", jar.as_str()));
         }
+        let cpu = (rec && cfg.args.step_cpu).then(|| server_cpu_ns(&cfg.args.pids));
         let t = Instant::now();
         let r = self.conn.send(method, path, &headers, body).await;
         if rec {
             self.stats.record(step, t.elapsed().as_micros());
+        }
+        if let Some(before) = cpu {
+            let e = self.step_cpu.entry(step).or_default();
+            e.0 += server_cpu_ns(&cfg.args.pids).saturating_sub(before);
+            e.1 += 1;
         }
         r.map_err(|e| conn_fail(step, e))
     }
@@ -377,17 +400,29 @@ impl Vu {
         self.token(false, &code).await
     }
 
+    /// A fresh push, then `/authorize` with it in this browser.
+    async fn push_and_authorize(&mut self, rec: bool) -> Result<Reply, Fail> {
+        let uri = self.push(rec).await?;
+        let path = self.authorize_path(&uri);
+        self.timed(rec, "authorize", Method::GET, &path, Cred::Cookies, None)
+            .await
+    }
+
     async fn flow(&mut self, rec: bool) -> Result<(), Fail> {
         match self.cfg.args.scenario {
             Scenario::Push => self.push(rec).await.map(|_| ()),
             Scenario::Sso => {
-                let uri = self.push(rec).await?;
-                let path = self.authorize_path(&uri);
-                let r = self
-                    .timed(rec, "authorize", Method::GET, &path, Cred::Cookies, None)
-                    .await?;
+                let r = self.push_and_authorize(rec).await?;
                 let code = self.code_from("authorize", &r)?;
                 self.token(rec, &code).await
+            }
+            Scenario::Pending => {
+                let r = self.push_and_authorize(rec).await?;
+                self.jar.store(&r.set_cookies);
+                if r.status != StatusCode::OK {
+                    return Err(status_fail("authorize", &r));
+                }
+                Ok(())
             }
             Scenario::Password => {
                 let uri = self.push(rec).await?;
@@ -407,7 +442,9 @@ struct Control {
     ready: tokio::sync::Barrier,
 }
 
-async fn run_vu(id: usize, cfg: Arc<Config>, ctl: Arc<Control>) -> (Stats, Option<Fail>) {
+type StepCpu = BTreeMap<&'static str, (u64, u64)>;
+
+async fn run_vu(id: usize, cfg: Arc<Config>, ctl: Arc<Control>) -> (Stats, Option<Fail>, StepCpu) {
     let mut vu = Vu {
         conn: Conn::new(cfg.args.addr),
         jar: Jar::default(),
@@ -415,6 +452,7 @@ async fn run_vu(id: usize, cfg: Arc<Config>, ctl: Arc<Control>) -> (Stats, Optio
         stats: Stats::default(),
         seq: 0,
         id,
+        step_cpu: BTreeMap::new(),
     };
     let mut setup_error = None;
     if cfg.args.scenario == Scenario::Sso {
@@ -431,7 +469,7 @@ async fn run_vu(id: usize, cfg: Arc<Config>, ctl: Arc<Control>) -> (Stats, Optio
     }
     ctl.ready.wait().await;
     if setup_error.is_some() {
-        return (vu.stats, setup_error);
+        return (vu.stats, setup_error, vu.step_cpu);
     }
     // Open-loop pacing for --rate: each client has its own schedule, offset by its id.
     let interval = cfg
@@ -463,33 +501,27 @@ async fn run_vu(id: usize, cfg: Arc<Config>, ctl: Arc<Control>) -> (Stats, Optio
             }
         }
     }
-    (vu.stats, None)
+    (vu.stats, None, vu.step_cpu)
 }
 
-async fn commandstats(url: &str) -> Option<BTreeMap<String, u64>> {
-    let client = redis::Client::open(url).ok()?;
-    let mut c = client.get_multiplexed_async_connection().await.ok()?;
-    let info: String = redis::cmd("INFO")
-        .arg("commandstats")
-        .query_async(&mut c)
-        .await
-        .ok()?;
-    let mut out = BTreeMap::new();
-    for line in info.lines() {
-        let Some(rest) = line.strip_prefix("cmdstat_") else {
+/// CPU time (ns) of every thread of `pids` so far (`/proc/<pid>/task/*/schedstat`).
+fn server_cpu_ns(pids: &[u32]) -> u64 {
+    let mut ns = 0;
+    for pid in pids {
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
             continue;
         };
-        let Some((name, fields)) = rest.split_once(':') else {
-            continue;
-        };
-        let calls = fields
-            .split(',')
-            .find_map(|f| f.strip_prefix("calls="))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0);
-        out.insert(name.to_owned(), calls);
+        for t in tasks.flatten() {
+            if let Ok(s) = std::fs::read_to_string(t.path().join("schedstat")) {
+                ns += s
+                    .split_whitespace()
+                    .next()
+                    .and_then(|v| v.parse::<u64>().ok())
+                    .unwrap_or(0);
+            }
+        }
     }
-    Some(out)
+    ns
 }
 
 /// (RSS KiB, CPU ticks) summed over `pids`.
@@ -532,6 +564,18 @@ struct Report {
     /// Redis commands per completed flow, by command (INFO commandstats delta).
     redis_commands_per_flow: BTreeMap<String, f64>,
     redis_commands_per_flow_total: Option<f64>,
+    /// Redis execution time per completed flow, by command, µs (commandstats `usec` delta).
+    redis_usec_per_flow: BTreeMap<String, f64>,
+    redis_usec_per_flow_total: Option<f64>,
+    /// Redis process CPU per completed flow, µs (`used_cpu_sys` + `used_cpu_user` delta).
+    redis_cpu_us_per_flow: Option<f64>,
+    /// Bytes Redis received / sent per completed flow (`total_net_*_bytes` delta).
+    redis_net_in_bytes_per_flow: Option<f64>,
+    redis_net_out_bytes_per_flow: Option<f64>,
+    /// `--step-cpu`: server CPU per request of each step, µs.
+    server_cpu_us_per_step: BTreeMap<String, f64>,
+    /// `/proc/loadavg` (1, 5, 15 min) when the measurement ended.
+    loadavg: String,
     rss_kib_before: Option<u64>,
     rss_kib_max: Option<u64>,
     /// Server CPU time per flow, in µs (all watched processes).
@@ -542,6 +586,10 @@ fn main() -> std::process::ExitCode {
     let args = Args::parse();
     if !args.addr.ip().is_loopback() {
         eprintln!("loadgen sends load only to loopback addresses");
+        return std::process::ExitCode::FAILURE;
+    }
+    if args.step_cpu && (args.connections != 1 || args.pids.is_empty()) {
+        eprintln!("--step-cpu needs -c 1 and --pid (one request at a time is attributed to its step)");
         return std::process::ExitCode::FAILURE;
     }
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -584,7 +632,7 @@ async fn run(args: Args) -> std::process::ExitCode {
     tokio::time::sleep(Duration::from_secs_f64(args.warmup)).await;
     let rss_before = (!args.pids.is_empty()).then(|| proc_sample(&args.pids).0);
     let redis_before = match &args.redis {
-        Some(u) => commandstats(u).await,
+        Some(u) => redis_sample(u).await,
         None => None,
     };
     let (_, cpu_before) = proc_sample(&args.pids);
@@ -600,9 +648,15 @@ async fn run(args: Args) -> std::process::ExitCode {
     ctl.stop.store(true, Ordering::SeqCst);
     let mut total = Stats::default();
     let mut setup_errors = BTreeMap::<String, u64>::new();
+    let mut step_cpu = StepCpu::new();
     for h in handles {
-        let Ok((s, setup)) = h.await else { continue };
+        let Ok((s, setup, cpu)) = h.await else { continue };
         total.merge(s);
+        for (k, (ns, n)) in cpu {
+            let e = step_cpu.entry(k).or_default();
+            e.0 += ns;
+            e.1 += n;
+        }
         if let Some(e) = setup {
             *setup_errors.entry(e).or_default() += 1;
         }
@@ -610,7 +664,7 @@ async fn run(args: Args) -> std::process::ExitCode {
     let secs = started.elapsed().as_secs_f64();
     let (_, cpu_after) = proc_sample(&args.pids);
     let redis_after = match &args.redis {
-        Some(u) => commandstats(u).await,
+        Some(u) => redis_sample(u).await,
         None => None,
     };
     for (k, n) in setup_errors {
@@ -619,17 +673,17 @@ async fn run(args: Args) -> std::process::ExitCode {
 
     let flows = total.flows.max(1) as f64;
     let mut per_cmd = BTreeMap::new();
+    let mut usec_per_cmd = BTreeMap::new();
     if let (Some(b), Some(a)) = (&redis_before, &redis_after) {
-        for (cmd, calls) in a {
-            if cmd == "info" {
-                continue;
-            }
-            let d = calls - b.get(cmd).copied().unwrap_or(0);
-            if d > 0 {
-                per_cmd.insert(cmd.clone(), d as f64 / flows);
-            }
+        for (cmd, (calls, usec)) in a.commands_since(b) {
+            per_cmd.insert(cmd.clone(), calls as f64 / flows);
+            usec_per_cmd.insert(cmd, usec as f64 / flows);
         }
     }
+    let redis_delta = |f: fn(&RedisSample) -> f64| match (&redis_before, &redis_after) {
+        (Some(b), Some(a)) => Some((f(a) - f(b)) / flows),
+        _ => None,
+    };
     let ticks_per_sec = 100.0; // USER_HZ on Linux
     let report = Report {
         label: args.label.clone(),
@@ -651,6 +705,18 @@ async fn run(args: Args) -> std::process::ExitCode {
         errors: total.errors.clone(),
         redis_commands_per_flow_total: redis_after.as_ref().map(|_| per_cmd.values().sum()),
         redis_commands_per_flow: per_cmd,
+        redis_usec_per_flow_total: redis_after.as_ref().map(|_| usec_per_cmd.values().sum()),
+        redis_usec_per_flow: usec_per_cmd,
+        redis_cpu_us_per_flow: redis_delta(|s| s.cpu_secs * 1e6),
+        redis_net_in_bytes_per_flow: redis_delta(|s| s.net_in as f64),
+        redis_net_out_bytes_per_flow: redis_delta(|s| s.net_out as f64),
+        server_cpu_us_per_step: step_cpu
+            .iter()
+            .map(|(k, (ns, n))| (k.to_string(), *ns as f64 / 1000.0 / (*n).max(1) as f64))
+            .collect(),
+        loadavg: std::fs::read_to_string("/proc/loadavg")
+            .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+            .unwrap_or_default(),
         rss_kib_before: rss_before,
         rss_kib_max: rss_before.map(|_| rss_max),
         server_cpu_us_per_flow: (!args.pids.is_empty())
@@ -717,5 +783,23 @@ fn print_text(r: &Report) {
     }
     if let Some(c) = r.server_cpu_us_per_flow {
         println!("  server CPU: {c:.0} µs/flow");
+    }
+    if !r.server_cpu_us_per_step.is_empty() {
+        let list: Vec<String> = r
+            .server_cpu_us_per_step
+            .iter()
+            .map(|(k, v)| format!("{k} {v:.0}"))
+            .collect();
+        println!("  server CPU per step (µs): {}", list.join(", "));
+    }
+    if let (Some(u), Some(c), Some(i), Some(o)) = (
+        r.redis_usec_per_flow_total,
+        r.redis_cpu_us_per_flow,
+        r.redis_net_in_bytes_per_flow,
+        r.redis_net_out_bytes_per_flow,
+    ) {
+        println!(
+            "  redis: {u:.1} µs executing + {c:.1} µs process CPU per flow; {i:.0} B in, {o:.0} B out per flow"
+        );
     }
 }

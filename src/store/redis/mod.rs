@@ -92,6 +92,13 @@ impl RedisStore {
         let mut wait = redis::cmd("WAIT");
         wait.arg(self.wait_replicas)
             .arg(self.wait_timeout.as_millis() as u64);
+        // Any failed WAIT leaves the take unconfirmed: hand nothing out (503), never 500. After
+        // a failover the slot map (or a Sentinel's answer) can still name the old primary, now
+        // a replica, which answers `ERR WAIT cannot be used with replica instances` (found by
+        // the chaos run, tests/chaos).
+        let unconfirmed = |e: &dyn std::fmt::Display| {
+            StoreError::Unavailable(format!("redis WAIT failed; take not handed out: {e}"))
+        };
         let acked = instrument::command(
             "WAIT",
             self.conn.run(
@@ -99,8 +106,9 @@ impl RedisStore {
                 self.timeout + self.wait_timeout,
             ),
         )
-        .await?;
-        let acked = i64::from_redis_value(acked).map_err(|e| StoreError::Backend(e.to_string()))?;
+        .await
+        .map_err(|e| unconfirmed(&e))?;
+        let acked = i64::from_redis_value(acked).map_err(|e| unconfirmed(&e))?;
         if acked < self.wait_replicas as i64 {
             tracing::warn!(
                 acked,

@@ -6,6 +6,10 @@
 //! (process CPU time / verifications) does not depend on what else runs on the machine;
 //! `bound_per_sec_all_cores` = CPUs / that is what password logins could reach if argon2
 //! had every core to itself.
+//!
+//! `argon2_bound cheap-hash PASSWORD` prints an argon2id PHC string with tiny parameters
+//! (m=1024 KiB, t=1, p=1): for the capacity run's user whose 100,000 logins measure Redis
+//! memory per SSO session, not the hash.
 
 use std::time::{Duration, Instant};
 
@@ -14,7 +18,17 @@ use argon2::password_hash::phc::PasswordHash;
 use argon2::{Argon2, PasswordHasher};
 
 fn main() {
-    let mut args = std::env::args().skip(1);
+    let mut args = std::env::args().skip(1).peekable();
+    if args.peek().map(String::as_str) == Some("cheap-hash") {
+        let password = args.nth(1).expect("cheap-hash PASSWORD");
+        let params = argon2::Params::new(1024, 1, 1, None).expect("argon2 parameters");
+        let hasher = Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
+        println!(
+            "{}",
+            hasher.hash_password(password.as_bytes()).expect("argon2 hashes")
+        );
+        return;
+    }
     let threads: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(2);
     let seconds: f64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(5.0);
     let phc = Argon2::default()
