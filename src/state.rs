@@ -96,7 +96,7 @@ impl AppState {
             }
         }
         let capabilities = Capabilities {
-            require_par: settings.par.required,
+            require_par: clients.all_require_par(),
             auth_methods: clients.methods_in_use(),
             scopes,
             signing_algs: signing_keys.signing_algs(),

@@ -7,7 +7,7 @@ use jsonwebtoken::jwk::JwkSet;
 
 use super::error::{ConfigError, fail};
 use super::net::is_loopback_host;
-use super::settings::ClientSettings;
+use super::settings::{ApplicationType, ClientSettings};
 use crate::oauth::client::{AuthMethod, Client, ClientRegistry, Credential};
 
 /// The client registry; `par_required` is the global `par.required`, the default of each
@@ -99,6 +99,15 @@ fn client_from(i: usize, c: &ClientSettings, par_required: bool) -> Result<Clien
         validate_redirect_uri(uri)
             .map_err(|reason| ConfigError::new(format!("clients[{i}].redirect_uris[{j}]"), reason))?;
     }
+    for (j, r) in c.resources.iter().enumerate() {
+        // RFC 8707 §2: an absolute URI without a fragment.
+        if !url::Url::parse(r).is_ok_and(|u| u.fragment().is_none()) {
+            return Err(ConfigError::new(
+                format!("clients[{i}].resources[{j}]"),
+                format!("'{r}' must be an absolute URI without a fragment"),
+            ));
+        }
+    }
     if c.scopes.is_empty() {
         return fail(key("scopes"), "at least one scope is required");
     }
@@ -115,6 +124,8 @@ fn client_from(i: usize, c: &ClientSettings, par_required: bool) -> Result<Clien
         require_par: c.require_pushed_authorization_requests.unwrap_or(par_required),
         require_pkce: c.require_pkce,
         consent: c.consent,
+        native: c.application_type == ApplicationType::Native,
+        resources: c.resources.clone(),
     })
 }
 

@@ -278,6 +278,22 @@ pub struct ClientSettings {
     pub require_pkce: bool,
     #[serde(default)]
     pub consent: bool,
+    /// `web` (default) or `native` (OIDC Registration §2): a native client's loopback
+    /// redirect URIs may use any port (RFC 8252 §7.3).
+    #[serde(default)]
+    pub application_type: ApplicationType,
+    /// Resource indicators (RFC 8707) the client may ask for; each becomes the access
+    /// token's `aud`. Absolute URIs without a fragment.
+    #[serde(default)]
+    pub resources: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ApplicationType {
+    #[default]
+    Web,
+    Native,
 }
 
 fn default_scopes() -> Vec<String> {

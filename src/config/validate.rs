@@ -224,6 +224,8 @@ mod tests {
             require_pushed_authorization_requests: None,
             require_pkce: true,
             consent: false,
+            application_type: Default::default(),
+            resources: Vec::new(),
         }
     }
 

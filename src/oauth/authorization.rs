@@ -243,6 +243,12 @@ impl AuthorizationRequest {
                 "scope '{s}' is not allowed for this client"
             ))));
         }
+        // RFC 8707 §2: only resources registered for the client (`invalid_target`).
+        if self.resource.iter().any(|r| !client.resource_allowed(r)) {
+            return Err(reject(OAuthError::invalid_target(
+                "resource is not registered for this client",
+            )));
+        }
         if client.require_pkce && self.code_challenge.is_none() {
             return Err(reject(OAuthError::invalid_request(
                 "code_challenge (PKCE S256) is required",
@@ -289,7 +295,7 @@ fn parse_prompt(raw: Option<&str>) -> Result<Vec<String>, OAuthError> {
     let Some(raw) = raw else { return Ok(Vec::new()) };
     let mut values: Vec<String> = Vec::new();
     for p in raw.split(' ').filter(|s| !s.is_empty()) {
-        if !matches!(p, "none" | "login" | "consent" | "select_account") {
+        if !super::discovery::PROMPTS_SUPPORTED.contains(&p) {
             return Err(OAuthError::invalid_request(format!(
                 "unsupported prompt value '{p}'"
             )));

@@ -24,7 +24,7 @@ pub(crate) const CLOCK_SKEW_SECS: u64 = 10;
 pub(crate) const MAX_ASSERTION_LIFETIME_SECS: u64 = 3600;
 /// Asymmetric algorithms accepted for client assertions (RFC 8725 §3.1: no `none`, no HMAC
 /// with a public key).
-const ASSERTION_ALGS: &[Algorithm] = &[
+pub(crate) const ASSERTION_ALGS: &[Algorithm] = &[
     Algorithm::ES256,
     Algorithm::ES384,
     Algorithm::PS256,
@@ -144,6 +144,23 @@ fn form_decode(s: &str) -> Option<String> {
         .map(|c| c.into_owned())
 }
 
+/// An algorithm's JOSE name (`ES256`, …), as JWK `alg` and JWS `alg` both spell it.
+pub(crate) fn alg_name<T: serde::Serialize>(alg: &T) -> String {
+    serde_json::to_value(alg)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+/// Whether the JWS protected header carries `crit` (read before any other check).
+fn has_crit(jwt: &str) -> bool {
+    jwt.split('.')
+        .next()
+        .and_then(|h| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(h).ok())
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .is_some_and(|h| h.get("crit").is_some())
+}
+
 fn unverified_subject(jwt: &str) -> Option<String> {
     #[derive(Deserialize)]
     struct Sub {
@@ -220,12 +237,23 @@ fn verify_assertion(
     if !ASSERTION_ALGS.contains(&header.alg) {
         return Err(invalid("algorithm not allowed"));
     }
+    // RFC 7515 §4.1.11: a recipient MUST reject a JWS whose `crit` names extensions it does
+    // not understand; this server understands none.
+    if has_crit(jwt) {
+        return Err(invalid("unsupported critical header parameters (crit)"));
+    }
     let jwk = match &header.kid {
         Some(kid) => jwks.find(kid),
         None if jwks.keys.len() == 1 => jwks.keys.first(),
         None => None,
     }
     .ok_or_else(|| invalid("no matching client key"))?;
+    // RFC 7517 §4.4: a key registered with an `alg` is used with that algorithm only.
+    if let Some(key_alg) = &jwk.common.key_algorithm
+        && alg_name(key_alg) != alg_name(&header.alg)
+    {
+        return Err(invalid("algorithm does not match the client key's alg"));
+    }
     let key = DecodingKey::from_jwk(jwk).map_err(|_| invalid("unusable client key"))?;
 
     let mut validation = Validation::new(header.alg);

@@ -49,7 +49,10 @@ pub(crate) fn decide(
         Some(max) => now.saturating_sub(s.auth_time) <= max,
         None => true,
     };
-    let session = session.filter(|s| !request.has_prompt("login") && fresh_enough(s));
+    // `select_account`: the user picks the account by signing in (one method, no account
+    // list to show), so like `login` it shows the form.
+    let reauthenticate = request.has_prompt("login") || request.has_prompt("select_account");
+    let session = session.filter(|s| !reauthenticate && fresh_enough(s));
     let consent = wants_consent(request, client);
     if request.has_prompt("none") {
         return match session {
@@ -111,6 +114,10 @@ mod tests {
         ));
         assert_eq!(
             decide(&request(&[("prompt", "login")]), &c, session(50), 100),
+            Next::Login
+        );
+        assert_eq!(
+            decide(&request(&[("prompt", "select_account")]), &c, session(50), 100),
             Next::Login
         );
         assert_eq!(

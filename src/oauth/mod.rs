@@ -3,6 +3,7 @@
 //! callers pass `now` and the registered client, so every rule is unit-testable.
 
 pub mod authorization;
+pub mod claims;
 pub mod client;
 pub(crate) mod client_auth;
 pub mod code;

@@ -120,6 +120,9 @@ pub struct AccessTokenClaims {
     pub scope: String,
     pub auth_time: u64,
     pub gid: String,
+    /// Claims the client asked userinfo for by name (OIDC Core §5.5), for `/userinfo`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub userinfo_claims: Vec<String>,
 }
 
 /// What a resource (userinfo) needs from a verified access token. `exp`, `iss`, `aud` are
@@ -132,6 +135,8 @@ pub(crate) struct VerifiedAccessToken {
     #[serde(default)]
     pub scope: String,
     pub gid: String,
+    #[serde(default)]
+    pub userinfo_claims: Vec<String>,
 }
 
 impl VerifiedAccessToken {
@@ -172,6 +177,7 @@ pub(crate) fn access_token_claims(
         scope: record.scope.join(" "),
         auth_time: record.auth_time,
         gid: record.grant_id.clone(),
+        userinfo_claims: record.claims.userinfo.clone(),
     }
 }
 
@@ -212,6 +218,10 @@ pub(crate) fn id_token_claims(
     set("exp", Value::from(now + lifetime));
     set("iat", Value::from(now));
     set("auth_time", Value::from(record.auth_time));
+    // RFC 8176 §2: the one authentication method, a password. No `acr` is asserted: with a
+    // single method there is no level to tell apart (`acr_values` is voluntary, OIDC Core
+    // §3.1.2.1, and ignored).
+    set("amr", serde_json::json!(["pwd"]));
     set("at_hash", Value::from(at_hash));
     if let Some(nonce) = &record.nonce {
         set("nonce", Value::from(nonce.as_str()));
@@ -254,6 +264,7 @@ mod tests {
             sub: "u1".into(),
             auth_time: 1000,
             resource: vec![],
+            claims: Default::default(),
             grant_id: "g1".into(),
             flow_id: "f1".into(),
             trace: None,

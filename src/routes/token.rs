@@ -79,7 +79,7 @@ pub async fn exchange(
     let id_token = if token::has_openid(&record.scope) {
         let claims = token::id_token_claims(
             &record,
-            user.claims_for(&record.scope),
+            user.claims_for(&record.scope, &record.claims.id_token),
             &state.endpoints.issuer,
             now,
             state.lifetimes.id_token.as_secs(),

@@ -70,6 +70,8 @@ fn client(id: &str, method: Option<AuthMethod>, secret: Option<&str>) -> ClientS
         require_pushed_authorization_requests: None,
         require_pkce: true,
         consent: false,
+        application_type: Default::default(),
+        resources: Vec::new(),
     }
 }
 
@@ -131,6 +133,7 @@ pub fn code_record(client_id: &str) -> AuthorizationCode {
         sub: ALICE_SUB.into(),
         auth_time: par_server::clock::now() - 5,
         resource: vec![],
+        claims: Default::default(),
         grant_id: par_server::crypto::random_token(16),
         flow_id: uuid::Uuid::new_v4().to_string(),
         trace: None,

@@ -16,6 +16,7 @@ use super::form;
 use crate::browser::{ConsentPage, InteractionForm, LoginPage};
 use crate::crypto::random_token;
 use crate::oauth::authorization::AuthorizationRequest;
+use crate::oauth::claims::RequestedClaims;
 use crate::oauth::client::Client;
 use crate::oauth::code::{AuthorizationCode, new_code};
 use crate::oauth::interaction::{Next, Session};
@@ -150,7 +151,11 @@ impl Interaction {
     /// Acts on the decision for this request: login form, consent page, code, or error.
     pub async fn proceed(self, state: &AppState, next: Next) -> Result<HttpResponse, BrowserError> {
         match next {
-            Next::Login => self.login_page(state, None, ""),
+            // OIDC Core §3.1.2.1: `login_hint` prefills the username (the user may change it).
+            Next::Login => {
+                let hint = self.request.login_hint.clone().unwrap_or_default();
+                self.login_page(state, None, &hint)
+            }
             Next::Consent(session) => self.ask_consent(state, session).await,
             Next::IssueCode(session) => self.issue_code(state, &session).await,
             Next::Fail(error) => self.fail(state, error).await,
@@ -179,6 +184,7 @@ impl Interaction {
             sub: session.sub.clone(),
             auth_time: session.auth_time,
             resource: request.resource.clone(),
+            claims: RequestedClaims::from_parameter(request.claims.as_deref(), &self.client),
             grant_id: random_token(16),
             flow_id: request.flow_id.clone(),
             trace: request.trace.clone(),
