@@ -191,6 +191,13 @@ pub struct ParSettings {
     pub request_uri_prefix: String,
     /// Further prefixes accepted at `/authorize` (e.g. during a prefix migration).
     pub accepted_request_uri_prefixes: Vec<String>,
+    /// Every client must send its authorization request as a signed request object (JAR,
+    /// RFC 9101); clients may override.
+    pub require_signed_request_object: bool,
+    /// Longest accepted request object lifetime (`exp` after `nbf`), seconds.
+    pub request_object_max_lifetime: u64,
+    /// Request objects must carry `typ: oauth-authz-req+jwt` (otherwise it may be absent).
+    pub request_object_require_typ: bool,
 }
 
 impl Default for ParSettings {
@@ -201,6 +208,9 @@ impl Default for ParSettings {
             required: true,
             request_uri_prefix: RFC_PREFIX.into(),
             accepted_request_uri_prefixes: Vec::new(),
+            require_signed_request_object: false,
+            request_object_max_lifetime: 3600,
+            request_object_require_typ: false,
         }
     }
 }
@@ -274,6 +284,10 @@ pub struct ClientSettings {
     pub scopes: Vec<String>,
     /// Per-client PAR requirement; the global `par.required` applies when absent.
     pub require_pushed_authorization_requests: Option<bool>,
+    /// Per-client signed request object requirement (RFC 9101 §10.5); the global
+    /// `par.require_signed_request_object` applies when absent.
+    #[serde(default)]
+    pub require_signed_request_object: Option<bool>,
     #[serde(default = "yes")]
     pub require_pkce: bool,
     #[serde(default)]

@@ -94,6 +94,12 @@ impl Settings {
                 "must be at least par.request_uri_lifetime and at most 86400",
             );
         }
+        if !(1..=86_400).contains(&par.request_object_max_lifetime) {
+            return fail(
+                "par.request_object_max_lifetime",
+                "must be between 1 and 86400 seconds",
+            );
+        }
         for (i, p) in self.accepted_prefixes().iter().enumerate() {
             let key = if i == 0 {
                 "par.request_uri_prefix".to_owned()
@@ -127,7 +133,7 @@ impl Settings {
             );
         }
         let signing_keys = keys::signing_keys(&self.keys)?;
-        let clients = clients::client_registry(&self.clients, self.par.required)?;
+        let clients = clients::client_registry(&self.clients, &self.par)?;
         let users = user_directory(&self.users)?;
         if let Some(id) = &self.playground.client_id
             && clients.get(id).is_none()
@@ -226,6 +232,7 @@ mod tests {
             consent: false,
             application_type: Default::default(),
             resources: Vec::new(),
+            require_signed_request_object: None,
         }
     }
 

@@ -135,11 +135,6 @@ impl AuthorizationRequest {
             redirect: target.clone().map(Box::new),
         };
 
-        if params.contains("request") {
-            return Err(reject(OAuthError::request_not_supported(
-                "request objects are not supported; push the parameters instead",
-            )));
-        }
         match params.get("response_type") {
             None => return Err(reject(OAuthError::invalid_request("response_type is required"))),
             Some("code") => {}
@@ -385,7 +380,6 @@ mod tests {
             (vec![("max_age", Some("-1"))], "invalid_request"),
             (vec![("claims", Some("[1]"))], "invalid_request"),
             (vec![("response_mode", Some("fragment"))], "invalid_request"),
-            (vec![("request", Some("eyJ.x.y"))], "request_not_supported"),
         ];
         for (change, code) in table {
             let rej = AuthorizationRequest::parse(&with(&change), &c).unwrap_err();

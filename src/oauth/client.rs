@@ -58,6 +58,8 @@ pub struct Client {
     pub require_pkce: bool,
     /// Show a consent screen after login.
     pub consent: bool,
+    /// The authorization request must come as a signed request object (RFC 9101 §10.5).
+    pub require_signed_request_object: bool,
     /// A native application (OIDC Registration `application_type: native`): its loopback
     /// redirect URIs may use any port (RFC 8252 §7.3).
     pub native: bool,
@@ -137,6 +139,11 @@ impl ClientRegistry {
         self.clients.get(client_id)
     }
 
+    /// Whether every registered client must send signed request objects (RFC 9101 §10.5).
+    pub(crate) fn all_require_signed_request_objects(&self) -> bool {
+        self.clients.values().all(|c| c.require_signed_request_object)
+    }
+
     /// Whether every registered client must use PAR (RFC 9126 §5 metadata).
     pub(crate) fn all_require_par(&self) -> bool {
         self.clients.values().all(|c| c.require_par)
@@ -164,6 +171,7 @@ pub(crate) fn test_client(id: &str) -> Client {
         consent: false,
         native: false,
         resources: vec![],
+        require_signed_request_object: false,
     }
 }
 

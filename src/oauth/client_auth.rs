@@ -152,13 +152,18 @@ pub(crate) fn alg_name<T: serde::Serialize>(alg: &T) -> String {
         .unwrap_or_default()
 }
 
-/// Whether the JWS protected header carries `crit` (read before any other check).
-fn has_crit(jwt: &str) -> bool {
+/// A JWS's protected header as JSON, unverified (for what `jsonwebtoken` does not model:
+/// `crit`, or an algorithm it does not know such as `none`).
+pub(crate) fn raw_header(jwt: &str) -> Option<serde_json::Value> {
     jwt.split('.')
         .next()
         .and_then(|h| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(h).ok())
-        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-        .is_some_and(|h| h.get("crit").is_some())
+        .and_then(|b| serde_json::from_slice(&b).ok())
+}
+
+/// Whether the JWS protected header carries `crit` (read before any other check).
+pub(crate) fn has_crit(jwt: &str) -> bool {
+    raw_header(jwt).is_some_and(|h| h.get("crit").is_some())
 }
 
 fn unverified_subject(jwt: &str) -> Option<String> {

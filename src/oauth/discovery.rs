@@ -49,6 +49,8 @@ pub(crate) struct Capabilities {
     /// RFC 9126 §5: true only when no client may skip PAR (per-client values stay in the
     /// client registry).
     pub require_par: bool,
+    /// RFC 9101 §10.5: true only when every client must send signed request objects.
+    pub require_signed_request_objects: bool,
     pub auth_methods: Vec<AuthMethod>,
     pub scopes: Vec<String>,
     pub signing_algs: Vec<String>,
@@ -98,7 +100,9 @@ pub(crate) fn metadata(e: &Endpoints, c: &Capabilities) -> Value {
         "token_endpoint_auth_methods_supported": methods,
         "token_endpoint_auth_signing_alg_values_supported": assertion_algs,
         "code_challenge_methods_supported": ["S256"],
-        "request_parameter_supported": false,
+        "request_parameter_supported": true,
+        "request_object_signing_alg_values_supported": assertion_algs,
+        "require_signed_request_object": c.require_signed_request_objects,
         "request_uri_parameter_supported": false,
         "claims_parameter_supported": true,
     })

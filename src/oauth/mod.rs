@@ -12,6 +12,7 @@ pub mod error;
 pub mod interaction;
 pub mod params;
 pub(crate) mod pkce;
+pub(crate) mod request_object;
 pub mod request_uri;
 pub mod response;
 pub mod token;

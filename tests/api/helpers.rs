@@ -72,6 +72,7 @@ fn client(id: &str, method: Option<AuthMethod>, secret: Option<&str>) -> ClientS
         consent: false,
         application_type: Default::default(),
         resources: Vec::new(),
+        require_signed_request_object: None,
     }
 }
 

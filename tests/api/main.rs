@@ -12,6 +12,7 @@ mod flow;
 mod helpers;
 #[path = "../support/html.rs"]
 mod html;
+mod jar;
 mod jwks;
 mod observability;
 mod par;

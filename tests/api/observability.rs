@@ -58,6 +58,7 @@ async fn metrics_count_a_login_its_reuse_and_a_cross_client_attempt() {
             consent: false,
             application_type: Default::default(),
             resources: Vec::new(),
+            require_signed_request_object: None,
         })
     })
     .await;

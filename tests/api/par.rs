@@ -360,7 +360,7 @@ async fn invalid_authorization_parameters_get_their_error_codes() {
         (vec![("prompt", Some("none login"))], "invalid_request"),
         (
             vec![("request", Some("eyJhbGciOiJub25lIn0.e30."))],
-            "request_not_supported",
+            "invalid_request_object",
         ),
     ];
     for (change, code) in table {
