@@ -101,6 +101,7 @@ impl AppState {
         let capabilities = Capabilities {
             require_par: clients.all_require_par(),
             require_signed_request_objects: clients.all_require_signed_request_objects(),
+            authorization_details_types: clients.authorization_details_types(),
             auth_methods: clients.methods_in_use(),
             scopes,
             signing_algs: signing_keys.signing_algs(),

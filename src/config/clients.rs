@@ -129,6 +129,7 @@ fn client_from(i: usize, c: &ClientSettings, par: &ParSettings) -> Result<Client
         consent: c.consent,
         native: c.application_type == ApplicationType::Native,
         resources: c.resources.clone(),
+        authorization_details_types: c.authorization_details_types.clone(),
     })
 }
 

@@ -39,6 +39,7 @@ pub fn apply(settings: &mut Settings) -> anyhow::Result<DemoCredentials> {
         application_type: ApplicationType::Native,
         resources: Vec::new(),
         require_signed_request_object: None,
+        authorization_details_types: Vec::new(),
         redirect_uris: vec![
             "http://127.0.0.1/playground/callback".into(),
             "http://127.0.0.1:9000/callback".into(),

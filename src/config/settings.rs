@@ -300,6 +300,9 @@ pub struct ClientSettings {
     /// token's `aud`. Absolute URIs without a fragment.
     #[serde(default)]
     pub resources: Vec<String>,
+    /// Authorization details types (RFC 9396) the client may ask for.
+    #[serde(default)]
+    pub authorization_details_types: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]

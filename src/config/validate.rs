@@ -233,6 +233,7 @@ mod tests {
             application_type: Default::default(),
             resources: Vec::new(),
             require_signed_request_object: None,
+            authorization_details_types: Vec::new(),
         }
     }
 

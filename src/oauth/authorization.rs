@@ -5,6 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::authorization_details;
 use super::client::Client;
 use super::error::OAuthError;
 use super::params::Params;
@@ -74,6 +75,9 @@ pub struct AuthorizationRequest {
     pub acr_values: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ui_locales: Option<String>,
+    /// RFC 9396 `authorization_details`, validated (compact JSON array).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authorization_details: Option<String>,
     /// Non-secret id linking the steps of one login in traces and logs; set when the
     /// request is stored.
     #[serde(default)]
@@ -200,6 +204,12 @@ impl AuthorizationRequest {
             }
         }
 
+        let authorization_details = params
+            .get("authorization_details")
+            .map(|raw| authorization_details::parse(raw, client))
+            .transpose()
+            .map_err(reject)?;
+
         let request = Self {
             client_id: client.id.clone(),
             redirect_uri: redirect_uri.to_owned(),
@@ -214,6 +224,7 @@ impl AuthorizationRequest {
             claims,
             acr_values: params.get("acr_values").map(str::to_owned),
             ui_locales: params.get("ui_locales").map(str::to_owned),
+            authorization_details,
             flow_id: String::new(),
             trace: None,
         };
@@ -237,6 +248,10 @@ impl AuthorizationRequest {
             return Err(reject(OAuthError::invalid_scope(format!(
                 "scope '{s}' is not allowed for this client"
             ))));
+        }
+        // RFC 9396 §5: the types must still be the client's.
+        if let Some(details) = &self.authorization_details {
+            authorization_details::parse(details, client).map_err(reject)?;
         }
         // RFC 8707 §2: only resources registered for the client (`invalid_target`).
         if self.resource.iter().any(|r| !client.resource_allowed(r)) {

@@ -65,6 +65,8 @@ pub struct Client {
     pub native: bool,
     /// Resource indicators this client may ask for (RFC 8707 §2); empty: none.
     pub resources: Vec<String>,
+    /// Authorization details types this client may ask for (RFC 9396 §5); empty: none.
+    pub authorization_details_types: Vec<String>,
 }
 
 impl Client {
@@ -144,6 +146,18 @@ impl ClientRegistry {
         self.clients.values().all(|c| c.require_signed_request_object)
     }
 
+    /// Every authorization details type some client may use (RFC 9396 §10 metadata).
+    pub(crate) fn authorization_details_types(&self) -> Vec<String> {
+        let mut types: Vec<String> = self
+            .clients
+            .values()
+            .flat_map(|c| c.authorization_details_types.iter().cloned())
+            .collect();
+        types.sort();
+        types.dedup();
+        types
+    }
+
     /// Whether every registered client must use PAR (RFC 9126 §5 metadata).
     pub(crate) fn all_require_par(&self) -> bool {
         self.clients.values().all(|c| c.require_par)
@@ -172,6 +186,7 @@ pub(crate) fn test_client(id: &str) -> Client {
         native: false,
         resources: vec![],
         require_signed_request_object: false,
+        authorization_details_types: vec![],
     }
 }
 

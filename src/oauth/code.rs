@@ -34,6 +34,9 @@ pub struct AuthorizationCode {
     /// Claims asked for by name (OIDC Core §5.5), kept to the client's scopes.
     #[serde(default, skip_serializing_if = "RequestedClaims::is_empty")]
     pub claims: RequestedClaims,
+    /// RFC 9396 authorization details granted (compact JSON array).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authorization_details: Option<String>,
     /// Identifies the grant: every token minted from this code carries it, so a replayed
     /// code can revoke them all (RFC 6749 §4.1.2, RFC 9700 §4.2.4).
     pub grant_id: String,

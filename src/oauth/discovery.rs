@@ -49,6 +49,8 @@ pub(crate) struct Capabilities {
     /// RFC 9126 §5: true only when no client may skip PAR (per-client values stay in the
     /// client registry).
     pub require_par: bool,
+    /// RFC 9396 §10: every type some client may use; empty: not advertised.
+    pub authorization_details_types: Vec<String>,
     /// RFC 9101 §10.5: true only when every client must send signed request objects.
     pub require_signed_request_objects: bool,
     pub auth_methods: Vec<AuthMethod>,
@@ -80,7 +82,7 @@ pub(crate) fn metadata(e: &Endpoints, c: &Capabilities) -> Value {
         .iter()
         .map(client_auth::alg_name)
         .collect();
-    json!({
+    let mut metadata = json!({
         "issuer": e.issuer,
         "authorization_endpoint": e.authorize,
         "token_endpoint": e.token,
@@ -105,5 +107,10 @@ pub(crate) fn metadata(e: &Endpoints, c: &Capabilities) -> Value {
         "require_signed_request_object": c.require_signed_request_objects,
         "request_uri_parameter_supported": false,
         "claims_parameter_supported": true,
-    })
+    });
+    // No empty list for a feature nobody is registered for.
+    if !c.authorization_details_types.is_empty() {
+        metadata["authorization_details_types_supported"] = json!(c.authorization_details_types);
+    }
+    metadata
 }

@@ -31,10 +31,11 @@ pub(crate) enum Next {
     Fail(OAuthError),
 }
 
-/// Consent is asked when the client is registered for it or the request says
-/// `prompt=consent` (OIDC Core §3.1.2.1).
+/// Consent is asked when the client is registered for it, the request says
+/// `prompt=consent` (OIDC Core §3.1.2.1), or it carries authorization details, which the
+/// user must see before they are granted (RFC 9396 §7).
 fn wants_consent(request: &AuthorizationRequest, client: &Client) -> bool {
-    client.consent || request.has_prompt("consent")
+    client.consent || request.has_prompt("consent") || request.authorization_details.is_some()
 }
 
 /// At `/authorize`: `session` is the browser's SSO session, if any.

@@ -3,6 +3,7 @@
 //! callers pass `now` and the registered client, so every rule is unit-testable.
 
 pub mod authorization;
+pub(crate) mod authorization_details;
 pub mod claims;
 pub mod client;
 pub(crate) mod client_auth;

@@ -191,11 +191,17 @@ mod tests {
             "max_age": 300, "resource": ["https://r1", "https://r2"],
             "claims": {"id_token": {"email": null}}, "authorization_details": [{"type": "t"}],
         });
-        let Value::Object(map) = claims else { unreachable!() };
+        let Value::Object(map) = claims else {
+            unreachable!()
+        };
         let mut pairs = parameters(map, "a").unwrap();
         pairs.sort();
         let get = |n: &str| -> Vec<&str> {
-            pairs.iter().filter(|(k, _)| k == n).map(|(_, v)| v.as_str()).collect()
+            pairs
+                .iter()
+                .filter(|(k, _)| k == n)
+                .map(|(_, v)| v.as_str())
+                .collect()
         };
         assert_eq!(get("client_id"), ["a"]);
         assert_eq!(get("max_age"), ["300"]);
@@ -203,7 +209,9 @@ mod tests {
         assert_eq!(get("claims"), [r#"{"id_token":{"email":null}}"#]);
         assert_eq!(get("authorization_details"), [r#"[{"type":"t"}]"#]);
         assert!(get("iss").is_empty() && get("exp").is_empty());
-        let Value::Object(bad) = serde_json::json!({"prompt": true}) else { unreachable!() };
+        let Value::Object(bad) = serde_json::json!({"prompt": true}) else {
+            unreachable!()
+        };
         assert!(parameters(bad, "a").is_err());
     }
 }

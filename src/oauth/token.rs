@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256, Sha512};
 
+use super::authorization_details;
 use super::code::AuthorizationCode;
 use super::error::OAuthError;
 use super::params::Params;
@@ -123,6 +124,9 @@ pub struct AccessTokenClaims {
     /// Claims the client asked userinfo for by name (OIDC Core §5.5), for `/userinfo`.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub userinfo_claims: Vec<String>,
+    /// RFC 9396 §9.1: the granted authorization details.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub authorization_details: Option<Value>,
 }
 
 /// What a resource (userinfo) needs from a verified access token. `exp`, `iss`, `aud` are
@@ -178,6 +182,10 @@ pub(crate) fn access_token_claims(
         auth_time: record.auth_time,
         gid: record.grant_id.clone(),
         userinfo_claims: record.claims.userinfo.clone(),
+        authorization_details: record
+            .authorization_details
+            .as_deref()
+            .and_then(authorization_details::json),
     }
 }
 
@@ -238,6 +246,9 @@ pub(crate) struct TokenResponse {
     pub scope: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub id_token: Option<String>,
+    /// RFC 9396 §7: the granted authorization details.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub authorization_details: Option<Value>,
 }
 
 fn truncate(s: &str) -> &str {
@@ -265,6 +276,7 @@ mod tests {
             auth_time: 1000,
             resource: vec![],
             claims: Default::default(),
+            authorization_details: None,
             grant_id: "g1".into(),
             flow_id: "f1".into(),
             trace: None,

@@ -101,6 +101,10 @@ pub async fn exchange(
             expires_in: state.lifetimes.access_token.as_secs(),
             scope: record.scope.join(" "),
             id_token,
+            authorization_details: record
+                .authorization_details
+                .as_deref()
+                .and_then(crate::oauth::authorization_details::json),
         }))
 }
 

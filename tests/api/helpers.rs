@@ -73,6 +73,7 @@ fn client(id: &str, method: Option<AuthMethod>, secret: Option<&str>) -> ClientS
         application_type: Default::default(),
         resources: Vec::new(),
         require_signed_request_object: None,
+        authorization_details_types: Vec::new(),
     }
 }
 
@@ -135,6 +136,7 @@ pub fn code_record(client_id: &str) -> AuthorizationCode {
         auth_time: par_server::clock::now() - 5,
         resource: vec![],
         claims: Default::default(),
+        authorization_details: None,
         grant_id: par_server::crypto::random_token(16),
         flow_id: uuid::Uuid::new_v4().to_string(),
         trace: None,

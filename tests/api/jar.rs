@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use crate::helpers::*;
 
-const KEY: &str = "client-es256.pem";
+pub(crate) const KEY: &str = "client-es256.pem";
 
 fn b64(v: &Value) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
@@ -15,7 +15,7 @@ fn b64(v: &Value) -> String {
 
 /// A JWS over `claims` with `header`, signed by the `jwt-app` client's key (ES256) whatever
 /// `header` says, or by `key` when given.
-fn sign(header: Value, claims: Value, key: &str) -> String {
+pub(crate) fn sign(header: Value, claims: Value, key: &str) -> String {
     let message = format!("{}.{}", b64(&header), b64(&claims));
     let pem = std::fs::read(fixture(key)).unwrap();
     let key = jsonwebtoken::EncodingKey::from_ec_pem(&pem).unwrap();
@@ -23,12 +23,12 @@ fn sign(header: Value, claims: Value, key: &str) -> String {
     format!("{message}.{sig}")
 }
 
-fn es256() -> Value {
+pub(crate) fn es256() -> Value {
     json!({"alg": "ES256", "kid": "k1", "typ": "oauth-authz-req+jwt"})
 }
 
 /// The request object of a valid login of `jwt-app`, addressed to `app`'s issuer.
-fn claims(app: &TestApp) -> Value {
+pub(crate) fn claims(app: &TestApp) -> Value {
     let now = par_server::clock::now();
     let mut c = json!({
         "iss": "jwt-app", "aud": app.issuer, "exp": now + 300, "nbf": now, "iat": now,
@@ -43,7 +43,7 @@ fn claims(app: &TestApp) -> Value {
 
 /// The push of a request object: only `request`, `client_id` and the client assertion, plus
 /// `extra` outside the object.
-async fn push_object(app: &TestApp, object: &str, extra: &[(&str, &str)]) -> reqwest::Response {
+pub(crate) async fn push_object(app: &TestApp, object: &str, extra: &[(&str, &str)]) -> reqwest::Response {
     let assertion = client_assertion(KEY, json!(app.issuer.clone()), json!({}));
     let mut form = vec![
         ("client_id".to_owned(), "jwt-app".to_owned()),

@@ -16,6 +16,7 @@ mod jar;
 mod jwks;
 mod observability;
 mod par;
+mod rar;
 mod redis_topologies;
 mod store_contract;
 mod token;

@@ -115,6 +115,7 @@ fn claims(app: &TestApp, exp: u64, aud: &str, scope: &str) -> AccessTokenClaims 
         auth_time: now - 100,
         gid: "g".into(),
         userinfo_claims: Vec::new(),
+        authorization_details: None,
     }
 }
 

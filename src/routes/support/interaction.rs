@@ -16,6 +16,7 @@ use super::form;
 use crate::browser::{ConsentPage, InteractionForm, LoginPage};
 use crate::crypto::random_token;
 use crate::oauth::authorization::AuthorizationRequest;
+use crate::oauth::authorization_details;
 use crate::oauth::claims::RequestedClaims;
 use crate::oauth::client::Client;
 use crate::oauth::code::{AuthorizationCode, new_code};
@@ -185,6 +186,7 @@ impl Interaction {
             auth_time: session.auth_time,
             resource: request.resource.clone(),
             claims: RequestedClaims::from_parameter(request.claims.as_deref(), &self.client),
+            authorization_details: request.authorization_details.clone(),
             grant_id: random_token(16),
             flow_id: request.flow_id.clone(),
             trace: request.trace.clone(),
@@ -245,7 +247,13 @@ impl Interaction {
             .by_sub(&session.sub)
             .map(|u| u.username.as_str())
             .unwrap_or_default();
-        let page = ConsentPage::new(self.form(state, "consent"), username);
+        let details = self
+            .request
+            .authorization_details
+            .as_deref()
+            .map(authorization_details::readable)
+            .unwrap_or_default();
+        let page = ConsentPage::new(self.form(state, "consent"), username, details);
         Ok(crate::browser::render(StatusCode::OK, &page))
     }
 
