@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use crate::config::{Settings, ValidSettings};
+use crate::config::{Profile, Settings, ValidSettings};
 use crate::oauth::client::ClientRegistry;
 use crate::oauth::discovery::{self, Capabilities, Endpoints};
 use crate::oauth::request_object;
@@ -79,7 +79,9 @@ impl AppState {
             users,
             signing_keys,
             redis,
+            ..
         } = valid;
+        let fapi2 = settings.profile == Profile::Fapi2;
         let settings = &settings;
         let store = match &redis {
             Some(options) => Store::redis(options, &settings.redis.key_prefix)?,
@@ -102,6 +104,7 @@ impl AppState {
             require_par: clients.all_require_par(),
             require_signed_request_objects: clients.all_require_signed_request_objects(),
             authorization_details_types: clients.authorization_details_types(),
+            fapi2,
             auth_methods: clients.methods_in_use(),
             scopes,
             signing_algs: signing_keys.signing_algs(),
@@ -123,6 +126,8 @@ impl AppState {
                 request_objects: request_object::Policy {
                     max_lifetime_secs: settings.par.request_object_max_lifetime,
                     require_typ: settings.par.request_object_require_typ,
+                    // FAPI 2.0 Message Signing §5.3.1: nbf is required.
+                    require_nbf: fapi2,
                 },
             },
             lifetimes: Lifetimes {

@@ -15,6 +15,8 @@ use super::error::ConfigError;
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Settings {
+    /// `fapi2`: enforce the FAPI 2.0 Security Profile at start (`config::fapi2`).
+    pub profile: Profile,
     /// Issuer identifier (RFC 8414 §2). Defaults to `http://<http.bind>`, which is only
     /// accepted for loopback addresses.
     pub issuer: Option<String>,
@@ -29,6 +31,16 @@ pub struct Settings {
     pub log: LogSettings,
     pub playground: PlaygroundSettings,
     pub telemetry: TelemetrySettings,
+}
+
+/// A rule set the whole configuration must follow.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Profile {
+    #[default]
+    None,
+    /// FAPI 2.0 Security Profile, plus the request-object part of Message Signing.
+    Fapi2,
 }
 
 #[derive(Debug, Clone, Deserialize)]

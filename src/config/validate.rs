@@ -8,7 +8,7 @@ use std::collections::HashSet;
 use super::error::{ConfigError, fail};
 use super::net::is_loopback_host;
 use super::settings::{Settings, TelemetrySettings, UserSettings};
-use super::{clients, keys, redis};
+use super::{clients, fapi2, keys, redis};
 use crate::oauth::client::ClientRegistry;
 use crate::signing::SigningKeys;
 use crate::store::RedisOptions;
@@ -25,6 +25,8 @@ pub struct ValidSettings {
     pub(crate) signing_keys: Option<SigningKeys>,
     /// `None`: no Redis configured (the in-memory store).
     pub(crate) redis: Option<RedisOptions>,
+    /// Where this configuration stands against FAPI 2.0 (enforced with `profile: fapi2`).
+    pub fapi2: Vec<fapi2::Requirement>,
 }
 
 impl std::fmt::Debug for ValidSettings {
@@ -140,7 +142,12 @@ impl Settings {
         {
             return fail("playground.client_id", format!("no client '{id}' is configured"));
         }
+        let fapi2 = fapi2::assess(&self, &clients, signing_keys.as_ref());
+        if let Some((key, message)) = fapi2::first_unmet(&self, &fapi2) {
+            return fail(key, message);
+        }
         Ok(ValidSettings {
+            fapi2,
             settings: self,
             clients,
             users,

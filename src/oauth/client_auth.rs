@@ -36,6 +36,9 @@ pub(crate) const ASSERTION_ALGS: &[Algorithm] = &[
     Algorithm::EdDSA,
 ];
 
+/// The algorithms FAPI 2.0 §5.4 allows for anything signed or verified (`profile: fapi2`).
+pub(crate) const FAPI2_ALGS: &[&str] = &["PS256", "ES256", "EdDSA"];
+
 /// The credentials a request presented, before they are checked.
 #[derive(Debug)]
 pub(crate) enum Presented {

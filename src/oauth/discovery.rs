@@ -49,6 +49,8 @@ pub(crate) struct Capabilities {
     /// RFC 9126 §5: true only when no client may skip PAR (per-client values stay in the
     /// client registry).
     pub require_par: bool,
+    /// `profile: fapi2`: advertise only the algorithms FAPI 2.0 §5.4 allows.
+    pub fapi2: bool,
     /// RFC 9396 §10: every type some client may use; empty: not advertised.
     pub authorization_details_types: Vec<String>,
     /// RFC 9101 §10.5: true only when every client must send signed request objects.
@@ -81,6 +83,7 @@ pub(crate) fn metadata(e: &Endpoints, c: &Capabilities) -> Value {
     let assertion_algs: Vec<String> = client_auth::ASSERTION_ALGS
         .iter()
         .map(client_auth::alg_name)
+        .filter(|a| !c.fapi2 || client_auth::FAPI2_ALGS.contains(&a.as_str()))
         .collect();
     let mut metadata = json!({
         "issuer": e.issuer,

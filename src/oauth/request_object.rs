@@ -28,6 +28,8 @@ pub(crate) struct Policy {
     pub max_lifetime_secs: u64,
     /// `typ` must be `oauth-authz-req+jwt` (otherwise it may also be absent).
     pub require_typ: bool,
+    /// `nbf` must be present (FAPI 2.0 Message Signing §5.3.1).
+    pub require_nbf: bool,
 }
 
 fn invalid(why: impl Into<String>) -> OAuthError {
@@ -128,6 +130,9 @@ fn verify(jwt: &str, client: &Client, issuer: &str, policy: &Policy, now: u64) -
         })?
         .claims;
     let number = |name: &str| claims.get(name).and_then(Value::as_u64);
+    if policy.require_nbf && number("nbf").is_none() {
+        return Err(invalid("nbf is required"));
+    }
     let start = number("nbf")
         .unwrap_or(now)
         .max(now.saturating_sub(policy.max_lifetime_secs));
