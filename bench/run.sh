@@ -60,9 +60,11 @@ rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
 # Stop one process we started and wait for it.
 stop() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
 
-log "build (release)"
-cargo build --release --locked -p par-server --bin par-server 2>&1 | tail -1
-cargo build --release --locked -p loadgen --bins 2>&1 | tail -1
+if [ "${BENCH_BUILD:-1}" = 1 ]; then # BENCH_BUILD=0: use the binaries already in target/release
+  log "build (release)"
+  cargo build --release --locked -p par-server --bin par-server 2>&1 | tail -1
+  cargo build --release --locked -p loadgen --bins 2>&1 | tail -1
+fi
 BIN=$ROOT/target/release
 LOADGEN=$BIN/loadgen
 # PAR_SERVER_BIN: another par-server binary to measure (e.g. a copy of an earlier build).

@@ -122,7 +122,9 @@ pub fn init(log: &LogSettings, telemetry: &TelemetrySettings) -> anyhow::Result<
         .buffered_lines_limit(LOG_BUFFER_LINES)
         .lossy(true)
         .thread_name("par-server-log")
-        .finish(std::io::stderr());
+        // Buffered: the worker drains every queued line into the buffer, then flushes once
+        // (one write(2) per batch instead of one per line).
+        .finish(std::io::BufWriter::with_capacity(64 * 1024, std::io::stderr()));
     let log_writer = LogWriter {
         _worker: worker,
         dropped: writer.error_counter(),
