@@ -8,6 +8,7 @@ use std::time::Duration;
 use crate::config::{Settings, ValidSettings};
 use crate::oauth::client::ClientRegistry;
 use crate::oauth::discovery::{self, Capabilities, Endpoints};
+use crate::oauth::dpop::DpopRules;
 use crate::signing::SigningKeys;
 use crate::store::Store;
 use crate::users::UserDirectory;
@@ -63,6 +64,10 @@ pub struct AppState {
     pub(crate) playground: Option<Playground>,
     /// The serialized discovery document.
     pub(crate) metadata: String,
+    /// DPoP proof policy and nonce keys (RFC 9449).
+    pub(crate) dpop: DpopRules,
+    /// The accepted proof algorithms, space-separated, for `DPoP` challenges.
+    pub(crate) dpop_algs: String,
     draining: Arc<AtomicBool>,
 }
 
@@ -76,6 +81,7 @@ impl AppState {
             users,
             signing_keys,
             redis,
+            dpop,
         } = valid;
         let settings = &settings;
         let store = match &redis {
@@ -100,6 +106,7 @@ impl AppState {
             auth_methods: clients.methods_in_use(),
             scopes,
             signing_algs: signing_keys.signing_algs(),
+            dpop_algs: dpop.policy.alg_names(),
         };
         let metadata = discovery::metadata(&endpoints, &capabilities).to_string();
         let playground = playground(settings, &clients, issuer, local)?;
@@ -127,6 +134,8 @@ impl AppState {
             base_path: settings.http.base_path.clone(),
             playground,
             metadata,
+            dpop_algs: dpop.policy.alg_names().join(" "),
+            dpop,
             draining: Arc::new(AtomicBool::new(false)),
         })
     }

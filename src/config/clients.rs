@@ -12,9 +12,11 @@ use crate::oauth::client::{AuthMethod, Client, ClientRegistry, Credential};
 
 /// The client registry; `par_required` is the global `par.required`, the default of each
 /// client's own setting.
+/// `nonce_required` the global `dpop.require_nonce`, the default of `require_dpop_nonce`.
 pub(super) fn client_registry(
     clients: &[ClientSettings],
     par_required: bool,
+    nonce_required: bool,
 ) -> Result<ClientRegistry, ConfigError> {
     let mut seen = HashSet::new();
     let mut out = Vec::with_capacity(clients.len());
@@ -25,12 +27,17 @@ pub(super) fn client_registry(
                 format!("duplicate client_id '{}'", c.client_id),
             );
         }
-        out.push(client_from(i, c, par_required)?);
+        out.push(client_from(i, c, par_required, nonce_required)?);
     }
     Ok(ClientRegistry::new(out))
 }
 
-fn client_from(i: usize, c: &ClientSettings, par_required: bool) -> Result<Client, ConfigError> {
+fn client_from(
+    i: usize,
+    c: &ClientSettings,
+    par_required: bool,
+    nonce_required: bool,
+) -> Result<Client, ConfigError> {
     let key = |field: &str| format!("clients[{i}].{field}");
     if c.client_id.is_empty() || c.client_id.len() > 256 || c.client_id.chars().any(char::is_control) {
         return fail(key("client_id"), "must be 1-256 printable characters");
@@ -115,6 +122,8 @@ fn client_from(i: usize, c: &ClientSettings, par_required: bool) -> Result<Clien
         require_par: c.require_pushed_authorization_requests.unwrap_or(par_required),
         require_pkce: c.require_pkce,
         consent: c.consent,
+        dpop_bound_access_tokens: c.dpop_bound_access_tokens,
+        require_dpop_nonce: c.require_dpop_nonce.unwrap_or(nonce_required),
     })
 }
 

@@ -42,6 +42,8 @@ pub fn apply(settings: &mut Settings) -> anyhow::Result<DemoCredentials> {
         require_pushed_authorization_requests: None,
         require_pkce: true,
         consent: false,
+        dpop_bound_access_tokens: false,
+        require_dpop_nonce: None,
     });
     settings.users.push(UserSettings {
         username: DEMO_USER.into(),

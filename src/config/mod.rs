@@ -1,9 +1,10 @@
 //! Configuration: the settings tree and its loading (`settings`), start-up validation that
 //! names the offending key and builds what the service runs on, once (`validate`, with the
-//! sections `clients`, `keys`, `redis`), and the zero-config demo (`demo`).
+//! sections `clients`, `dpop`, `keys`, `redis`), and the zero-config demo (`demo`).
 
 mod clients;
 pub mod demo;
+mod dpop;
 mod error;
 mod keys;
 mod net;
@@ -14,8 +15,8 @@ mod validate;
 pub use self::error::ConfigError;
 pub use self::net::is_loopback_bind;
 pub use self::settings::{
-    ClientSettings, HttpSettings, KeySettings, LogFormat, LogSettings, OtlpProtocol, ParSettings,
-    PlaygroundSettings, RedisConnection, RedisMode, RedisSettings, SessionSettings, Settings, Source,
-    TelemetrySettings, TokenSettings, UserSettings,
+    ClientSettings, DpopSettings, HttpSettings, KeySettings, LogFormat, LogSettings, OtlpProtocol,
+    ParSettings, PlaygroundSettings, RedisConnection, RedisMode, RedisSettings, SessionSettings, Settings,
+    Source, TelemetrySettings, TokenSettings, UserSettings,
 };
 pub use self::validate::ValidSettings;

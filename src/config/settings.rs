@@ -23,6 +23,7 @@ pub struct Settings {
     pub par: ParSettings,
     pub tokens: TokenSettings,
     pub session: SessionSettings,
+    pub dpop: DpopSettings,
     pub keys: Vec<KeySettings>,
     pub clients: Vec<ClientSettings>,
     pub users: Vec<UserSettings>,
@@ -237,6 +238,43 @@ impl Default for SessionSettings {
     }
 }
 
+/// DPoP (RFC 9449): sender-constrained tokens (docs/tokens.md).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DpopSettings {
+    /// Proof algorithms accepted and advertised (`dpop_signing_alg_values_supported`);
+    /// asymmetric only.
+    pub signing_algs: Vec<String>,
+    /// How old a proof's `iat` may be, in seconds.
+    pub proof_max_age: u64,
+    /// How far in the future a proof's `iat` may be, in seconds.
+    pub clock_skew: u64,
+    /// Require a server nonce in every proof (RFC 9449 §8), for all clients; a client's
+    /// `require_dpop_nonce` overrides it.
+    pub require_nonce: bool,
+    /// HMAC key (≥ 32 characters) that nonces are made with; replicas must share it.
+    /// Required with a Redis store when any client requires nonces.
+    pub nonce_key: Option<Secret>,
+    /// The key before the last rotation: its nonces are still accepted.
+    pub previous_nonce_key: Option<Secret>,
+    /// Length of a nonce time window in seconds; a nonce lives one to two windows.
+    pub nonce_lifetime: u64,
+}
+
+impl Default for DpopSettings {
+    fn default() -> Self {
+        Self {
+            signing_algs: vec!["ES256".into(), "PS256".into(), "EdDSA".into()],
+            proof_max_age: 60,
+            clock_skew: 5,
+            require_nonce: false,
+            nonce_key: None,
+            previous_nonce_key: None,
+            nonce_lifetime: 120,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct KeySettings {
@@ -278,6 +316,11 @@ pub struct ClientSettings {
     pub require_pkce: bool,
     #[serde(default)]
     pub consent: bool,
+    /// RFC 9449 §5.2: the client always uses DPoP; a token request without a proof is refused.
+    #[serde(default)]
+    pub dpop_bound_access_tokens: bool,
+    /// Per-client DPoP nonce requirement; the global `dpop.require_nonce` applies when absent.
+    pub require_dpop_nonce: Option<bool>,
 }
 
 fn default_scopes() -> Vec<String> {
@@ -412,7 +455,8 @@ impl Settings {
                 .list_separator(",")
                 .with_list_parse_key("par.accepted_request_uri_prefixes")
                 .with_list_parse_key("redis.cluster_nodes")
-                .with_list_parse_key("redis.sentinel_nodes"),
+                .with_list_parse_key("redis.sentinel_nodes")
+                .with_list_parse_key("dpop.signing_algs"),
         );
         let settings: Settings = builder
             .build()

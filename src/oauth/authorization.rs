@@ -74,6 +74,10 @@ pub struct AuthorizationRequest {
     pub acr_values: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ui_locales: Option<String>,
+    /// RFC 9449 §10: the thumbprint of the DPoP key the code will be bound to (the
+    /// `dpop_jkt` parameter, or the key of the push's DPoP proof).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dpop_jkt: Option<String>,
     /// Non-secret id linking the steps of one login in traces and logs; set when the
     /// request is stored.
     #[serde(default)]
@@ -205,6 +209,12 @@ impl AuthorizationRequest {
             }
         }
 
+        let dpop_jkt = params
+            .get("dpop_jkt")
+            .map(super::dpop::parse_jkt)
+            .transpose()
+            .map_err(reject)?;
+
         let request = Self {
             client_id: client.id.clone(),
             redirect_uri: redirect_uri.to_owned(),
@@ -219,6 +229,7 @@ impl AuthorizationRequest {
             claims,
             acr_values: params.get("acr_values").map(str::to_owned),
             ui_locales: params.get("ui_locales").map(str::to_owned),
+            dpop_jkt,
             flow_id: String::new(),
             trace: None,
         };

@@ -58,6 +58,10 @@ pub struct Client {
     pub require_pkce: bool,
     /// Show a consent screen after login.
     pub consent: bool,
+    /// RFC 9449 §5.2 `dpop_bound_access_tokens`: every token request must carry a proof.
+    pub dpop_bound_access_tokens: bool,
+    /// Proofs from this client must carry a server nonce (RFC 9449 §8).
+    pub require_dpop_nonce: bool,
 }
 
 impl Client {
@@ -117,6 +121,11 @@ impl ClientRegistry {
         self.clients.get(client_id)
     }
 
+    /// Whether any registered client satisfies `f`.
+    pub(crate) fn any(&self, f: impl Fn(&Client) -> bool) -> bool {
+        self.clients.values().any(|c| f(c))
+    }
+
     pub(crate) fn methods_in_use(&self) -> Vec<AuthMethod> {
         AuthMethod::ALL
             .into_iter()
@@ -137,6 +146,8 @@ pub(crate) fn test_client(id: &str) -> Client {
         require_par: true,
         require_pkce: true,
         consent: false,
+        dpop_bound_access_tokens: false,
+        require_dpop_nonce: false,
     }
 }
 

@@ -1,5 +1,5 @@
 //! Endpoint URLs and the authorization server metadata (RFC 8414 §2, OIDC Discovery §3,
-//! RFC 9126 §5, RFC 9207 §3). Built once at start from the configuration; it must say only
+//! RFC 9126 §5, RFC 9207 §3, RFC 9449 §5.1). Built once at start from the configuration; it must say only
 //! what the server does.
 
 use serde_json::{Value, json};
@@ -44,6 +44,8 @@ pub(crate) struct Capabilities {
     pub auth_methods: Vec<AuthMethod>,
     pub scopes: Vec<String>,
     pub signing_algs: Vec<String>,
+    /// DPoP proof algorithms accepted (RFC 9449 §5.1).
+    pub dpop_algs: Vec<String>,
 }
 
 pub(crate) const CLAIMS_SUPPORTED: &[&str] = &[
@@ -87,5 +89,6 @@ pub(crate) fn metadata(e: &Endpoints, c: &Capabilities) -> Value {
         "request_parameter_supported": false,
         "request_uri_parameter_supported": false,
         "claims_parameter_supported": false,
+        "dpop_signing_alg_values_supported": c.dpop_algs,
     })
 }

@@ -78,6 +78,24 @@ pub(crate) fn check_redemption(
     }
 }
 
+/// RFC 9449 §10: a code bound to a DPoP key (`dpop_jkt`) is redeemed only with a proof by
+/// that key. `proof_jkt`: the thumbprint of the token request's verified proof, if any.
+pub(crate) fn check_dpop_binding(
+    record: &AuthorizationCode,
+    proof_jkt: Option<&str>,
+) -> Result<(), OAuthError> {
+    match (&record.dpop_jkt, proof_jkt) {
+        (None, _) => Ok(()),
+        (Some(_), None) => Err(OAuthError::invalid_grant(
+            "the code is bound to a DPoP key: a DPoP proof is required",
+        )),
+        (Some(bound), Some(jkt)) if bound == jkt => Ok(()),
+        (Some(_), Some(_)) => Err(OAuthError::invalid_grant(
+            "the DPoP proof's key is not the one the code is bound to (dpop_jkt)",
+        )),
+    }
+}
+
 pub(crate) fn has_openid(scope: &[String]) -> bool {
     scope.iter().any(|s| s == "openid")
 }
@@ -121,6 +139,16 @@ pub struct AccessTokenClaims {
     pub scope: String,
     pub auth_time: u64,
     pub gid: String,
+    /// RFC 9449 §6.1: the DPoP key the token is bound to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cnf: Option<Confirmation>,
+}
+
+/// The `cnf` (confirmation) claim of a DPoP-bound token (RFC 7800 §3.1, RFC 9449 §6.1).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Confirmation {
+    /// JWK SHA-256 thumbprint of the DPoP key.
+    pub jkt: String,
 }
 
 /// What a resource (userinfo) needs from a verified access token. `exp`, `iss`, `aud` are
@@ -133,6 +161,8 @@ pub(crate) struct VerifiedAccessToken {
     #[serde(default)]
     pub scope: String,
     pub gid: String,
+    #[serde(default)]
+    pub cnf: Option<Confirmation>,
 }
 
 impl VerifiedAccessToken {
@@ -161,6 +191,7 @@ pub(crate) fn access_token_claims(
     now: u64,
     lifetime: u64,
     jti: String,
+    dpop_jkt: Option<String>,
 ) -> AccessTokenClaims {
     AccessTokenClaims {
         iss: issuer.to_owned(),
@@ -173,6 +204,7 @@ pub(crate) fn access_token_claims(
         scope: record.scope.join(" "),
         auth_time: record.auth_time,
         gid: record.grant_id.clone(),
+        cnf: dpop_jkt.map(|jkt| Confirmation { jkt }),
     }
 }
 
@@ -256,6 +288,7 @@ mod tests {
             auth_time: 1000,
             resource: vec![],
             grant_id: "g1".into(),
+            dpop_jkt: None,
             flow_id: "f1".into(),
             trace: None,
         }
@@ -352,6 +385,26 @@ mod tests {
     }
 
     #[test]
+    fn a_dpop_bound_code_needs_a_proof_by_its_key() {
+        let bound = AuthorizationCode {
+            dpop_jkt: Some("jkt-1".into()),
+            ..record()
+        };
+        check_dpop_binding(&bound, Some("jkt-1")).unwrap();
+        assert_eq!(
+            check_dpop_binding(&bound, None).unwrap_err().code(),
+            "invalid_grant"
+        );
+        assert_eq!(
+            check_dpop_binding(&bound, Some("jkt-2")).unwrap_err().code(),
+            "invalid_grant"
+        );
+        // An unbound code may be redeemed with or without a proof.
+        check_dpop_binding(&record(), None).unwrap();
+        check_dpop_binding(&record(), Some("jkt-1")).unwrap();
+    }
+
+    #[test]
     fn at_hash_follows_the_oidc_example() {
         // OIDC Core Appendix A.3 / A.4: access token "jHkWEdUXMU1BwAsC4vtUsZwnNvTIxEl0z9K3vx5KF0Y"
         // has at_hash "77QmUPtjPfzWtF2AnpK9RQ" (RS256 → SHA-256).
@@ -366,7 +419,29 @@ mod tests {
 
     #[test]
     fn claims_are_built_from_the_record() {
-        let at = access_token_claims(&record(), "https://as", "https://as/ui", 100, 600, "j".into());
+        let at = access_token_claims(
+            &record(),
+            "https://as",
+            "https://as/ui",
+            100,
+            600,
+            "j".into(),
+            None,
+        );
+        assert!(serde_json::to_value(&at).unwrap().get("cnf").is_none());
+        let bound = access_token_claims(
+            &record(),
+            "https://as",
+            "https://as/ui",
+            100,
+            600,
+            "j".into(),
+            Some("k".into()),
+        );
+        assert_eq!(
+            serde_json::to_value(&bound).unwrap()["cnf"],
+            serde_json::json!({ "jkt": "k" })
+        );
         assert_eq!(at.aud, Audience::One("https://as/ui".into()));
         assert_eq!((at.exp, at.iat, at.auth_time), (700, 100, 1000));
         assert_eq!(at.scope, "openid email");
@@ -375,7 +450,16 @@ mod tests {
             resource: vec!["https://api.a".into(), "https://api.b".into()],
             ..record()
         };
-        let aud = access_token_claims(&with_resources, "https://as", "https://as/ui", 0, 1, "j".into()).aud;
+        let aud = access_token_claims(
+            &with_resources,
+            "https://as",
+            "https://as/ui",
+            0,
+            1,
+            "j".into(),
+            None,
+        )
+        .aud;
         assert!(aud.contains("https://api.b") && !aud.contains("https://as/ui"));
         assert_eq!(serde_json::to_value(&aud).unwrap().as_array().unwrap().len(), 2);
 

@@ -2,14 +2,20 @@
 //! (RFC 7636 §4.5). Client authentication as at PAR; the code is taken with `GETDEL` (one
 //! winner across replicas); a replayed code revokes the tokens already issued from it
 //! (RFC 6749 §4.1.2, RFC 9700 §4.2.4). Rules in [`crate::oauth::token`].
+//!
+//! DPoP (RFC 9449 §5): a request with a valid proof gets an access token bound to the
+//! proof's key (`cnf.jkt`, `token_type: DPoP`); a code bound at PAR (`dpop_jkt`, §10) needs
+//! a proof by that key; a client registered with `dpop_bound_access_tokens` must send one.
 
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 
 use super::support::client_auth;
-use super::support::errors::JsonError;
+use super::support::dpop::{self, Endpoint};
+use super::support::errors::{DPOP_NONCE, JsonError};
 use crate::crypto::random_token;
 use crate::oauth::OAuthError;
+use crate::oauth::dpop::TOKEN_TYPE as DPOP_TOKEN_TYPE;
 use crate::oauth::token::{self, ACCESS_TOKEN_TYP, TokenResponse};
 use crate::state::AppState;
 
@@ -27,6 +33,14 @@ pub async fn exchange(
     let span = tracing::Span::current();
     // Syntax first: a malformed request does not consume the code.
     let request = token::parse_code_request(&params)?;
+    // The proof is checked (and its jti spent) before the code: a refused proof leaves the
+    // code for the retry that carries the server's nonce.
+    let proof = dpop::check(&req, &state, Endpoint::Token, client.require_dpop_nonce, None).await?;
+    if proof.is_none() && client.dpop_bound_access_tokens {
+        dpop::refused(Endpoint::Token, "missing");
+        return Err(OAuthError::invalid_dpop_proof("this client must send a DPoP proof").into());
+    }
+    let proof_jkt = proof.map(|p| p.jkt);
 
     // Take the code and mark it used (value: its grant id) in one atomic step, before the
     // checks, so a replay racing this request finds the marker. Marker lifetime: tokens from
@@ -45,6 +59,10 @@ pub async fn exchange(
     crate::telemetry::flow::step(&req, &client.id, &record.flow_id, record.trace.as_deref());
     token::check_redemption(&record, &client.id, &request)
         .inspect_err(|e| tracing::info!(reason = %e.description, "code redemption refused"))?;
+    token::check_dpop_binding(&record, proof_jkt.as_deref()).inspect_err(|e| {
+        dpop::refused(Endpoint::Token, "key_mismatch");
+        tracing::info!(reason = %e.description, "code redemption refused");
+    })?;
     let user = state
         .users
         .by_sub(&record.sub)
@@ -58,6 +76,7 @@ pub async fn exchange(
         now,
         state.lifetimes.access_token.as_secs(),
         random_token(16),
+        proof_jkt.clone(),
     );
     let access_token = sign(&state, Some(ACCESS_TOKEN_TYP), &at_claims)?;
     let id_token = if token::has_openid(&record.scope) {
@@ -76,12 +95,20 @@ pub async fn exchange(
     crate::telemetry::metrics::tokens_issued(&client.id);
     tracing::info!("authorization code redeemed");
     // RFC 6749 §5.1: no caching of responses that carry tokens.
-    Ok(HttpResponse::Ok()
+    let mut response = HttpResponse::Ok();
+    if let Some(nonce) = dpop::fresh_nonce(&state, client.require_dpop_nonce) {
+        response.insert_header((DPOP_NONCE, nonce));
+    }
+    Ok(response
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .insert_header((header::PRAGMA, "no-cache"))
         .json(TokenResponse {
             access_token,
-            token_type: "Bearer",
+            token_type: if proof_jkt.is_some() {
+                DPOP_TOKEN_TYPE
+            } else {
+                "Bearer"
+            },
             expires_in: state.lifetimes.access_token.as_secs(),
             scope: record.scope.join(" "),
             id_token,

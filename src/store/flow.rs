@@ -14,6 +14,7 @@
 //! | SSO | [`Store::sso_session`], [`Store::start_sso_session`] | `GET` / `SET` |
 //! | consent | [`Store::await_consent`], [`Store::pending_consent`], [`Store::clear_pending_consent`] | `SET` / `GET` / `DEL` |
 //! | `private_key_jwt` | [`Store::first_use_of_assertion`] | `SET … NX` (1) |
+//! | DPoP proof at PAR, token, userinfo | [`Store::first_use_of_dpop_proof`] | `SET … NX` (1) |
 //! | playground | [`Store::put_playground_login`], [`Store::take_playground_login`] | `SET` / `GETDEL` |
 
 use std::time::Duration;
@@ -355,6 +356,20 @@ impl Store {
     ) -> Result<bool, StoreError> {
         self.backend
             .put_new(&self.keys.assertion_jti(client_id, jti), b"1", remember)
+            .await
+    }
+
+    /// Records a DPoP proof's `jti` for `remember` (`SET … NX`): `false` if a proof with this
+    /// `jti` was already presented with the key `jkt`, on any replica (RFC 9449 §11.1).
+    #[tracing::instrument(name = "store.first_use_of_dpop_proof", level = "debug", skip_all)]
+    pub async fn first_use_of_dpop_proof(
+        &self,
+        jkt: &str,
+        jti: &str,
+        remember: Duration,
+    ) -> Result<bool, StoreError> {
+        self.backend
+            .put_new(&self.keys.dpop_jti(jkt, jti), b"1", remember)
             .await
     }
 

@@ -10,13 +10,15 @@
 //! | `code:{C}:used`                   | grant id of the tokens issued | access-token lifetime                | `/token` (replay → revoke) |
 //! | `grant:{G}:revoked`               | `1`                           | access-token lifetime                | replayed code; checked at `/userinfo` |
 //! | `jti:{J}`                         | `1`                           | assertion lifetime + skew            | `SET EX NX` per `private_key_jwt` assertion |
+//! | `dpop:{K}`                        | `1`                           | `dpop.proof_max_age` + `dpop.clock_skew` + 1 s | `SET EX NX` per DPoP proof |
 //! | `playground:{P}`                  | the playground's PKCE verifier | `par.interaction_lifetime`        | `/playground/start` / callback (`GETDEL`) |
 //! | `sso:{S}`                         | SSO session (JSON)            | `session.lifetime`                   | login / `/authorize` |
 //!
 //! `D` = SHA-256 of the request_uri's random part, `C` = SHA-256 of the code, `J` = SHA-256
-//! of (client_id, jti), `S` = SHA-256 of the session cookie: no live credential is ever a key
-//! or a value. The `{…}` are Redis Cluster hash tags, so a record and its companion key live
-//! in one slot and a script may touch both.
+//! of (client_id, jti), `K` = SHA-256 of (DPoP key thumbprint, proof jti), `S` = SHA-256 of
+//! the session cookie: no live credential is ever a key or a value. The `{…}` are Redis
+//! Cluster hash tags, so a record and its companion key live in one slot and a script may
+//! touch both.
 
 use crate::crypto::sha256_parts_b64;
 
@@ -80,6 +82,11 @@ impl KeySpace {
             &sha256_parts_b64(&[client_id.as_bytes(), jti.as_bytes()]),
             "",
         )
+    }
+
+    /// A DPoP proof's `jti`, per proof key.
+    pub(crate) fn dpop_jti(&self, jkt: &str, jti: &str) -> Key {
+        self.key("dpop", &sha256_parts_b64(&[jkt.as_bytes(), jti.as_bytes()]), "")
     }
 
     /// The playground's pending login (PKCE verifier), by digest of its `state`.

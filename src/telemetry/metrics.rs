@@ -90,6 +90,14 @@ fn describe() {
         "par_client_auth_failures_total",
         "Failed client authentications at /par (and /token) by presented method"
     );
+    describe_counter!(
+        "par_dpop_proof_failures_total",
+        "DPoP proofs refused (invalid_dpop_proof) by endpoint and reason: malformed, typ, alg, jwk, signature, htm, htu, iat, jti, ath, replay, key_mismatch, missing"
+    );
+    describe_counter!(
+        "par_dpop_nonce_challenges_total",
+        "use_dpop_nonce answers (a proof without a valid server nonce) by endpoint"
+    );
     describe_histogram!(
         "par_redis_command_duration_seconds",
         metrics::Unit::Seconds,
@@ -161,6 +169,16 @@ pub fn login(client_id: &str, outcome: &'static str) {
 
 pub fn client_auth_failed(method: &'static str) {
     counter!("par_client_auth_failures_total", "method" => method).increment(1);
+}
+
+/// A refused DPoP proof: the endpoint (`par`, `token`, `userinfo`) and a bounded reason.
+pub fn dpop_failure(endpoint: &'static str, reason: &'static str) {
+    counter!("par_dpop_proof_failures_total", "endpoint" => endpoint, "reason" => reason).increment(1);
+}
+
+/// A `use_dpop_nonce` challenge at `endpoint`.
+pub fn dpop_nonce_challenge(endpoint: &'static str) {
+    counter!("par_dpop_nonce_challenges_total", "endpoint" => endpoint).increment(1);
 }
 
 pub fn redis_command(command: &'static str, elapsed: Duration, error: Option<&'static str>) {

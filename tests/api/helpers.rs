@@ -70,6 +70,8 @@ fn client(id: &str, method: Option<AuthMethod>, secret: Option<&str>) -> ClientS
         require_pushed_authorization_requests: None,
         require_pkce: true,
         consent: false,
+        dpop_bound_access_tokens: false,
+        require_dpop_nonce: None,
     }
 }
 
@@ -132,6 +134,7 @@ pub fn code_record(client_id: &str) -> AuthorizationCode {
         auth_time: par_server::clock::now() - 5,
         resource: vec![],
         grant_id: par_server::crypto::random_token(16),
+        dpop_jkt: None,
         flow_id: uuid::Uuid::new_v4().to_string(),
         trace: None,
     }

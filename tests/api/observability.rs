@@ -56,6 +56,8 @@ async fn metrics_count_a_login_its_reuse_and_a_cross_client_attempt() {
             require_pushed_authorization_requests: None,
             require_pkce: true,
             consent: false,
+            dpop_bound_access_tokens: false,
+            require_dpop_nonce: None,
         })
     })
     .await;

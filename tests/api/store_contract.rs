@@ -343,6 +343,10 @@ async fn sessions_markers_and_replay_guards(f: Fixture) {
     assert!(s.first_use_of_assertion("app", "jti-1", MINUTE).await.unwrap());
     assert!(!s.first_use_of_assertion("app", "jti-1", MINUTE).await.unwrap());
     assert!(s.first_use_of_assertion("other", "jti-1", MINUTE).await.unwrap());
+    // DPoP proofs: one use per (key, jti), separate from assertion jtis.
+    assert!(s.first_use_of_dpop_proof("jkt-a", "jti-1", MINUTE).await.unwrap());
+    assert!(!s.first_use_of_dpop_proof("jkt-a", "jti-1", MINUTE).await.unwrap());
+    assert!(s.first_use_of_dpop_proof("jkt-b", "jti-1", MINUTE).await.unwrap());
 
     let login = PlaygroundLogin {
         verifier: "v".into(),

@@ -167,6 +167,7 @@ impl Interaction {
             auth_time: session.auth_time,
             resource: request.resource.clone(),
             grant_id: random_token(16),
+            dpop_jkt: request.dpop_jkt.clone(),
             flow_id: request.flow_id.clone(),
             trace: request.trace.clone(),
         };
