@@ -8,6 +8,7 @@ mod config_file;
 #[path = "../support/demo.rs"]
 mod demo;
 mod discovery_health;
+mod dpop;
 mod flow;
 mod helpers;
 #[path = "../support/html.rs"]

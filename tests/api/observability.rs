@@ -11,7 +11,7 @@ use crate::helpers::*;
 use crate::topology::{KillOnDrop, free_port};
 
 /// The app's `/metrics`, parsed.
-async fn scrape(app: &TestApp) -> Scrape {
+pub(crate) async fn scrape(app: &TestApp) -> Scrape {
     let res = app.http.get(app.url("/metrics")).send().await.unwrap();
     assert_eq!(res.status(), 200);
     assert!(
@@ -26,7 +26,7 @@ async fn scrape(app: &TestApp) -> Scrape {
 
 /// Value of the sample `name` whose labels include all of `labels` (0 when absent). For a
 /// histogram, its total count.
-fn value(s: &Scrape, name: &str, labels: &[(&str, &str)]) -> f64 {
+pub(crate) fn value(s: &Scrape, name: &str, labels: &[(&str, &str)]) -> f64 {
     s.samples
         .iter()
         .filter(|x| x.metric == name && labels.iter().all(|(k, v)| x.labels.get(k) == Some(*v)))
