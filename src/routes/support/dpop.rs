@@ -48,7 +48,6 @@ impl Endpoint {
 /// `require_nonce`: the client must use a server nonce. `access_token`: at a resource, the
 /// token the proof must be bound to (`ath`). Errors are the authorization server's
 /// (400); a resource endpoint maps them with [`JsonError::at_dpop_resource`].
-#[tracing::instrument(name = "dpop.check", skip_all, fields(endpoint = endpoint.label(), outcome = tracing::field::Empty))]
 pub(crate) async fn check(
     req: &HttpRequest,
     state: &AppState,
@@ -56,6 +55,30 @@ pub(crate) async fn check(
     require_nonce: bool,
     access_token: Option<&str>,
 ) -> Result<Option<Proof>, JsonError> {
+    let mut headers = req.headers().get_all(DPOP);
+    let Some(value) = headers.next() else {
+        return Ok(None);
+    };
+    // §4.3 check 1: exactly one DPoP header.
+    let proof = if headers.next().is_some() {
+        Err(())
+    } else {
+        value.to_str().map_err(|_| ())
+    };
+    verify_presented(req, state, endpoint, require_nonce, access_token, proof)
+        .await
+        .map(Some)
+}
+
+#[tracing::instrument(name = "dpop.check", skip_all, fields(endpoint = endpoint.label(), outcome = tracing::field::Empty))]
+async fn verify_presented(
+    req: &HttpRequest,
+    state: &AppState,
+    endpoint: Endpoint,
+    require_nonce: bool,
+    access_token: Option<&str>,
+    proof: Result<&str, ()>,
+) -> Result<Proof, JsonError> {
     let span = tracing::Span::current();
     let fail = |reason: &'static str, error: OAuthError| {
         metrics::dpop_failure(endpoint.label(), reason);
@@ -63,21 +86,10 @@ pub(crate) async fn check(
         tracing::info!(reason, "DPoP proof refused");
         JsonError::from(error)
     };
-    let mut headers = req.headers().get_all(DPOP);
-    let Some(value) = headers.next() else {
-        return Ok(None);
-    };
-    // §4.3 check 1: exactly one DPoP header.
-    if headers.next().is_some() {
-        return Err(fail(
-            "malformed",
-            OAuthError::invalid_dpop_proof("more than one DPoP header"),
-        ));
-    }
-    let proof = value.to_str().map_err(|_| {
+    let proof = proof.map_err(|()| {
         fail(
             "malformed",
-            OAuthError::invalid_dpop_proof("the DPoP proof is not a JWT"),
+            OAuthError::invalid_dpop_proof("exactly one DPoP header with a JWT is required"),
         )
     })?;
     let expected = Expected {
@@ -114,7 +126,7 @@ pub(crate) async fn check(
         ));
     }
     span.record("outcome", "ok");
-    Ok(Some(proof))
+    Ok(proof)
 }
 
 fn nonce_accepted(state: &AppState, nonce: Option<&str>, now: u64) -> bool {
