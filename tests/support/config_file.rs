@@ -51,12 +51,16 @@ impl From<&SentinelGroup> for RedisTarget {
     }
 }
 
-/// A confidential client (`client_secret_basic`) redirecting to [`REDIRECT`].
+/// A confidential client (`client_secret_basic`, or `private_key_jwt` when `jwks` is set)
+/// redirecting to [`REDIRECT`].
 #[derive(Debug, Clone)]
 pub struct ClientEntry {
     pub client_id: String,
     pub client_secret: String,
     pub scopes: Vec<String>,
+    /// The client's public JWK Set: the client authenticates with `private_key_jwt` and
+    /// `client_secret` is not written.
+    pub jwks: Option<Value>,
 }
 
 impl ClientEntry {
@@ -66,6 +70,7 @@ impl ClientEntry {
             client_id: client_id.into(),
             client_secret: client_secret.into(),
             scopes: ["openid", "email", "profile"].map(String::from).to_vec(),
+            jwks: None,
         }
     }
 }
@@ -92,6 +97,8 @@ pub struct ConfigFile {
     /// `telemetry.otlp_endpoint`, with every trace sampled.
     pub otlp_endpoint: Option<String>,
     pub clients: Vec<ClientEntry>,
+    /// The `dpop` section as written (docs/configuration.md), when a test sets one.
+    pub dpop: Option<Value>,
 }
 
 impl ConfigFile {
@@ -110,6 +117,7 @@ impl ConfigFile {
             log_level: None,
             otlp_endpoint: None,
             clients: Vec::new(),
+            dpop: None,
         }
     }
 
@@ -137,7 +145,8 @@ impl ConfigFile {
             .map(|c| {
                 json!({
                     "client_id": c.client_id,
-                    "client_secret": c.client_secret,
+                    "client_secret": c.jwks.is_none().then_some(&c.client_secret),
+                    "jwks": c.jwks,
                     "redirect_uris": [REDIRECT],
                     "scopes": c.scopes,
                 })
@@ -159,6 +168,7 @@ impl ConfigFile {
                 "sampling_ratio": self.otlp_endpoint.as_ref().map(|_| 1.0),
             },
             "keys": [{ "pem_file": key }],
+            "dpop": self.dpop,
             "clients": clients,
             "users": [{
                 "username": "alice",
