@@ -32,6 +32,10 @@ pub struct Lifetimes {
     pub id_token: Duration,
     /// SSO session; zero disables SSO.
     pub session: Duration,
+    /// A refresh token unused this long expires.
+    pub refresh_idle: Duration,
+    /// The end of a grant's refresh tokens, from the code's redemption.
+    pub refresh_absolute: Duration,
 }
 
 /// The built-in demo client, when enabled.
@@ -107,6 +111,7 @@ impl AppState {
             scopes,
             signing_algs: signing_keys.signing_algs(),
             dpop_algs: dpop.policy.alg_names(),
+            refresh_tokens: clients.any(|c| c.grant_types.iter().any(|g| g == "refresh_token")),
         };
         let metadata = discovery::metadata(&endpoints, &capabilities).to_string();
         let playground = playground(settings, &clients, issuer, local)?;
@@ -128,6 +133,8 @@ impl AppState {
                 access_token: Duration::from_secs(settings.tokens.access_token_lifetime),
                 id_token: Duration::from_secs(settings.tokens.id_token_lifetime),
                 session: Duration::from_secs(settings.session.lifetime),
+                refresh_idle: Duration::from_secs(settings.tokens.refresh_token_idle_lifetime),
+                refresh_absolute: Duration::from_secs(settings.tokens.refresh_token_absolute_lifetime),
             },
             body_limit: settings.http.body_limit,
             secure_cookies: !issuer.starts_with("http://"),

@@ -109,6 +109,17 @@ fn client_from(
     if c.scopes.is_empty() {
         return fail(key("scopes"), "at least one scope is required");
     }
+    for (j, g) in c.grant_types.iter().enumerate() {
+        if !["authorization_code", "refresh_token"].contains(&g.as_str()) {
+            return fail(
+                format!("clients[{i}].grant_types[{j}]"),
+                format!("'{g}' is not supported; use authorization_code and/or refresh_token"),
+            );
+        }
+    }
+    if !c.grant_types.iter().any(|g| g == "authorization_code") {
+        return fail(key("grant_types"), "must contain authorization_code");
+    }
     if method == AuthMethod::None && !c.require_pkce {
         return fail(key("require_pkce"), "public clients must use PKCE");
     }
@@ -124,6 +135,7 @@ fn client_from(
         consent: c.consent,
         dpop_bound_access_tokens: c.dpop_bound_access_tokens,
         require_dpop_nonce: c.require_dpop_nonce.unwrap_or(nonce_required),
+        grant_types: c.grant_types.clone(),
     })
 }
 

@@ -44,6 +44,7 @@ pub fn apply(settings: &mut Settings) -> anyhow::Result<DemoCredentials> {
         consent: false,
         dpop_bound_access_tokens: false,
         require_dpop_nonce: None,
+        grant_types: vec!["authorization_code".into()],
     });
     settings.users.push(UserSettings {
         username: DEMO_USER.into(),

@@ -213,6 +213,11 @@ pub struct TokenSettings {
     pub code_lifetime: u64,
     pub access_token_lifetime: u64,
     pub id_token_lifetime: u64,
+    /// A refresh token unused this long (seconds) expires; each rotation starts it again.
+    pub refresh_token_idle_lifetime: u64,
+    /// The end of a grant's refresh tokens (seconds after the code was redeemed), whatever
+    /// the rotations.
+    pub refresh_token_absolute_lifetime: u64,
 }
 
 impl Default for TokenSettings {
@@ -221,6 +226,8 @@ impl Default for TokenSettings {
             code_lifetime: 60,
             access_token_lifetime: 600,
             id_token_lifetime: 600,
+            refresh_token_idle_lifetime: 86_400,
+            refresh_token_absolute_lifetime: 30 * 86_400,
         }
     }
 }
@@ -321,6 +328,13 @@ pub struct ClientSettings {
     pub dpop_bound_access_tokens: bool,
     /// Per-client DPoP nonce requirement; the global `dpop.require_nonce` applies when absent.
     pub require_dpop_nonce: Option<bool>,
+    /// RFC 7591 §2: `authorization_code` (always), `refresh_token` to get refresh tokens.
+    #[serde(default = "default_grant_types")]
+    pub grant_types: Vec<String>,
+}
+
+fn default_grant_types() -> Vec<String> {
+    vec!["authorization_code".into()]
 }
 
 fn default_scopes() -> Vec<String> {

@@ -119,6 +119,21 @@ impl Settings {
                 "must be between 1 and 86400 seconds",
             );
         }
+        let t = &self.tokens;
+        if !(60..=366 * 86_400).contains(&t.refresh_token_idle_lifetime) {
+            return fail(
+                "tokens.refresh_token_idle_lifetime",
+                "must be between 60 and 31622400 seconds",
+            );
+        }
+        if t.refresh_token_absolute_lifetime < t.refresh_token_idle_lifetime
+            || t.refresh_token_absolute_lifetime > 366 * 86_400
+        {
+            return fail(
+                "tokens.refresh_token_absolute_lifetime",
+                "must be at least tokens.refresh_token_idle_lifetime and at most 31622400 seconds",
+            );
+        }
         if !(1..=86_400).contains(&self.tokens.id_token_lifetime) {
             return fail("tokens.id_token_lifetime", "must be between 1 and 86400 seconds");
         }
@@ -231,6 +246,7 @@ mod tests {
             consent: false,
             dpop_bound_access_tokens: false,
             require_dpop_nonce: None,
+            grant_types: vec!["authorization_code".into()],
         }
     }
 
@@ -374,6 +390,18 @@ mod tests {
                 "dpop.signing_algs[0]",
             ),
             (Box::new(|s| s.dpop.proof_max_age = 0), "dpop.proof_max_age"),
+            (
+                Box::new(|s| s.tokens.refresh_token_absolute_lifetime = 100),
+                "tokens.refresh_token_absolute_lifetime",
+            ),
+            (
+                Box::new(|s| s.clients[0].grant_types = vec!["password".into()]),
+                "clients[0].grant_types[0]",
+            ),
+            (
+                Box::new(|s| s.clients[0].grant_types = vec!["refresh_token".into()]),
+                "clients[0].grant_types",
+            ),
             (Box::new(|s| s.dpop.clock_skew = 301), "dpop.clock_skew"),
             (Box::new(|s| s.dpop.nonce_lifetime = 5), "dpop.nonce_lifetime"),
             (

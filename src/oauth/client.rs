@@ -62,6 +62,9 @@ pub struct Client {
     pub dpop_bound_access_tokens: bool,
     /// Proofs from this client must carry a server nonce (RFC 9449 §8).
     pub require_dpop_nonce: bool,
+    /// RFC 7591 §2 `grant_types`: `authorization_code`, and `refresh_token` for clients that
+    /// get refresh tokens.
+    pub grant_types: Vec<String>,
 }
 
 impl Client {
@@ -148,6 +151,7 @@ pub(crate) fn test_client(id: &str) -> Client {
         consent: false,
         dpop_bound_access_tokens: false,
         require_dpop_nonce: false,
+        grant_types: vec!["authorization_code".into()],
     }
 }
 

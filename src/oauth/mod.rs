@@ -14,6 +14,7 @@ pub mod error;
 pub mod interaction;
 pub mod params;
 pub(crate) mod pkce;
+pub mod refresh;
 pub mod request_uri;
 pub mod response;
 pub mod token;

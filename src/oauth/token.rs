@@ -31,6 +31,26 @@ pub(crate) struct CodeRequest<'a> {
     pub code_verifier: Option<&'a str>,
 }
 
+/// The grants this token endpoint serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum GrantType {
+    AuthorizationCode,
+    RefreshToken,
+}
+
+/// RFC 6749 §5.2: missing `grant_type` → `invalid_request`; any other than
+/// `authorization_code` and `refresh_token` → `unsupported_grant_type`.
+pub(crate) fn grant_type(params: &Params) -> Result<GrantType, OAuthError> {
+    match params.require("grant_type")? {
+        GRANT_AUTHORIZATION_CODE => Ok(GrantType::AuthorizationCode),
+        super::refresh::GRANT_REFRESH_TOKEN => Ok(GrantType::RefreshToken),
+        other => Err(OAuthError::unsupported_grant_type(format!(
+            "grant_type '{}' is not supported; use authorization_code or refresh_token",
+            truncate(other)
+        ))),
+    }
+}
+
 /// Reads `grant_type` and the parameters of the grant.
 /// Missing `grant_type` → `invalid_request`; anything but `authorization_code` →
 /// `unsupported_grant_type` (RFC 6749 §5.2). The resource owner password grant is refused on
@@ -149,6 +169,8 @@ pub struct Confirmation {
 #[derive(Debug, Clone, Deserialize)]
 pub(crate) struct VerifiedAccessToken {
     pub sub: String,
+    /// For the revocation deny-list (RFC 7009).
+    pub jti: String,
     pub client_id: String,
     #[serde(default)]
     pub scope: String,
@@ -167,17 +189,41 @@ impl VerifiedAccessToken {
     }
 }
 
+/// What an access token is minted from: a redeemed code, or a refreshed grant.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Grant<'a> {
+    pub client_id: &'a str,
+    pub sub: &'a str,
+    pub scope: &'a [String],
+    pub auth_time: u64,
+    pub resource: &'a [String],
+    pub grant_id: &'a str,
+}
+
+impl<'a> From<&'a AuthorizationCode> for Grant<'a> {
+    fn from(c: &'a AuthorizationCode) -> Self {
+        Self {
+            client_id: &c.client_id,
+            sub: &c.sub,
+            scope: &c.scope,
+            auth_time: c.auth_time,
+            resource: &c.resource,
+            grant_id: &c.grant_id,
+        }
+    }
+}
+
 /// The access token's audience: the requested resources, else the userinfo URL.
-pub(crate) fn access_token_audience(record: &AuthorizationCode, userinfo_url: &str) -> Audience {
-    if record.resource.is_empty() {
+pub(crate) fn access_token_audience(resource: &[String], userinfo_url: &str) -> Audience {
+    if resource.is_empty() {
         Audience::One(userinfo_url.to_owned())
     } else {
-        Audience::from_vec(record.resource.clone())
+        Audience::from_vec(resource.to_vec())
     }
 }
 
 pub(crate) fn access_token_claims(
-    record: &AuthorizationCode,
+    record: Grant<'_>,
     issuer: &str,
     userinfo_url: &str,
     now: u64,
@@ -187,15 +233,15 @@ pub(crate) fn access_token_claims(
 ) -> AccessTokenClaims {
     AccessTokenClaims {
         iss: issuer.to_owned(),
-        sub: record.sub.clone(),
-        aud: access_token_audience(record, userinfo_url),
+        sub: record.sub.to_owned(),
+        aud: access_token_audience(record.resource, userinfo_url),
         exp: now + lifetime,
         iat: now,
         jti,
-        client_id: record.client_id.clone(),
+        client_id: record.client_id.to_owned(),
         scope: record.scope.join(" "),
         auth_time: record.auth_time,
-        gid: record.grant_id.clone(),
+        gid: record.grant_id.to_owned(),
         cnf: dpop_jkt.map(|jkt| Confirmation { jkt }),
     }
 }
@@ -253,6 +299,8 @@ pub(crate) struct TokenResponse {
     pub scope: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub id_token: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
 }
 
 fn truncate(s: &str) -> &str {
@@ -341,6 +389,23 @@ mod tests {
     }
 
     #[test]
+    fn grant_types_served() {
+        let cases = [
+            ("grant_type=authorization_code", Ok(GrantType::AuthorizationCode)),
+            ("grant_type=refresh_token", Ok(GrantType::RefreshToken)),
+            ("grant_type=password", Err("unsupported_grant_type")),
+            ("code=c", Err("invalid_request")),
+        ];
+        for (body, expected) in cases {
+            assert_eq!(
+                grant_type(&params(body)).map_err(|e| e.code()),
+                expected,
+                "{body}"
+            );
+        }
+    }
+
+    #[test]
     fn a_dpop_bound_code_refused_says_why() {
         assert_eq!(dpop_mismatch(false).code(), "invalid_grant");
         assert!(dpop_mismatch(false).description.contains("proof is required"));
@@ -363,7 +428,7 @@ mod tests {
     #[test]
     fn claims_are_built_from_the_record() {
         let at = access_token_claims(
-            &record(),
+            (&record()).into(),
             "https://as",
             "https://as/ui",
             100,
@@ -373,7 +438,7 @@ mod tests {
         );
         assert!(serde_json::to_value(&at).unwrap().get("cnf").is_none());
         let bound = access_token_claims(
-            &record(),
+            (&record()).into(),
             "https://as",
             "https://as/ui",
             100,
@@ -394,7 +459,7 @@ mod tests {
             ..record()
         };
         let aud = access_token_claims(
-            &with_resources,
+            (&with_resources).into(),
             "https://as",
             "https://as/ui",
             0,

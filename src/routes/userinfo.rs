@@ -86,7 +86,7 @@ async fn verified(
     let span = tracing::Span::current();
     span.record("client_id", claims.client_id.as_str());
     span.record("grant_id", claims.gid.as_str());
-    if state.store.grant_revoked(&claims.gid).await? {
+    if state.store.access_token_revoked(&claims.gid, &claims.jti).await? {
         tracing::info!("access token of a revoked grant");
         return Err(OAuthError::invalid_token("the access token was revoked").into());
     }

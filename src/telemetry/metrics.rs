@@ -91,6 +91,18 @@ fn describe() {
         "Failed client authentications at /par (and /token) by presented method"
     );
     describe_counter!(
+        "par_refresh_rotations_total",
+        "Refresh tokens rotated (a refresh_token grant served)"
+    );
+    describe_counter!(
+        "par_refresh_reuse_total",
+        "Rotated refresh tokens presented again: each revoked its whole grant"
+    );
+    describe_counter!(
+        "par_revocations_total",
+        "Tokens revoked at /revoke by kind: refresh_token, access_token, unknown (RFC 7009: still 200)"
+    );
+    describe_counter!(
         "par_dpop_proof_failures_total",
         "DPoP proofs refused (invalid_dpop_proof) by endpoint and reason: malformed, typ, alg, jwk, signature, htm, htu, iat, jti, ath, replay, key_mismatch, missing"
     );
@@ -169,6 +181,21 @@ pub fn login(client_id: &str, outcome: &'static str) {
 
 pub fn client_auth_failed(method: &'static str) {
     counter!("par_client_auth_failures_total", "method" => method).increment(1);
+}
+
+/// A refresh token rotated.
+pub fn refresh_rotated(client_id: &str) {
+    counter!("par_refresh_rotations_total", "client_id" => client_id.to_owned()).increment(1);
+}
+
+/// A rotated refresh token presented again (the grant was revoked).
+pub fn refresh_reused(client_id: &str) {
+    counter!("par_refresh_reuse_total", "client_id" => client_id.to_owned()).increment(1);
+}
+
+/// A revocation request served; `kind`: `refresh_token`, `access_token` or `unknown`.
+pub fn revoked(client_id: &str, kind: &'static str) {
+    counter!("par_revocations_total", "client_id" => client_id.to_owned(), "kind" => kind).increment(1);
 }
 
 /// A refused DPoP proof: the endpoint (`par`, `token`, `userinfo`) and a bounded reason.

@@ -17,7 +17,7 @@ use crate::observability::{scrape, value};
 /// A client's DPoP key (a fixture P-256 key) and the proofs it signs.
 pub struct DpopKey {
     key: EncodingKey,
-    jwk: Value,
+    pub jwk: Value,
 }
 
 impl DpopKey {

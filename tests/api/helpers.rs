@@ -72,6 +72,7 @@ fn client(id: &str, method: Option<AuthMethod>, secret: Option<&str>) -> ClientS
         consent: false,
         dpop_bound_access_tokens: false,
         require_dpop_nonce: None,
+        grant_types: vec!["authorization_code".into()],
     }
 }
 

@@ -17,6 +17,7 @@ mod jwks;
 mod observability;
 mod par;
 mod redis_topologies;
+mod refresh;
 mod store_contract;
 mod token;
 #[path = "../support/topology.rs"]

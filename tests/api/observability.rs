@@ -58,6 +58,7 @@ async fn metrics_count_a_login_its_reuse_and_a_cross_client_attempt() {
             consent: false,
             dpop_bound_access_tokens: false,
             require_dpop_nonce: None,
+            grant_types: vec!["authorization_code".into()],
         })
     })
     .await;

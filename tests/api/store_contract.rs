@@ -8,9 +8,11 @@ use std::time::Duration;
 use par_server::oauth::authorization::AuthorizationRequest;
 use par_server::oauth::code::AuthorizationCode;
 use par_server::oauth::interaction::Session;
+use par_server::oauth::refresh::RefreshRecord;
 use par_server::oauth::request_uri::Reference;
 use par_server::store::{
-    Bind, CodeCheck, PlaygroundLogin, PoolOptions, Redemption, RedisOptions, Store, Take, Topology, Visit,
+    Bind, CodeCheck, PlaygroundLogin, PoolOptions, Redemption, RedisOptions, Refresh, RefreshCheck, Store,
+    Take, Topology, Visit,
 };
 
 use crate::topology::{RedisCluster, RedisNode, SentinelGroup};
@@ -495,6 +497,131 @@ async fn a_dpop_bound_code_needs_its_key(f: Fixture) {
     ));
 }
 
+/// Refresh tokens: rotation (one winner among racers), reuse revoking the grant, the
+/// client and DPoP-key checks that change nothing, and the absolute end.
+async fn refresh_tokens_rotate_once_and_reuse_revokes(f: Fixture) {
+    let s = &f.store;
+    let now = par_server::clock::now();
+    let record = |jkt: Option<&str>, expires_at: u64| RefreshRecord {
+        client_id: "app".into(),
+        sub: "u1".into(),
+        scope: vec!["openid".into(), "offline_access".into()],
+        auth_time: 1,
+        resource: vec![],
+        dpop_jkt: jkt.map(str::to_owned),
+        expires_at,
+    };
+    let check = |client_id, jkt| RefreshCheck {
+        client_id,
+        dpop_jkt: jkt,
+        idle_lifetime: MINUTE,
+        revoked_lifetime: MINUTE,
+        now,
+    };
+    s.start_refresh("g1", "g1.t1", &record(None, now + 3600), MINUTE)
+        .await
+        .unwrap();
+    assert!(matches!(
+        s.rotate_refresh("g1", "g1.t1", "g1.x", &check("other", None))
+            .await
+            .unwrap(),
+        Refresh::Unknown
+    ));
+    assert!(
+        s.refresh_record("g1", "g1.t1").await.unwrap().is_some(),
+        "unchanged"
+    );
+    assert!(s.refresh_record("g1", "g1.zz").await.unwrap().is_none());
+    // Twenty racers present the current token: exactly one rotation.
+    let racers = (0..20).map(|i| {
+        let s = f.store.clone();
+        tokio::spawn(async move {
+            let c = RefreshCheck {
+                client_id: "app",
+                dpop_jkt: None,
+                idle_lifetime: MINUTE,
+                revoked_lifetime: MINUTE,
+                now: par_server::clock::now(),
+            };
+            s.rotate_refresh("g1", "g1.t1", &format!("g1.n{i}"), &c)
+                .await
+                .unwrap()
+        })
+    });
+    let outcomes: Vec<Refresh> = futures_util::future::join_all(racers)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap())
+        .collect();
+    let won: Vec<usize> = (0..20)
+        .filter(|i| matches!(outcomes[*i], Refresh::Rotated(_)))
+        .collect();
+    assert_eq!(won.len(), 1, "{outcomes:?}");
+    // The losers presented a retired token: the first of them revoked the grant.
+    assert!(
+        outcomes.iter().any(|o| matches!(o, Refresh::Reused)),
+        "{outcomes:?}"
+    );
+    assert!(s.grant_revoked("g1").await.unwrap());
+    let winner = format!("g1.n{}", won[0]);
+    assert!(matches!(
+        s.rotate_refresh("g1", &winner, "g1.y", &check("app", None))
+            .await
+            .unwrap(),
+        Refresh::Unknown
+    ));
+
+    // A DPoP-bound token: the wrong key changes nothing; the right one rotates.
+    s.start_refresh("g2", "g2.t1", &record(Some("k1"), now + 3600), MINUTE)
+        .await
+        .unwrap();
+    for jkt in [None, Some("k2")] {
+        assert!(matches!(
+            s.rotate_refresh("g2", "g2.t1", "g2.x", &check("app", jkt))
+                .await
+                .unwrap(),
+            Refresh::KeyMismatch
+        ));
+    }
+    match s
+        .rotate_refresh("g2", "g2.t1", "g2.t2", &check("app", Some("k1")))
+        .await
+        .unwrap()
+    {
+        Refresh::Rotated(r) => assert_eq!(r.dpop_jkt.as_deref(), Some("k1")),
+        other => panic!("{other:?}"),
+    }
+    assert!(s.refresh_record("g2", "g2.t2").await.unwrap().is_some());
+
+    // Past the absolute end the token is refused, whatever its idle lifetime left.
+    s.start_refresh("g3", "g3.t1", &record(None, now - 1), MINUTE)
+        .await
+        .unwrap();
+    assert!(matches!(
+        s.rotate_refresh("g3", "g3.t1", "g3.x", &check("app", None))
+            .await
+            .unwrap(),
+        Refresh::Unknown
+    ));
+    // Revoking a grant deletes its refresh token.
+    s.revoke_grant("g2", MINUTE).await.unwrap();
+    assert!(s.refresh_record("g2", "g2.t2").await.unwrap().is_none());
+    assert!(matches!(
+        s.rotate_refresh("g2", "g2.t2", "g2.t3", &check("app", Some("k1")))
+            .await
+            .unwrap(),
+        Refresh::Unknown
+    ));
+    // The access-token deny-list.
+    assert!(!s.access_token_revoked("g9", "jti-1").await.unwrap());
+    s.revoke_access_token("jti-1", MINUTE).await.unwrap();
+    assert!(s.access_token_revoked("g9", "jti-1").await.unwrap());
+    assert!(
+        s.access_token_revoked("g1", "jti-2").await.unwrap(),
+        "grant g1 is revoked"
+    );
+}
+
 macro_rules! contract {
     ($($name:ident),*) => {
         mod redis_backend {
@@ -516,6 +643,7 @@ macro_rules! contract {
 }
 
 contract!(
+    refresh_tokens_rotate_once_and_reuse_revokes,
     a_dpop_bound_code_needs_its_key,
     a_push_never_overwrites,
     codes_are_single_use,
