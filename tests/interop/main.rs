@@ -156,6 +156,8 @@ fn openid_client_reuses_a_request_uri_before_authorization_and_races_have_one_wi
 /// proof and `private_key_jwt`, requests-oauth2client with `dpop_jkt`; both get a DPoP-bound
 /// token (the library checks `token_type`) and call userinfo with it, answering each
 /// `use_dpop_nonce` challenge with a retry that round-robin sends to another replica.
+/// openid-client then refreshes (`offline_access`): a rotated refresh token and a new bound
+/// access token that userinfo accepts.
 #[test]
 fn independent_clients_log_in_with_dpop_and_server_nonces_through_the_load_balancer() {
     let redis = RedisNode::start(&[]);
@@ -164,16 +166,18 @@ fn independent_clients_log_in_with_dpop_and_server_nonces_through_the_load_balan
             "require_nonce": true,
             "nonce_key": "interop-nonce-key-shared-by-the-three-replicas",
         }));
-        config.clients.push(ClientEntry {
+        let mut jwt_client = ClientEntry {
             jwks: Some(client_jwks()),
+            grant_types: Some(vec!["authorization_code".into(), "refresh_token".into()]),
             ..ClientEntry::new(JWT_CLIENT, "unused")
-        });
+        };
+        jwt_client.scopes.push("offline_access".into());
+        config.clients.push(jwt_client);
     });
     let issuer = stack.lb.url();
-    for report in [
-        openid_client("dpop", &issuer),
-        requests_oauth2client("dpop", &issuer),
-    ] {
+    // openid-client also refreshes (private_key_jwt, DPoP-bound access tokens).
+    let js = openid_client("dpop", &issuer);
+    for report in [js.clone(), requests_oauth2client("dpop", &issuer)] {
         assert_eq!(report["sub"], "alice", "{report}");
         assert_eq!(
             report["token_type"].as_str().map(str::to_lowercase),
@@ -184,6 +188,8 @@ fn independent_clients_log_in_with_dpop_and_server_nonces_through_the_load_balan
         let jkt = report["cnf_jkt"].as_str().unwrap_or_default();
         assert_eq!(jkt.len(), 43, "the access token is bound: {report}");
     }
+    assert_eq!(js["refresh_rotated"], true, "{js}");
+    assert_eq!(js["refreshed_userinfo_email"], "alice@example.com", "{js}");
     // Each library met the nonce requirement at least once (openid-client at PAR,
     // requests-oauth2client at token and userinfo), on whichever replicas served them.
     let challenges: f64 = stack

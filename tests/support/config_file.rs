@@ -61,6 +61,8 @@ pub struct ClientEntry {
     /// The client's public JWK Set: the client authenticates with `private_key_jwt` and
     /// `client_secret` is not written.
     pub jwks: Option<Value>,
+    /// `grant_types`, when not the default (`[authorization_code]`).
+    pub grant_types: Option<Vec<String>>,
 }
 
 impl ClientEntry {
@@ -71,6 +73,7 @@ impl ClientEntry {
             client_secret: client_secret.into(),
             scopes: ["openid", "email", "profile"].map(String::from).to_vec(),
             jwks: None,
+            grant_types: None,
         }
     }
 }
@@ -147,6 +150,7 @@ impl ConfigFile {
                     "client_id": c.client_id,
                     "client_secret": c.jwks.is_none().then_some(&c.client_secret),
                     "jwks": c.jwks,
+                    "grant_types": c.grant_types,
                     "redirect_uris": [REDIRECT],
                     "scopes": c.scopes,
                 })
@@ -233,6 +237,7 @@ fn without_nulls(value: Value) -> Value {
                 .filter(|(_, v)| !v.is_null() && v.as_object().is_none_or(|m| !m.is_empty()))
                 .collect(),
         ),
+        Value::Array(items) => Value::Array(items.into_iter().map(without_nulls).collect()),
         other => other,
     }
 }

@@ -170,17 +170,23 @@ async function dpop() {
   const algs = config.serverMetadata().dpop_signing_alg_values_supported ?? [];
   if (!algs.includes('ES256')) throw new Error(`metadata does not advertise DPoP ES256: ${algs}`);
   const DPoP = client.getDPoPHandle(config, await client.randomDPoPKeyPair('ES256'));
-  const { params, checks } = await freshRequest();
+  const { params, checks } = await freshRequest({ scope: 'openid email profile offline_access' });
   const url = await client.buildAuthorizationUrlWithPAR(config, params, { DPoP });
   const agent = new UserAgent();
   const callback = await signIn(agent, await agent.open(url));
   const { tokens, claims, userinfo } = await redeem(config, callback, checks, { DPoP });
+  if (!tokens.refresh_token) throw new Error('no refresh_token for offline_access');
+  const refreshed = await client.refreshTokenGrant(config, tokens.refresh_token, undefined, { DPoP });
+  const again = await client.fetchUserInfo(config, refreshed.access_token, claims.sub, { DPoP });
   return {
     request_uri: url.searchParams.get('request_uri'),
     sub: claims.sub,
     token_type: tokens.token_type,
     cnf_jkt: jwtClaims(tokens.access_token).cnf?.jkt,
     userinfo_email: userinfo.email,
+    refresh_rotated: Boolean(refreshed.refresh_token) && refreshed.refresh_token !== tokens.refresh_token,
+    refreshed_token_type: refreshed.token_type,
+    refreshed_userinfo_email: again.email,
   };
 }
 
