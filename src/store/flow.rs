@@ -145,6 +145,10 @@ pub enum Refresh {
 pub struct PlaygroundLogin {
     pub verifier: String,
     pub request_uri: String,
+    /// With DPoP: the playground's throwaway proof key for this one login (PKCS#8,
+    /// base64url), kept as long as the verifier and taken with it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dpop_key: Option<String>,
 }
 
 /// The shared state of every flow.

@@ -548,3 +548,44 @@ async fn per_client_switches() {
         .unwrap();
     assert_eq!(tokens["token_type"], "DPoP");
 }
+
+/// The playground's DPoP box: a login whose PAR, token and userinfo requests carry proofs
+/// (and answer the nonce challenges), ending on a page that shows the `cnf` claim.
+#[tokio::test]
+async fn the_playground_logs_in_with_dpop_and_shows_cnf() {
+    let app = spawn_app_with(Backend::Redis, |s| {
+        require_nonces(s);
+        s.playground.enabled = true;
+        s.playground.client_id = Some("app".into());
+        let app = s.clients.iter_mut().find(|c| c.client_id == "app").unwrap();
+        app.redirect_uris
+            .push("http://127.0.0.1/playground/callback".into());
+    })
+    .await;
+    let browser = http_client();
+    let start = browser
+        .post(app.url("/playground/start"))
+        .form(&[("dpop", "1")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(start.status(), 303, "{:?}", start.text().await);
+    let authorize = start.headers()["location"].to_str().unwrap().to_owned();
+    let html = browser
+        .get(&authorize)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let done = app.login(&browser, &html, "alice", PASSWORD).await;
+    assert_eq!(done.status(), 303);
+    let callback = done.headers()["location"].to_str().unwrap().to_owned();
+    let page = browser.get(&callback).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    let page = page.text().await.unwrap();
+    assert!(page.contains("<code id=\"token-type\">DPoP</code>"), "{page}");
+    assert!(page.contains("cnf"), "{page}");
+    assert!(page.contains("alice@example.com"), "userinfo answered: {page}");
+}

@@ -456,6 +456,7 @@ async fn sessions_markers_and_replay_guards(f: Fixture) {
     let login = PlaygroundLogin {
         verifier: "v".into(),
         request_uri: "urn:x".into(),
+        dpop_key: None,
     };
     s.put_playground_login("state", &login, MINUTE).await.unwrap();
     let taken = s.take_playground_login("state").await.unwrap().unwrap();
