@@ -18,6 +18,7 @@ use serde_json::Value;
 
 use crate::browser;
 use crate::crypto::{random_token, sha256_b64};
+use crate::oauth::dpop::ProofKey;
 use crate::state::{AppState, Playground};
 use crate::store::PlaygroundLogin;
 
@@ -88,7 +89,7 @@ pub(crate) async fn start(body: web::Bytes, state: web::Data<AppState>) -> HttpR
         return HttpResponse::NotFound().finish();
     };
     let with_dpop = form_urlencoded::parse(&body).any(|(k, v)| k == "dpop" && v == "1");
-    let dpop = match with_dpop.then(DpopKey::generate).transpose() {
+    let dpop = match with_dpop.then(ProofKey::generate).transpose() {
         Ok(key) => key,
         Err(e) => return render(&state, pg, Some(e), None),
     };
@@ -137,7 +138,7 @@ pub(crate) async fn start(body: web::Bytes, state: web::Data<AppState>) -> HttpR
     let pending = PlaygroundLogin {
         verifier,
         request_uri: request_uri.to_owned(),
-        dpop_key: dpop.map(|k| k.pkcs8),
+        dpop_key: dpop.map(|k| k.pkcs8().to_owned()),
     };
     if let Err(e) = state
         .store
@@ -225,7 +226,7 @@ pub(crate) async fn callback(
             None,
         );
     };
-    let dpop = match pending.dpop_key.as_deref().map(DpopKey::from_pkcs8).transpose() {
+    let dpop = match pending.dpop_key.as_deref().map(ProofKey::from_pkcs8).transpose() {
         Ok(key) => key,
         Err(e) => return render(&state, pg, Some(e), None),
     };
@@ -258,7 +259,7 @@ async fn redeem(
     pg: &Playground,
     code: &str,
     verifier: &str,
-    dpop: Option<&DpopKey>,
+    dpop: Option<&ProofKey>,
 ) -> Result<(Value, Value), String> {
     let form = [
         ("grant_type", "authorization_code"),
@@ -304,58 +305,10 @@ async fn redeem(
     Ok((tokens, userinfo))
 }
 
-/// The playground's DPoP key for one login: a fresh P-256 key.
-struct DpopKey {
-    pkcs8: String,
-    key: jsonwebtoken::EncodingKey,
-    jwk: jsonwebtoken::jwk::Jwk,
-}
-
-impl DpopKey {
-    fn generate() -> Result<Self, String> {
-        let der = crate::signing::SigningKey::generate_es256_pkcs8().map_err(|e| e.to_string())?;
-        Self::from_pkcs8(&URL_SAFE_NO_PAD.encode(der))
-    }
-
-    fn from_pkcs8(pkcs8: &str) -> Result<Self, String> {
-        let der = URL_SAFE_NO_PAD
-            .decode(pkcs8)
-            .map_err(|_| "unreadable DPoP key".to_owned())?;
-        let key = jsonwebtoken::EncodingKey::from_ec_der(&der);
-        let jwk = jsonwebtoken::jwk::Jwk::from_encoding_key(&key, jsonwebtoken::Algorithm::ES256)
-            .map_err(|e| format!("DPoP key: {e}"))?;
-        Ok(Self {
-            pkcs8: pkcs8.to_owned(),
-            key,
-            jwk,
-        })
-    }
-
-    /// A proof for one request (RFC 9449 §4.2): `htu` is the endpoint's public URL.
-    fn proof(&self, htm: &str, htu: &str, access_token: Option<&str>, nonce: Option<&str>) -> String {
-        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
-        header.typ = Some(crate::oauth::dpop::PROOF_TYP.into());
-        header.jwk = Some(self.jwk.clone());
-        let mut claims = serde_json::json!({
-            "jti": random_token(16),
-            "htm": htm,
-            "htu": htu,
-            "iat": crate::clock::now(),
-        });
-        if let Some(token) = access_token {
-            claims["ath"] = crate::oauth::dpop::ath(token).into();
-        }
-        if let Some(nonce) = nonce {
-            claims["nonce"] = nonce.into();
-        }
-        jsonwebtoken::encode(&header, &claims, &self.key).unwrap_or_default()
-    }
-}
-
 /// Sends a request built by `send` with a proof when there is a key; on `use_dpop_nonce`
 /// (RFC 9449 §8, §9) sends it once more with the server's nonce.
 async fn send_proven<F, Fut>(
-    dpop: Option<&DpopKey>,
+    dpop: Option<&ProofKey>,
     htu: &str,
     access_token: Option<&str>,
     send: F,
