@@ -38,7 +38,7 @@ pub async fn push(
     }
     let proof = dpop::check(&req, &state, Endpoint::Par, client.require_dpop_nonce, None).await?;
     let mut request = AuthorizationRequest::parse(&params, &client).map_err(|r| JsonError::from(r.error))?;
-    if let Some(proof) = proof {
+    if let Some(proof) = &proof {
         match &request.dpop_jkt {
             Some(jkt) if *jkt != proof.jkt => {
                 dpop::refused(Endpoint::Par, "key_mismatch");
@@ -46,17 +46,21 @@ pub async fn push(
                     OAuthError::invalid_request("dpop_jkt does not match the key of the DPoP proof").into(),
                 );
             }
-            _ => request.dpop_jkt = Some(proof.jkt),
+            _ => request.dpop_jkt = Some(proof.jkt.clone()),
         }
     }
     request.flow_id = uuid::Uuid::now_v7().simple().to_string();
     request.trace = telemetry::flow::push_traceparent(&req);
     telemetry::flow::step(&req, &client.id, &request.flow_id, None);
     let reference = Reference::generate();
-    state
-        .store
-        .push_request(&reference, &request, state.par.lifetime)
-        .await?;
+    // The proof's jti is spent in the same round trip as the push: if it was a replay, the
+    // stored request is never handed out and expires unused.
+    let (spent, pushed) = tokio::join!(
+        dpop::spend(&state, Endpoint::Par, proof.as_ref()),
+        state.store.push_request(&reference, &request, state.par.lifetime)
+    );
+    spent?;
+    pushed?;
     telemetry::metrics::pushed(&client.id);
     let mut response = HttpResponse::Created();
     if let Some(nonce) = dpop::fresh_nonce(&state, client.require_dpop_nonce) {

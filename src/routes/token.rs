@@ -78,6 +78,9 @@ pub async fn exchange(
     // The proof is checked (and its jti spent) before the code or refresh token: a refused
     // proof leaves them for the retry that carries the server's nonce.
     let proof = dpop::check(&req, &state, Endpoint::Token, client.require_dpop_nonce, None).await?;
+    // Spent before the code or refresh token is touched (not sent with it): a replayed
+    // proof must not consume them.
+    dpop::spend(&state, Endpoint::Token, proof.as_ref()).await?;
     if proof.is_none() && client.dpop_bound_access_tokens {
         dpop::refused(Endpoint::Token, "missing");
         return Err(OAuthError::invalid_dpop_proof("this client must send a DPoP proof").into());

@@ -86,37 +86,49 @@ async fn verified(
     let span = tracing::Span::current();
     span.record("client_id", claims.client_id.as_str());
     span.record("grant_id", claims.gid.as_str());
-    if state.store.access_token_revoked(&claims.gid, &claims.jti).await? {
+    // The proof first (pure), so that its jti is spent in the same round trip as the
+    // revocation check.
+    let (proof, require_nonce) = match (&claims.cnf, dpop_scheme) {
+        (None, true) => {
+            return Err(OAuthError::invalid_token("the access token is not DPoP-bound").into());
+        }
+        (None, false) => (None, false),
+        // RFC 9449 §7.2: a bound token is never a bearer token.
+        (Some(_), false) => {
+            dpop::refused(Endpoint::Userinfo, "bearer_scheme");
+            return Err(JsonError::from(OAuthError::invalid_token(
+                "the access token is DPoP-bound: present it with the DPoP scheme and a proof",
+            ))
+            .at_dpop_resource(&state.dpop_algs));
+        }
+        (Some(cnf), true) => {
+            let require_nonce = state
+                .clients
+                .get(&claims.client_id)
+                .is_some_and(|c| c.require_dpop_nonce);
+            let proof = dpop::check(req, state, Endpoint::Userinfo, require_nonce, Some(token)).await?;
+            let Some(proof) = proof else {
+                dpop::refused(Endpoint::Userinfo, "missing");
+                return Err(OAuthError::invalid_dpop_proof("a DPoP proof is required").into());
+            };
+            if proof.jkt != cnf.jkt {
+                dpop::refused(Endpoint::Userinfo, "key_mismatch");
+                return Err(
+                    OAuthError::invalid_dpop_proof("the DPoP proof's key is not the access token's").into(),
+                );
+            }
+            (Some(proof), require_nonce)
+        }
+    };
+    let (revoked, spent) = tokio::join!(
+        state.store.access_token_revoked(&claims.gid, &claims.jti),
+        dpop::spend(state, Endpoint::Userinfo, proof.as_ref()),
+    );
+    if revoked? {
         tracing::info!("access token of a revoked grant");
         return Err(OAuthError::invalid_token("the access token was revoked").into());
     }
-    let Some(cnf) = &claims.cnf else {
-        if dpop_scheme {
-            return Err(OAuthError::invalid_token("the access token is not DPoP-bound").into());
-        }
-        return Ok((claims, None));
-    };
-    // RFC 9449 §7.2: a bound token is never a bearer token.
-    if !dpop_scheme {
-        dpop::refused(Endpoint::Userinfo, "bearer_scheme");
-        return Err(JsonError::from(OAuthError::invalid_token(
-            "the access token is DPoP-bound: present it with the DPoP scheme and a proof",
-        ))
-        .at_dpop_resource(&state.dpop_algs));
-    }
-    let require_nonce = state
-        .clients
-        .get(&claims.client_id)
-        .is_some_and(|c| c.require_dpop_nonce);
-    let proof = dpop::check(req, state, Endpoint::Userinfo, require_nonce, Some(token)).await?;
-    let Some(proof) = proof else {
-        dpop::refused(Endpoint::Userinfo, "missing");
-        return Err(OAuthError::invalid_dpop_proof("a DPoP proof is required").into());
-    };
-    if proof.jkt != cnf.jkt {
-        dpop::refused(Endpoint::Userinfo, "key_mismatch");
-        return Err(OAuthError::invalid_dpop_proof("the DPoP proof's key is not the access token's").into());
-    }
+    spent?;
     Ok((claims, dpop::fresh_nonce(state, require_nonce)))
 }
 

@@ -1,9 +1,10 @@
 //! DPoP at the endpoints (RFC 9449) as PAR, token and userinfo do it: read the one `DPoP`
 //! header, verify the proof against the endpoint's public URL ([`crate::oauth::dpop`]),
 //! demand the server nonce where the client must use one (§8, §9; checked without Redis,
-//! [`crate::oauth::dpop_nonce`]), and refuse a replayed `jti` on every replica (`SET NX`
-//! in the store, §11.1). Failures and nonce challenges are counted by endpoint and reason;
-//! the proof itself is never logged.
+//! [`crate::oauth::dpop_nonce`]) — [`check`] — and refuse a replayed `jti` on every replica
+//! (`SET NX` in the store, §11.1) — [`spend`], which an endpoint sends together with its
+//! other Redis work where a refused proof cannot cost the client anything. Failures and nonce
+//! challenges are counted by endpoint and reason; the proof itself is never logged.
 
 use actix_web::HttpRequest;
 
@@ -44,7 +45,8 @@ impl Endpoint {
     }
 }
 
-/// The request's proof, verified, or `None` when it has no `DPoP` header.
+/// The request's proof, verified (but its `jti` not yet spent: [`spend`]), or `None` when
+/// it has no `DPoP` header.
 /// `require_nonce`: the client must use a server nonce. `access_token`: at a resource, the
 /// token the proof must be bound to (`ath`). Errors are the authorization server's
 /// (400); a resource endpoint maps them with [`JsonError::at_dpop_resource`].
@@ -110,23 +112,30 @@ async fn verify_presented(
         ))
         .with_dpop_nonce(fresh_nonce(state, true)));
     }
-    // §11.1: one use of a proof, across all replicas.
-    if !state
-        .store
-        .first_use_of_dpop_proof(
-            &proof.jkt,
-            &proof.jti,
-            std::time::Duration::from_secs(state.dpop.policy.jti_lifetime()),
-        )
-        .await?
-    {
-        return Err(fail(
-            "replay",
-            OAuthError::invalid_dpop_proof("the DPoP proof was already used (jti replay)"),
-        ));
-    }
     span.record("outcome", "ok");
     Ok(proof)
+}
+
+/// §11.1: one use of a proof, across all replicas (`SET NX EX` of its key and `jti`).
+pub(crate) async fn spend(
+    state: &AppState,
+    endpoint: Endpoint,
+    proof: Option<&Proof>,
+) -> Result<(), JsonError> {
+    let Some(proof) = proof else {
+        return Ok(());
+    };
+    let lifetime = std::time::Duration::from_secs(state.dpop.policy.jti_lifetime());
+    if state
+        .store
+        .first_use_of_dpop_proof(&proof.jkt, &proof.jti, lifetime)
+        .await?
+    {
+        return Ok(());
+    }
+    metrics::dpop_failure(endpoint.label(), "replay");
+    tracing::info!(reason = "replay", "DPoP proof refused");
+    Err(OAuthError::invalid_dpop_proof("the DPoP proof was already used (jti replay)").into())
 }
 
 fn nonce_accepted(state: &AppState, nonce: Option<&str>, now: u64) -> bool {
