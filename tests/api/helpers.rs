@@ -358,11 +358,15 @@ impl TestApp {
 
     /// Pushes a valid request for `app` and returns its request_uri.
     pub async fn push_valid(&self) -> String {
-        let res = self.push(&push_params("app")).await;
-        assert_eq!(res.status(), 201);
-        let body: Value = res.json().await.unwrap();
-        body["request_uri"].as_str().unwrap().to_owned()
+        request_uri_of(self.push(&push_params("app")).await).await
     }
+}
+
+/// The `request_uri` of a `201` push response.
+pub async fn request_uri_of(res: reqwest::Response) -> String {
+    assert_eq!(res.status(), 201);
+    let body: Value = res.json().await.unwrap();
+    body["request_uri"].as_str().unwrap().to_owned()
 }
 
 /// Asserts an OAuth JSON error with `status` and `code`; returns the body.
@@ -465,6 +469,20 @@ impl TestApp {
         form.push(("password", password.into()));
         browser
             .post(self.url("/oauth2/login"))
+            .form(&form)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Submits the consent form found in `page` with `decision` (`allow` or `deny`).
+    pub async fn consent(&self, browser: &reqwest::Client, page: &str, decision: &str) -> reqwest::Response {
+        let mut form: Vec<(&str, String)> = ["client_id", "request_uri", "csrf_token"]
+            .map(|n| (n, form_value(page, n).unwrap_or_default()))
+            .to_vec();
+        form.push(("decision", decision.into()));
+        browser
+            .post(self.url("/oauth2/consent"))
             .form(&form)
             .send()
             .await
