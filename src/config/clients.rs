@@ -7,15 +7,15 @@ use jsonwebtoken::jwk::JwkSet;
 
 use super::error::{ConfigError, fail};
 use super::net::is_loopback_host;
-use super::settings::ClientSettings;
+use super::settings::{ApplicationType, ClientSettings, ParSettings};
 use crate::oauth::client::{AuthMethod, Client, ClientRegistry, Credential};
 
-/// The client registry; `par_required` is the global `par.required`, the default of each
-/// client's own setting.
-/// `nonce_required` the global `dpop.require_nonce`, the default of `require_dpop_nonce`.
+/// The client registry; `par` holds the global defaults of each client's own PAR and
+/// request object requirements, `nonce_required` the global `dpop.require_nonce`, the default
+/// of each client's `require_dpop_nonce`.
 pub(super) fn client_registry(
     clients: &[ClientSettings],
-    par_required: bool,
+    par: &ParSettings,
     nonce_required: bool,
 ) -> Result<ClientRegistry, ConfigError> {
     let mut seen = HashSet::new();
@@ -27,7 +27,7 @@ pub(super) fn client_registry(
                 format!("duplicate client_id '{}'", c.client_id),
             );
         }
-        out.push(client_from(i, c, par_required, nonce_required)?);
+        out.push(client_from(i, c, par, nonce_required)?);
     }
     Ok(ClientRegistry::new(out))
 }
@@ -35,7 +35,7 @@ pub(super) fn client_registry(
 fn client_from(
     i: usize,
     c: &ClientSettings,
-    par_required: bool,
+    par: &ParSettings,
     nonce_required: bool,
 ) -> Result<Client, ConfigError> {
     let key = |field: &str| format!("clients[{i}].{field}");
@@ -106,6 +106,15 @@ fn client_from(
         validate_redirect_uri(uri)
             .map_err(|reason| ConfigError::new(format!("clients[{i}].redirect_uris[{j}]"), reason))?;
     }
+    for (j, r) in c.resources.iter().enumerate() {
+        // RFC 8707 §2: an absolute URI without a fragment.
+        if !url::Url::parse(r).is_ok_and(|u| u.fragment().is_none()) {
+            return Err(ConfigError::new(
+                format!("clients[{i}].resources[{j}]"),
+                format!("'{r}' must be an absolute URI without a fragment"),
+            ));
+        }
+    }
     if c.scopes.is_empty() {
         return fail(key("scopes"), "at least one scope is required");
     }
@@ -130,9 +139,15 @@ fn client_from(
         credential,
         redirect_uris: c.redirect_uris.clone(),
         scopes: c.scopes.clone(),
-        require_par: c.require_pushed_authorization_requests.unwrap_or(par_required),
+        require_par: c.require_pushed_authorization_requests.unwrap_or(par.required),
         require_pkce: c.require_pkce,
+        require_signed_request_object: c
+            .require_signed_request_object
+            .unwrap_or(par.require_signed_request_object),
         consent: c.consent,
+        native: c.application_type == ApplicationType::Native,
+        resources: c.resources.clone(),
+        authorization_details_types: c.authorization_details_types.clone(),
         dpop_bound_access_tokens: c.dpop_bound_access_tokens,
         require_dpop_nonce: c.require_dpop_nonce.unwrap_or(nonce_required),
         grant_types: c.grant_types.clone(),

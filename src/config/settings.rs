@@ -15,6 +15,8 @@ use super::error::ConfigError;
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Settings {
+    /// `fapi2`: enforce the FAPI 2.0 Security Profile at start (`config::fapi2`).
+    pub profile: Profile,
     /// Issuer identifier (RFC 8414 §2). Defaults to `http://<http.bind>`, which is only
     /// accepted for loopback addresses.
     pub issuer: Option<String>,
@@ -30,6 +32,16 @@ pub struct Settings {
     pub log: LogSettings,
     pub playground: PlaygroundSettings,
     pub telemetry: TelemetrySettings,
+}
+
+/// A rule set the whole configuration must follow.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Profile {
+    #[default]
+    None,
+    /// FAPI 2.0 Security Profile, plus the request-object part of Message Signing.
+    Fapi2,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -192,6 +204,13 @@ pub struct ParSettings {
     pub request_uri_prefix: String,
     /// Further prefixes accepted at `/authorize` (e.g. during a prefix migration).
     pub accepted_request_uri_prefixes: Vec<String>,
+    /// Every client must send its authorization request as a signed request object (JAR,
+    /// RFC 9101); clients may override.
+    pub require_signed_request_object: bool,
+    /// Longest accepted request object lifetime (`exp` after `nbf`), seconds.
+    pub request_object_max_lifetime: u64,
+    /// Request objects must carry `typ: oauth-authz-req+jwt` (otherwise it may be absent).
+    pub request_object_require_typ: bool,
 }
 
 impl Default for ParSettings {
@@ -202,6 +221,9 @@ impl Default for ParSettings {
             required: true,
             request_uri_prefix: RFC_PREFIX.into(),
             accepted_request_uri_prefixes: Vec::new(),
+            require_signed_request_object: false,
+            request_object_max_lifetime: 3600,
+            request_object_require_typ: false,
         }
     }
 }
@@ -319,10 +341,25 @@ pub struct ClientSettings {
     pub scopes: Vec<String>,
     /// Per-client PAR requirement; the global `par.required` applies when absent.
     pub require_pushed_authorization_requests: Option<bool>,
+    /// Per-client signed request object requirement (RFC 9101 §10.5); the global
+    /// `par.require_signed_request_object` applies when absent.
+    #[serde(default)]
+    pub require_signed_request_object: Option<bool>,
     #[serde(default = "yes")]
     pub require_pkce: bool,
     #[serde(default)]
     pub consent: bool,
+    /// `web` (default) or `native` (OIDC Registration §2): a native client's loopback
+    /// redirect URIs may use any port (RFC 8252 §7.3).
+    #[serde(default)]
+    pub application_type: ApplicationType,
+    /// Resource indicators (RFC 8707) the client may ask for; each becomes the access
+    /// token's `aud`. Absolute URIs without a fragment.
+    #[serde(default)]
+    pub resources: Vec<String>,
+    /// Authorization details types (RFC 9396) the client may ask for.
+    #[serde(default)]
+    pub authorization_details_types: Vec<String>,
     /// RFC 9449 §5.2: the client always uses DPoP; a token request without a proof is refused.
     #[serde(default)]
     pub dpop_bound_access_tokens: bool,
@@ -335,6 +372,14 @@ pub struct ClientSettings {
 
 fn default_grant_types() -> Vec<String> {
     vec!["authorization_code".into()]
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ApplicationType {
+    #[default]
+    Web,
+    Native,
 }
 
 fn default_scopes() -> Vec<String> {

@@ -8,7 +8,7 @@ use std::collections::HashSet;
 use super::error::{ConfigError, fail};
 use super::net::is_loopback_host;
 use super::settings::{Settings, TelemetrySettings, UserSettings};
-use super::{clients, dpop, keys, redis};
+use super::{clients, dpop, fapi2, keys, redis};
 use crate::oauth::client::ClientRegistry;
 use crate::oauth::dpop::DpopRules;
 use crate::signing::SigningKeys;
@@ -28,6 +28,8 @@ pub struct ValidSettings {
     pub(crate) redis: Option<RedisOptions>,
     /// DPoP proof policy and nonce keys.
     pub(crate) dpop: DpopRules,
+    /// Where this configuration stands against FAPI 2.0 (enforced with `profile: fapi2`).
+    pub fapi2: Vec<fapi2::Requirement>,
 }
 
 impl std::fmt::Debug for ValidSettings {
@@ -97,6 +99,12 @@ impl Settings {
                 "must be at least par.request_uri_lifetime and at most 86400",
             );
         }
+        if !(1..=86_400).contains(&par.request_object_max_lifetime) {
+            return fail(
+                "par.request_object_max_lifetime",
+                "must be between 1 and 86400 seconds",
+            );
+        }
         for (i, p) in self.accepted_prefixes().iter().enumerate() {
             let key = if i == 0 {
                 "par.request_uri_prefix".to_owned()
@@ -145,7 +153,7 @@ impl Settings {
             );
         }
         let signing_keys = keys::signing_keys(&self.keys)?;
-        let clients = clients::client_registry(&self.clients, self.par.required, self.dpop.require_nonce)?;
+        let clients = clients::client_registry(&self.clients, &self.par, self.dpop.require_nonce)?;
         let dpop = dpop::dpop_rules(&self.dpop, &clients, redis.is_some())?;
         let users = user_directory(&self.users)?;
         if let Some(id) = &self.playground.client_id
@@ -153,7 +161,12 @@ impl Settings {
         {
             return fail("playground.client_id", format!("no client '{id}' is configured"));
         }
+        let fapi2 = fapi2::assess(&self, &clients, signing_keys.as_ref());
+        if let Some((key, message)) = fapi2::first_unmet(&self, &fapi2) {
+            return fail(key, message);
+        }
         Ok(ValidSettings {
+            fapi2,
             settings: self,
             clients,
             users,
@@ -244,6 +257,10 @@ mod tests {
             require_pushed_authorization_requests: None,
             require_pkce: true,
             consent: false,
+            application_type: Default::default(),
+            resources: Vec::new(),
+            require_signed_request_object: None,
+            authorization_details_types: Vec::new(),
             dpop_bound_access_tokens: false,
             require_dpop_nonce: None,
             grant_types: vec!["authorization_code".into()],

@@ -4,6 +4,8 @@
 //! unit-testable.
 
 pub mod authorization;
+pub(crate) mod authorization_details;
+pub mod claims;
 pub mod client;
 pub(crate) mod client_auth;
 pub mod code;
@@ -15,6 +17,7 @@ pub mod interaction;
 pub mod params;
 pub(crate) mod pkce;
 pub mod refresh;
+pub(crate) mod request_object;
 pub mod request_uri;
 pub mod response;
 pub mod token;

@@ -57,6 +57,12 @@ pub struct RefreshRecord {
     pub auth_time: u64,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub resource: Vec<String>,
+    /// Claims asked for by name for userinfo (OIDC Core §5.5), carried to refreshed tokens.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub userinfo_claims: Vec<String>,
+    /// RFC 9396 authorization details granted (compact JSON array).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authorization_details: Option<String>,
     /// RFC 9449 §5: a public client's refresh token is bound to its DPoP key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dpop_jkt: Option<String>,

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256, Sha512};
 
+use super::authorization_details;
 use super::code::AuthorizationCode;
 use super::error::OAuthError;
 use super::params::Params;
@@ -151,6 +152,12 @@ pub struct AccessTokenClaims {
     pub scope: String,
     pub auth_time: u64,
     pub gid: String,
+    /// Claims the client asked userinfo for by name (OIDC Core §5.5), for `/userinfo`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub userinfo_claims: Vec<String>,
+    /// RFC 9396 §9.1: the granted authorization details.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub authorization_details: Option<Value>,
     /// RFC 9449 §6.1: the DPoP key the token is bound to.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cnf: Option<Confirmation>,
@@ -176,6 +183,8 @@ pub(crate) struct VerifiedAccessToken {
     pub scope: String,
     pub gid: String,
     #[serde(default)]
+    pub userinfo_claims: Vec<String>,
+    #[serde(default)]
     pub cnf: Option<Confirmation>,
 }
 
@@ -198,6 +207,10 @@ pub(crate) struct Grant<'a> {
     pub auth_time: u64,
     pub resource: &'a [String],
     pub grant_id: &'a str,
+    /// Claims asked for by name for userinfo (OIDC Core §5.5).
+    pub userinfo_claims: &'a [String],
+    /// RFC 9396 authorization details granted (compact JSON array).
+    pub authorization_details: Option<&'a str>,
 }
 
 impl<'a> From<&'a AuthorizationCode> for Grant<'a> {
@@ -209,6 +222,8 @@ impl<'a> From<&'a AuthorizationCode> for Grant<'a> {
             auth_time: c.auth_time,
             resource: &c.resource,
             grant_id: &c.grant_id,
+            userinfo_claims: &c.claims.userinfo,
+            authorization_details: c.authorization_details.as_deref(),
         }
     }
 }
@@ -242,6 +257,8 @@ pub(crate) fn access_token_claims(
         scope: record.scope.join(" "),
         auth_time: record.auth_time,
         gid: record.grant_id.to_owned(),
+        userinfo_claims: record.userinfo_claims.to_vec(),
+        authorization_details: record.authorization_details.and_then(authorization_details::json),
         cnf: dpop_jkt.map(|jkt| Confirmation { jkt }),
     }
 }
@@ -283,6 +300,10 @@ pub(crate) fn id_token_claims(
     set("exp", Value::from(now + lifetime));
     set("iat", Value::from(now));
     set("auth_time", Value::from(record.auth_time));
+    // RFC 8176 §2: the one authentication method, a password. No `acr` is asserted: with a
+    // single method there is no level to tell apart (`acr_values` is voluntary, OIDC Core
+    // §3.1.2.1, and ignored).
+    set("amr", serde_json::json!(["pwd"]));
     set("at_hash", Value::from(at_hash));
     if let Some(nonce) = &record.nonce {
         set("nonce", Value::from(nonce.as_str()));
@@ -301,6 +322,9 @@ pub(crate) struct TokenResponse {
     pub id_token: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub refresh_token: Option<String>,
+    /// RFC 9396 §7: the granted authorization details.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub authorization_details: Option<Value>,
 }
 
 fn truncate(s: &str) -> &str {
@@ -327,6 +351,8 @@ mod tests {
             sub: "u1".into(),
             auth_time: 1000,
             resource: vec![],
+            claims: Default::default(),
+            authorization_details: None,
             grant_id: "g1".into(),
             dpop_jkt: None,
             flow_id: "f1".into(),

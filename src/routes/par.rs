@@ -15,6 +15,7 @@ use super::support::dpop::{self, Endpoint};
 use super::support::errors::{DPOP_NONCE, JsonError};
 use crate::oauth::OAuthError;
 use crate::oauth::authorization::AuthorizationRequest;
+use crate::oauth::request_object;
 use crate::oauth::request_uri::Reference;
 use crate::state::AppState;
 use crate::telemetry;
@@ -36,6 +37,14 @@ pub async fn push(
     if params.contains("request_uri") {
         return Err(OAuthError::invalid_request("request_uri must not be pushed").into());
     }
+    // RFC 9126 §3: a pushed request object carries the parameters.
+    let params = request_object::authorization_parameters(
+        &params,
+        &client,
+        &state.endpoints.issuer,
+        &state.par.request_objects,
+        crate::clock::now(),
+    )?;
     let proof = dpop::check(&req, &state, Endpoint::Par, client.require_dpop_nonce, None).await?;
     let mut request = AuthorizationRequest::parse(&params, &client).map_err(|r| JsonError::from(r.error))?;
     if let Some(proof) = &proof {

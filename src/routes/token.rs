@@ -41,6 +41,8 @@ struct Issued {
     id_token: Option<String>,
     refresh_token: Option<String>,
     scope: Vec<String>,
+    /// RFC 9396 §7: the granted authorization details (compact JSON array).
+    authorization_details: Option<String>,
 }
 
 #[tracing::instrument(
@@ -116,6 +118,10 @@ pub async fn exchange(
             scope: issued.scope.join(" "),
             id_token: issued.id_token,
             refresh_token: issued.refresh_token,
+            authorization_details: issued
+                .authorization_details
+                .as_deref()
+                .and_then(crate::oauth::authorization_details::json),
         }))
 }
 
@@ -169,7 +175,7 @@ async fn redeem_code(
     let id_token = if token::has_openid(&record.scope) {
         let claims = token::id_token_claims(
             &record,
-            user.claims_for(&record.scope),
+            user.claims_for(&record.scope, &record.claims.id_token),
             &state.endpoints.issuer,
             now,
             state.lifetimes.id_token.as_secs(),
@@ -188,6 +194,8 @@ async fn redeem_code(
             scope: record.scope.clone(),
             auth_time: record.auth_time,
             resource: record.resource.clone(),
+            userinfo_claims: record.claims.userinfo.clone(),
+            authorization_details: record.authorization_details.clone(),
             dpop_jkt: refresh::binding(client, proof_jkt),
             expires_at: now + lifetimes.refresh_absolute.as_secs(),
         };
@@ -209,6 +217,7 @@ async fn redeem_code(
         id_token,
         refresh_token,
         scope: record.scope.clone(),
+        authorization_details: record.authorization_details.clone(),
     })
 }
 
@@ -277,6 +286,8 @@ async fn refresh_grant(
         auth_time: record.auth_time,
         resource: &record.resource,
         grant_id,
+        userinfo_claims: &record.userinfo_claims,
+        authorization_details: record.authorization_details.as_deref(),
     };
     let access_token = access_token(state, grant, now, proof_jkt)?;
     tracing::info!("refresh token rotated");
@@ -285,6 +296,7 @@ async fn refresh_grant(
         id_token: None,
         refresh_token: Some(new_token),
         scope,
+        authorization_details: record.authorization_details.clone(),
     })
 }
 

@@ -59,7 +59,7 @@ pub async fn userinfo(req: HttpRequest, state: web::Data<AppState>) -> Result<Ht
     }
     Ok(response
         .insert_header((header::CACHE_CONTROL, "no-store"))
-        .json(user.claims_for(&scopes)))
+        .json(user.claims_for(&scopes, &claims.userinfo_claims)))
 }
 
 /// The access token verified, and for a DPoP presentation its proof (RFC 9449 §7.1), with

@@ -558,6 +558,9 @@ async fn the_playground_logs_in_with_dpop_and_shows_cnf() {
         s.playground.enabled = true;
         s.playground.client_id = Some("app".into());
         let app = s.clients.iter_mut().find(|c| c.client_id == "app").unwrap();
+        // The test's port is chosen at start: a native client's loopback redirect URI
+        // matches on any port (RFC 8252 §7.3).
+        app.application_type = serde_json::from_value(json!("native")).unwrap();
         app.redirect_uris
             .push("http://127.0.0.1/playground/callback".into());
     })

@@ -509,6 +509,8 @@ async fn refresh_tokens_rotate_once_and_reuse_revokes(f: Fixture) {
         scope: vec!["openid".into(), "offline_access".into()],
         auth_time: 1,
         resource: vec![],
+        userinfo_claims: vec![],
+        authorization_details: None,
         dpop_jkt: jkt.map(str::to_owned),
         expires_at,
     };
