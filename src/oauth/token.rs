@@ -453,25 +453,21 @@ mod tests {
 
     #[test]
     fn claims_are_built_from_the_record() {
-        let at = access_token_claims(
-            (&record()).into(),
-            "https://as",
-            "https://as/ui",
-            100,
-            600,
-            "j".into(),
-            None,
-        );
+        let claims = |jkt: Option<&str>| {
+            let r = record();
+            access_token_claims(
+                (&r).into(),
+                "https://as",
+                "https://as/ui",
+                100,
+                600,
+                "j".into(),
+                jkt.map(str::to_owned),
+            )
+        };
+        let at = claims(None);
         assert!(serde_json::to_value(&at).unwrap().get("cnf").is_none());
-        let bound = access_token_claims(
-            (&record()).into(),
-            "https://as",
-            "https://as/ui",
-            100,
-            600,
-            "j".into(),
-            Some("k".into()),
-        );
+        let bound = claims(Some("k"));
         assert_eq!(
             serde_json::to_value(&bound).unwrap()["cnf"],
             serde_json::json!({ "jkt": "k" })

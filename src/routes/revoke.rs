@@ -12,7 +12,6 @@ use serde::Deserialize;
 
 use super::support::client_auth;
 use super::support::errors::JsonError;
-use crate::oauth::OAuthError;
 use crate::oauth::client::Client;
 use crate::oauth::refresh;
 use crate::oauth::token::ACCESS_TOKEN_TYP;
@@ -26,9 +25,7 @@ pub async fn revoke(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, JsonError> {
     let (params, client) = client_auth::authenticated_form(&req, body, &state).await?;
-    if params.get("client_id").is_some_and(|id| id != client.id) {
-        return Err(OAuthError::invalid_client("client_id does not match the authenticated client").into());
-    }
+    client_auth::same_client(&params, &client)?;
     let token = params.require("token")?;
     // §2.1: token_type_hint is only a hint; both kinds are recognised by their form.
     let kind = match refresh::grant_of(token) {

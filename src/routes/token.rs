@@ -56,11 +56,7 @@ pub async fn exchange(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, JsonError> {
     let (params, client) = client_auth::authenticated_form(&req, body, &state).await?;
-    // RFC 6749 §3.2.1: a body client_id naming another client than the credentials is a
-    // client-authentication failure, not a hint to ignore.
-    if params.get("client_id").is_some_and(|id| id != client.id) {
-        return Err(OAuthError::invalid_client("client_id does not match the authenticated client").into());
-    }
+    client_auth::same_client(&params, &client)?;
     let parsed = match token::grant_type(&params)? {
         GrantType::AuthorizationCode => Parsed::Code(token::parse_code_request(&params)?),
         // RFC 6749 §5.2: a grant type the client is not registered for.

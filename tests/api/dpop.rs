@@ -144,8 +144,13 @@ impl TestApp {
         let code = self
             .issue_code(AuthorizationCodeExt::bound(code_record("app"), &key.jkt()))
             .await;
+        self.redeem_with_proof(&code, key).await
+    }
+
+    /// Redeems `code` with a proof by `key`: the token response (200).
+    async fn redeem_with_proof(&self, code: &str, key: &DpopKey) -> Value {
         let proof = key.proof("POST", &self.endpoint("token"), json!({}));
-        let res = self.token_dpop(&token_params(&code), Some(&proof)).await;
+        let res = self.token_dpop(&token_params(code), Some(&proof)).await;
         assert_eq!(res.status(), 200);
         res.json().await.unwrap()
     }
@@ -305,13 +310,7 @@ async fn a_bound_code_needs_a_proof_by_its_key() {
     assert_eq!(tokens["token_type"], "DPoP");
     // An unbound code with a proof gets a bound token too (RFC 9449 §5).
     let code = app.issue_code(code_record("app")).await;
-    let proof = b.proof("POST", &token_url, json!({}));
-    let tokens: Value = app
-        .token_dpop(&token_params(&code), Some(&proof))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let tokens = app.redeem_with_proof(&code, &b).await;
     assert_eq!(tokens["token_type"], "DPoP");
     assert_eq!(
         jwt_claims(tokens["access_token"].as_str().unwrap())["cnf"]["jkt"],
@@ -539,13 +538,7 @@ async fn per_client_switches() {
     )
     .await;
     let code = app.issue_code(code_record("app")).await;
-    let proof = key.proof("POST", &app.endpoint("token"), json!({}));
-    let tokens: Value = app
-        .token_dpop(&token_params(&code), Some(&proof))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let tokens = app.redeem_with_proof(&code, &key).await;
     assert_eq!(tokens["token_type"], "DPoP");
 }
 
