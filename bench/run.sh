@@ -4,7 +4,7 @@
 # results + markdown tables + a plot to bench/out/<timestamp>/ (docs/benchmarks.md).
 #
 #   bench/run.sh            full run (~25 min including a 10-minute RSS soak)
-#   bench/run.sh --smoke    ~20 s of load; fails only on request errors, never on speed
+#   bench/run.sh --smoke    ~35 s of load; fails only on request errors, never on speed
 #   bench/run.sh --no-soak  full run without the soak
 #   bench/run.sh --no-peer  skip oidc-provider (no npm needed)
 #   bench/run.sh --capacity per-login cost, Redis memory per record, Redis Cluster scaling
@@ -95,7 +95,8 @@ clients:
   - client_id: "$CLIENT_ID"
     client_secret: "$CLIENT_SECRET"
     redirect_uris: ["$REDIRECT_URI"]
-    scopes: ["openid", "email", "profile"]
+    scopes: ["openid", "email", "profile", "offline_access"]
+    grant_types: ["authorization_code", "refresh_token"]
 users:
   - username: "$USERNAME"
     password_hash: "$HASH"
@@ -152,6 +153,8 @@ if [ "$MODE" = smoke ]; then
   for s in push sso password; do
     lg_par "$s" 4 "smoke-$s" --warmup 1 --fail-on-error
   done
+  lg_par sso 4 "smoke-sso-dpop" --warmup 1 --fail-on-error --dpop
+  lg_par refresh 4 "smoke-refresh" --warmup 1 --fail-on-error --scope "openid offline_access" --dpop
   log "smoke: OK ($OUT)"
   exit 0
 fi
@@ -205,6 +208,12 @@ done
 for c in 2 8 32; do
   lg_par password "$c" "par-server-password"
 done
+log "DPoP-bound SSO logins (proof at PAR and token) and refresh grants (rotation), c=64"
+lg_par sso 64 "par-server-sso-dpop" --dpop
+redis-cli -p "$REDIS_PORT" flushall >/dev/null
+lg_par refresh 64 "par-server-refresh" --scope "openid offline_access"
+lg_par refresh 64 "par-server-refresh-dpop" --scope "openid offline_access" --dpop
+redis-cli -p "$REDIS_PORT" flushall >/dev/null
 log "Redis commands per flow (exact: one client, 500 flows; MONITOR shows which are round trips)"
 for s in push sso password; do
   redis-cli -p "$REDIS_PORT" monitor >"$OUT/monitor-par-server-$s.txt" &
@@ -213,6 +222,7 @@ for s in push sso password; do
   sleep 0.5
   stop "$MON_PID"
 done
+LG_SECS=120 lg_par sso 1 "par-server-sso-dpop-commands" --warmup 0 --count 500 --dpop
 log "argon2 bound"
 "$BIN/argon2_bound" 2 10 | tee "$OUT/argon2-bound.json"
 echo "$(rss_kib "$PAR_PID")" >"$OUT/par-rss-after-kib.txt"

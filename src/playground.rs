@@ -2,7 +2,9 @@
 //! unless configured). It behaves as a real confidential client over HTTP against its own
 //! replica: push (HTTP Basic, PKCE S256, state, nonce) → browser to `/authorize` → callback →
 //! check `state` (bound to a cookie) and `iss` (RFC 9207) → redeem the code → userinfo, then
-//! shows what it received.
+//! shows what it received. With the DPoP box ticked it proves a throwaway ES256 key at PAR,
+//! token and userinfo (RFC 9449, answering a `use_dpop_nonce` once), so the access token
+//! shows its `cnf` claim.
 
 use std::time::Duration;
 
@@ -16,6 +18,7 @@ use serde_json::Value;
 
 use crate::browser;
 use crate::crypto::{random_token, sha256_b64};
+use crate::oauth::dpop::ProofKey;
 use crate::state::{AppState, Playground};
 use crate::store::PlaygroundLogin;
 
@@ -31,6 +34,7 @@ struct PlaygroundPage<'a> {
 
 struct Outcome {
     subject: String,
+    token_type: String,
     request_uri: String,
     id_token: String,
     access_token: String,
@@ -80,9 +84,14 @@ fn basic(pg: &Playground) -> String {
     )
 }
 
-pub(crate) async fn start(state: web::Data<AppState>) -> HttpResponse {
+pub(crate) async fn start(body: web::Bytes, state: web::Data<AppState>) -> HttpResponse {
     let Some(pg) = &state.playground else {
         return HttpResponse::NotFound().finish();
+    };
+    let with_dpop = form_urlencoded::parse(&body).any(|(k, v)| k == "dpop" && v == "1");
+    let dpop = match with_dpop.then(ProofKey::generate).transpose() {
+        Ok(key) => key,
+        Err(e) => return render(&state, pg, Some(e), None),
     };
     let verifier = random_token(32);
     let oauth_state = random_token(16);
@@ -96,11 +105,16 @@ pub(crate) async fn start(state: web::Data<AppState>) -> HttpResponse {
         ("code_challenge", &sha256_b64(verifier.as_bytes())),
         ("code_challenge_method", "S256"),
     ];
-    let pushed = http()
-        .post(format!("{}/par", pg.local_base))
-        .insert_header(("Authorization", basic(pg)))
-        .send_form(&form)
-        .await;
+    let pushed = send_proven(dpop.as_ref(), &state.endpoints.par, None, |proof| {
+        let mut req = http()
+            .post(format!("{}/par", pg.local_base))
+            .insert_header(("Authorization", basic(pg)));
+        if let Some(p) = proof {
+            req = req.insert_header(("DPoP", p));
+        }
+        req.send_form(&form)
+    })
+    .await;
     let body: Value = match pushed {
         Ok(mut res) if res.status() == StatusCode::CREATED => res.json().await.unwrap_or(Value::Null),
         Ok(mut res) => {
@@ -124,6 +138,7 @@ pub(crate) async fn start(state: web::Data<AppState>) -> HttpResponse {
     let pending = PlaygroundLogin {
         verifier,
         request_uri: request_uri.to_owned(),
+        dpop_key: dpop.map(|k| k.pkcs8().to_owned()),
     };
     if let Err(e) = state
         .store
@@ -211,7 +226,11 @@ pub(crate) async fn callback(
             None,
         );
     };
-    match redeem(pg, &code, &pending.verifier).await {
+    let dpop = match pending.dpop_key.as_deref().map(ProofKey::from_pkcs8).transpose() {
+        Ok(key) => key,
+        Err(e) => return render(&state, pg, Some(e), None),
+    };
+    match redeem(&state, pg, &code, &pending.verifier, dpop.as_ref()).await {
         Ok((tokens, userinfo)) => {
             let claims = |field: &str| tokens[field].as_str().map(jwt_claims).unwrap_or_default();
             let id_token = claims("id_token");
@@ -221,6 +240,7 @@ pub(crate) async fn callback(
                 .unwrap_or_default();
             let outcome = Outcome {
                 subject,
+                token_type: tokens["token_type"].as_str().unwrap_or_default().to_owned(),
                 request_uri: pending.request_uri,
                 id_token,
                 access_token: claims("access_token"),
@@ -234,19 +254,30 @@ pub(crate) async fn callback(
     }
 }
 
-async fn redeem(pg: &Playground, code: &str, verifier: &str) -> Result<(Value, Value), String> {
+async fn redeem(
+    state: &AppState,
+    pg: &Playground,
+    code: &str,
+    verifier: &str,
+    dpop: Option<&ProofKey>,
+) -> Result<(Value, Value), String> {
     let form = [
         ("grant_type", "authorization_code"),
         ("code", code),
         ("redirect_uri", pg.redirect_uri.as_str()),
         ("code_verifier", verifier),
     ];
-    let mut res = http()
-        .post(format!("{}/token", pg.local_base))
-        .insert_header(("Authorization", basic(pg)))
-        .send_form(&form)
-        .await
-        .map_err(|e| format!("the token request failed: {e}"))?;
+    let mut res = send_proven(dpop, &state.endpoints.token, None, |proof| {
+        let mut req = http()
+            .post(format!("{}/token", pg.local_base))
+            .insert_header(("Authorization", basic(pg)));
+        if let Some(p) = proof {
+            req = req.insert_header(("DPoP", p));
+        }
+        req.send_form(&form)
+    })
+    .await
+    .map_err(|e| format!("the token request failed: {e}"))?;
     let tokens: Value = res
         .json()
         .await
@@ -255,17 +286,53 @@ async fn redeem(pg: &Playground, code: &str, verifier: &str) -> Result<(Value, V
         return Err(format!("the token request failed: {tokens}"));
     }
     let access_token = tokens["access_token"].as_str().unwrap_or_default();
-    let mut info = http()
-        .get(format!("{}/userinfo", pg.local_base))
-        .insert_header(("Authorization", format!("Bearer {access_token}")))
-        .send()
-        .await
-        .map_err(|e| format!("the userinfo request failed: {e}"))?;
+    let scheme = if dpop.is_some() { "DPoP" } else { "Bearer" };
+    let mut info = send_proven(dpop, &state.endpoints.userinfo, Some(access_token), |proof| {
+        let mut req = http()
+            .get(format!("{}/userinfo", pg.local_base))
+            .insert_header(("Authorization", format!("{scheme} {access_token}")));
+        if let Some(p) = proof {
+            req = req.insert_header(("DPoP", p));
+        }
+        req.send()
+    })
+    .await
+    .map_err(|e| format!("the userinfo request failed: {e}"))?;
     let userinfo: Value = info
         .json()
         .await
         .map_err(|e| format!("unreadable userinfo response: {e}"))?;
     Ok((tokens, userinfo))
+}
+
+/// Sends a request built by `send` with a proof when there is a key; on `use_dpop_nonce`
+/// (RFC 9449 §8, §9) sends it once more with the server's nonce.
+async fn send_proven<F, Fut>(
+    dpop: Option<&ProofKey>,
+    htu: &str,
+    access_token: Option<&str>,
+    send: F,
+) -> Result<awc::ClientResponse, awc::error::SendRequestError>
+where
+    F: Fn(Option<String>) -> Fut,
+    Fut: std::future::Future<Output = Result<awc::ClientResponse, awc::error::SendRequestError>>,
+{
+    let Some(key) = dpop else {
+        return send(None).await;
+    };
+    let htm = if access_token.is_some() { "GET" } else { "POST" };
+    let res = send(Some(key.proof(htm, htu, access_token, None))).await?;
+    let nonce = res
+        .headers()
+        .get("DPoP-Nonce")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    match nonce {
+        Some(nonce) if matches!(res.status().as_u16(), 400 | 401) => {
+            send(Some(key.proof(htm, htu, access_token, Some(&nonce)))).await
+        }
+        _ => Ok(res),
+    }
 }
 
 /// The claims of a JWT, pretty-printed. The token endpoint's response came over a direct

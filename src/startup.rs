@@ -11,7 +11,8 @@ use tracing_actix_web::TracingLogger;
 use crate::config::ValidSettings;
 use crate::playground;
 use crate::routes::{
-    assets, authorize, consent, discovery, health, jwks, login, methods, metrics, par, token, userinfo,
+    assets, authorize, consent, discovery, health, jwks, login, methods, metrics, par, revoke, token,
+    userinfo,
 };
 use crate::state::AppState;
 use crate::telemetry::RootSpan;
@@ -128,6 +129,10 @@ fn routes_table(cfg: &mut web::ServiceConfig, base: &str) {
         .service(post_only(
             format!("{base}/token"),
             web::post().to(token::exchange),
+        ))
+        .service(post_only(
+            format!("{base}/revoke"),
+            web::post().to(revoke::revoke),
         ))
         .route(&format!("{base}/jwks"), get().to(jwks::jwks))
         .service(

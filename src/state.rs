@@ -8,6 +8,7 @@ use std::time::Duration;
 use crate::config::{Profile, Settings, ValidSettings};
 use crate::oauth::client::ClientRegistry;
 use crate::oauth::discovery::{self, Capabilities, Endpoints};
+use crate::oauth::dpop::DpopRules;
 use crate::oauth::request_object;
 use crate::signing::SigningKeys;
 use crate::store::Store;
@@ -34,6 +35,10 @@ pub struct Lifetimes {
     pub id_token: Duration,
     /// SSO session; zero disables SSO.
     pub session: Duration,
+    /// A refresh token unused this long expires.
+    pub refresh_idle: Duration,
+    /// The end of a grant's refresh tokens, from the code's redemption.
+    pub refresh_absolute: Duration,
 }
 
 /// The built-in demo client, when enabled.
@@ -66,6 +71,10 @@ pub struct AppState {
     pub(crate) playground: Option<Playground>,
     /// The serialized discovery document.
     pub(crate) metadata: String,
+    /// DPoP proof policy and nonce keys (RFC 9449).
+    pub(crate) dpop: DpopRules,
+    /// The accepted proof algorithms, space-separated, for `DPoP` challenges.
+    pub(crate) dpop_algs: String,
     draining: Arc<AtomicBool>,
 }
 
@@ -79,6 +88,7 @@ impl AppState {
             users,
             signing_keys,
             redis,
+            dpop,
             ..
         } = valid;
         let fapi2 = settings.profile == Profile::Fapi2;
@@ -108,6 +118,8 @@ impl AppState {
             auth_methods: clients.methods_in_use(),
             scopes,
             signing_algs: signing_keys.signing_algs(),
+            dpop_algs: dpop.policy.alg_names(),
+            refresh_tokens: clients.any(|c| c.grant_types.iter().any(|g| g == "refresh_token")),
         };
         let metadata = discovery::metadata(&endpoints, &capabilities).to_string();
         let playground = playground(settings, &clients, issuer, local)?;
@@ -135,12 +147,16 @@ impl AppState {
                 access_token: Duration::from_secs(settings.tokens.access_token_lifetime),
                 id_token: Duration::from_secs(settings.tokens.id_token_lifetime),
                 session: Duration::from_secs(settings.session.lifetime),
+                refresh_idle: Duration::from_secs(settings.tokens.refresh_token_idle_lifetime),
+                refresh_absolute: Duration::from_secs(settings.tokens.refresh_token_absolute_lifetime),
             },
             body_limit: settings.http.body_limit,
             secure_cookies: !issuer.starts_with("http://"),
             base_path: settings.http.base_path.clone(),
             playground,
             metadata,
+            dpop_algs: dpop.policy.alg_names().join(" "),
+            dpop,
             draining: Arc::new(AtomicBool::new(false)),
         })
     }

@@ -25,6 +25,7 @@ pub struct Settings {
     pub par: ParSettings,
     pub tokens: TokenSettings,
     pub session: SessionSettings,
+    pub dpop: DpopSettings,
     pub keys: Vec<KeySettings>,
     pub clients: Vec<ClientSettings>,
     pub users: Vec<UserSettings>,
@@ -234,6 +235,11 @@ pub struct TokenSettings {
     pub code_lifetime: u64,
     pub access_token_lifetime: u64,
     pub id_token_lifetime: u64,
+    /// A refresh token unused this long (seconds) expires; each rotation starts it again.
+    pub refresh_token_idle_lifetime: u64,
+    /// The end of a grant's refresh tokens (seconds after the code was redeemed), whatever
+    /// the rotations.
+    pub refresh_token_absolute_lifetime: u64,
 }
 
 impl Default for TokenSettings {
@@ -242,6 +248,8 @@ impl Default for TokenSettings {
             code_lifetime: 60,
             access_token_lifetime: 600,
             id_token_lifetime: 600,
+            refresh_token_idle_lifetime: 86_400,
+            refresh_token_absolute_lifetime: 30 * 86_400,
         }
     }
 }
@@ -256,6 +264,43 @@ pub struct SessionSettings {
 impl Default for SessionSettings {
     fn default() -> Self {
         Self { lifetime: 8 * 3600 }
+    }
+}
+
+/// DPoP (RFC 9449): sender-constrained tokens (docs/tokens.md).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DpopSettings {
+    /// Proof algorithms accepted and advertised (`dpop_signing_alg_values_supported`);
+    /// asymmetric only.
+    pub signing_algs: Vec<String>,
+    /// How old a proof's `iat` may be, in seconds.
+    pub proof_max_age: u64,
+    /// How far in the future a proof's `iat` may be, in seconds.
+    pub clock_skew: u64,
+    /// Require a server nonce in every proof (RFC 9449 §8), for all clients; a client's
+    /// `require_dpop_nonce` overrides it.
+    pub require_nonce: bool,
+    /// HMAC key (≥ 32 characters) that nonces are made with; replicas must share it.
+    /// Required with a Redis store when any client requires nonces.
+    pub nonce_key: Option<Secret>,
+    /// The key before the last rotation: its nonces are still accepted.
+    pub previous_nonce_key: Option<Secret>,
+    /// Length of a nonce time window in seconds; a nonce lives one to two windows.
+    pub nonce_lifetime: u64,
+}
+
+impl Default for DpopSettings {
+    fn default() -> Self {
+        Self {
+            signing_algs: vec!["ES256".into(), "PS256".into(), "EdDSA".into()],
+            proof_max_age: 60,
+            clock_skew: 5,
+            require_nonce: false,
+            nonce_key: None,
+            previous_nonce_key: None,
+            nonce_lifetime: 120,
+        }
     }
 }
 
@@ -315,6 +360,18 @@ pub struct ClientSettings {
     /// Authorization details types (RFC 9396) the client may ask for.
     #[serde(default)]
     pub authorization_details_types: Vec<String>,
+    /// RFC 9449 §5.2: the client always uses DPoP; a token request without a proof is refused.
+    #[serde(default)]
+    pub dpop_bound_access_tokens: bool,
+    /// Per-client DPoP nonce requirement; the global `dpop.require_nonce` applies when absent.
+    pub require_dpop_nonce: Option<bool>,
+    /// RFC 7591 §2: `authorization_code` (always), `refresh_token` to get refresh tokens.
+    #[serde(default = "default_grant_types")]
+    pub grant_types: Vec<String>,
+}
+
+fn default_grant_types() -> Vec<String> {
+    vec!["authorization_code".into()]
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -457,7 +514,8 @@ impl Settings {
                 .list_separator(",")
                 .with_list_parse_key("par.accepted_request_uri_prefixes")
                 .with_list_parse_key("redis.cluster_nodes")
-                .with_list_parse_key("redis.sentinel_nodes"),
+                .with_list_parse_key("redis.sentinel_nodes")
+                .with_list_parse_key("dpop.signing_algs"),
         );
         let settings: Settings = builder
             .build()

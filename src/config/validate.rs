@@ -8,8 +8,9 @@ use std::collections::HashSet;
 use super::error::{ConfigError, fail};
 use super::net::is_loopback_host;
 use super::settings::{Settings, TelemetrySettings, UserSettings};
-use super::{clients, fapi2, keys, redis};
+use super::{clients, dpop, fapi2, keys, redis};
 use crate::oauth::client::ClientRegistry;
+use crate::oauth::dpop::DpopRules;
 use crate::signing::SigningKeys;
 use crate::store::RedisOptions;
 use crate::users::{User, UserDirectory};
@@ -25,6 +26,8 @@ pub struct ValidSettings {
     pub(crate) signing_keys: Option<SigningKeys>,
     /// `None`: no Redis configured (the in-memory store).
     pub(crate) redis: Option<RedisOptions>,
+    /// DPoP proof policy and nonce keys.
+    pub(crate) dpop: DpopRules,
     /// Where this configuration stands against FAPI 2.0 (enforced with `profile: fapi2`).
     pub fapi2: Vec<fapi2::Requirement>,
 }
@@ -124,6 +127,21 @@ impl Settings {
                 "must be between 1 and 86400 seconds",
             );
         }
+        let t = &self.tokens;
+        if !(60..=366 * 86_400).contains(&t.refresh_token_idle_lifetime) {
+            return fail(
+                "tokens.refresh_token_idle_lifetime",
+                "must be between 60 and 31622400 seconds",
+            );
+        }
+        if t.refresh_token_absolute_lifetime < t.refresh_token_idle_lifetime
+            || t.refresh_token_absolute_lifetime > 366 * 86_400
+        {
+            return fail(
+                "tokens.refresh_token_absolute_lifetime",
+                "must be at least tokens.refresh_token_idle_lifetime and at most 31622400 seconds",
+            );
+        }
         if !(1..=86_400).contains(&self.tokens.id_token_lifetime) {
             return fail("tokens.id_token_lifetime", "must be between 1 and 86400 seconds");
         }
@@ -135,7 +153,8 @@ impl Settings {
             );
         }
         let signing_keys = keys::signing_keys(&self.keys)?;
-        let clients = clients::client_registry(&self.clients, &self.par)?;
+        let clients = clients::client_registry(&self.clients, &self.par, self.dpop.require_nonce)?;
+        let dpop = dpop::dpop_rules(&self.dpop, &clients, redis.is_some())?;
         let users = user_directory(&self.users)?;
         if let Some(id) = &self.playground.client_id
             && clients.get(id).is_none()
@@ -153,6 +172,7 @@ impl Settings {
             users,
             signing_keys,
             redis,
+            dpop,
         })
     }
 }
@@ -241,6 +261,9 @@ mod tests {
             resources: Vec::new(),
             require_signed_request_object: None,
             authorization_details_types: Vec::new(),
+            dpop_bound_access_tokens: false,
+            require_dpop_nonce: None,
+            grant_types: vec!["authorization_code".into()],
         }
     }
 
@@ -374,11 +397,78 @@ mod tests {
                 Box::new(|s| s.http.drain_delay_secs = 601),
                 "http.drain_delay_secs",
             ),
+            (Box::new(|s| s.dpop.signing_algs = vec![]), "dpop.signing_algs"),
+            (
+                Box::new(|s| s.dpop.signing_algs = vec!["ES256".into(), "HS256".into()]),
+                "dpop.signing_algs[1]",
+            ),
+            (
+                Box::new(|s| s.dpop.signing_algs = vec!["none".into()]),
+                "dpop.signing_algs[0]",
+            ),
+            (Box::new(|s| s.dpop.proof_max_age = 0), "dpop.proof_max_age"),
+            (
+                Box::new(|s| s.tokens.refresh_token_absolute_lifetime = 100),
+                "tokens.refresh_token_absolute_lifetime",
+            ),
+            (
+                Box::new(|s| s.clients[0].grant_types = vec!["password".into()]),
+                "clients[0].grant_types[0]",
+            ),
+            (
+                Box::new(|s| s.clients[0].grant_types = vec!["refresh_token".into()]),
+                "clients[0].grant_types",
+            ),
+            (Box::new(|s| s.dpop.clock_skew = 301), "dpop.clock_skew"),
+            (Box::new(|s| s.dpop.nonce_lifetime = 5), "dpop.nonce_lifetime"),
+            (
+                Box::new(|s| s.dpop.nonce_key = Some(Secret::new("short"))),
+                "dpop.nonce_key",
+            ),
+            (
+                Box::new(|s| s.dpop.previous_nonce_key = Some(Secret::new("p".repeat(32)))),
+                "dpop.previous_nonce_key",
+            ),
+            (
+                // Replicas on one Redis must share the nonce key.
+                Box::new(|s| {
+                    s.redis.url = Some(Secret::new("redis://127.0.0.1:6379"));
+                    s.keys = vec![KeySettings {
+                        kid: None,
+                        alg: "ES256".into(),
+                        pem: None,
+                        pem_file: Some(
+                            concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/signing-es256.pem").into(),
+                        ),
+                        active: false,
+                    }];
+                    s.clients[0].require_dpop_nonce = Some(true);
+                }),
+                "dpop.nonce_key",
+            ),
         ];
         for (change, key) in table {
             let err = settings_with(change).unwrap_err();
             assert_eq!(err.key, key, "{err}");
         }
+    }
+
+    #[test]
+    fn dpop_nonces_need_a_key_only_when_required() {
+        // One process: a key of its own is generated when a client requires nonces.
+        let one = settings_with(|s| s.dpop.require_nonce = true).unwrap();
+        assert!(one.dpop.nonces.is_some());
+        assert!(one.clients.get("a").unwrap().require_dpop_nonce);
+        let none = settings_with(|_| {}).unwrap();
+        assert!(none.dpop.nonces.is_none());
+        assert_eq!(none.dpop.policy.alg_names(), ["ES256", "PS256", "EdDSA"]);
+        // The per-client switch overrides the global one.
+        let off = settings_with(|s| {
+            s.dpop.require_nonce = true;
+            s.clients[0].require_dpop_nonce = Some(false);
+        })
+        .unwrap();
+        assert!(!off.clients.get("a").unwrap().require_dpop_nonce);
     }
 
     #[test]

@@ -1,15 +1,16 @@
 //! The byte-level backends behind [`crate::store::Store`]: Redis (the product; every replica
 //! shares it) and in-memory (the zero-config single-process demo). An enum rather than a
 //! trait object: two backends, static dispatch, no boxing on the hot path. Single-use
-//! operations are atomic in both: `take` is `GETDEL`, `open`/`bind`/`take_request`/`redeem` are
-//! Lua scripts (one mutex in memory) — never a read-then-write from the service.
+//! operations are atomic in both: `take` is `GETDEL`; `open`, `bind`, `take_request`,
+//! `redeem` and `rotate` are Lua scripts (one mutex in memory) — never a read-then-write
+//! from the service.
 
 use std::time::Duration;
 
 use super::error::StoreError;
 use super::keyspace::Key;
 use super::memory::MemoryStore;
-use super::outcome::{Bind, OpenOutcome, RedeemOutcome, Take};
+use super::outcome::{Bind, OpenOutcome, RedeemOutcome, RotateOutcome, Take};
 use super::redis::RedisStore;
 
 pub(crate) enum Backend {
@@ -87,6 +88,12 @@ impl Backend {
     /// it: exactly one winner.
     pub(crate) async fn take_request(&self, keys: [&Key; 3], owner: &str) -> Result<Take, StoreError> {
         dispatch!(self, take_request(keys, owner))
+    }
+
+    /// Rotates a grant's refresh token, or revokes the grant on reuse (keys: record,
+    /// current, used set, revoked mark). See [`RotateOutcome`].
+    pub(crate) async fn rotate(&self, keys: [&Key; 4], args: [&str; 7]) -> Result<RotateOutcome, StoreError> {
+        dispatch!(self, rotate(keys, args))
     }
 
     pub(crate) async fn ping(&self) -> Result<(), StoreError> {

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use super::error::StoreError;
 use super::keyspace::Key;
-use super::outcome::{Bind, OpenOutcome, RedeemOutcome, Take};
+use super::outcome::{Bind, OpenOutcome, RedeemOutcome, RotateOutcome, Take};
 
 struct Entry {
     value: Vec<u8>,
@@ -127,6 +127,64 @@ impl MemoryStore {
             let value = map.remove(code.as_str()).map(|e| e.value).unwrap_or_default();
             Self::insert(map, used, value.clone(), now + ttl);
             RedeemOutcome::Redeemed(value)
+        }))
+    }
+
+    /// The `ROTATE` script's contract. The used set is kept as newline-separated digests.
+    pub(crate) fn rotate(&self, keys: [&Key; 4], args: [&str; 7]) -> Result<RotateOutcome, StoreError> {
+        let [record, current, used, revoked] = keys;
+        let [presented, new, idle, now_secs, revoked_ttl, client_id, jkt] = args;
+        let secs = |s: &str| s.parse::<u64>().unwrap_or(0);
+        Ok(self.with(|map, now| {
+            if Self::live(map, revoked, now).is_some() {
+                return RotateOutcome::Unknown;
+            }
+            let Some(entry) = Self::live(map, record, now) else {
+                return RotateOutcome::Unknown;
+            };
+            let value = entry.value.clone();
+            let Ok(serde_json::Value::Object(rec)) = serde_json::from_slice(&value) else {
+                return RotateOutcome::Unknown;
+            };
+            if rec.get("client_id").and_then(|v| v.as_str()) != Some(client_id) {
+                return RotateOutcome::Unknown;
+            }
+            if let Some(bound) = rec.get("dpop_jkt").and_then(|v| v.as_str())
+                && bound != jkt
+            {
+                return RotateOutcome::KeyMismatch;
+            }
+            let end = rec.get("expires_at").and_then(|v| v.as_u64()).unwrap_or(0);
+            let left = end.saturating_sub(secs(now_secs));
+            if left == 0 {
+                return RotateOutcome::Unknown;
+            }
+            let is_current = Self::live(map, current, now).is_some_and(|e| e.value == presented.as_bytes());
+            let mut retired: Vec<u8> = Self::live(map, used, now)
+                .map(|e| e.value.clone())
+                .unwrap_or_default();
+            if is_current {
+                let ttl = Duration::from_secs(secs(idle).min(left));
+                Self::insert(map, current, new.as_bytes().to_vec(), now + ttl);
+                Self::insert(map, record, value.clone(), now + ttl);
+                retired.extend_from_slice(presented.as_bytes());
+                retired.push(b'\n');
+                Self::insert(map, used, retired, now + Duration::from_secs(left));
+                return RotateOutcome::Rotated(value);
+            }
+            if retired.split(|b| *b == b'\n').any(|d| d == presented.as_bytes()) {
+                for k in [record, current, used] {
+                    map.remove(k.as_str());
+                }
+                Self::insert(
+                    map,
+                    revoked,
+                    b"1".to_vec(),
+                    now + Duration::from_secs(secs(revoked_ttl)),
+                );
+                return RotateOutcome::Reused;
+            }
+            RotateOutcome::Unknown
         }))
     }
 

@@ -18,6 +18,6 @@ mod records;
 mod redis;
 
 pub use self::error::StoreError;
-pub use self::flow::{CodeCheck, PlaygroundLogin, Redemption, Store, Visit};
+pub use self::flow::{CodeCheck, PlaygroundLogin, Redemption, Refresh, RefreshCheck, Store, Visit};
 pub use self::outcome::{Bind, Take};
 pub use self::redis::options::{PoolOptions, RedisOptions, TlsFiles, Topology};

@@ -74,6 +74,9 @@ fn client(id: &str, method: Option<AuthMethod>, secret: Option<&str>) -> ClientS
         resources: Vec::new(),
         require_signed_request_object: None,
         authorization_details_types: Vec::new(),
+        dpop_bound_access_tokens: false,
+        require_dpop_nonce: None,
+        grant_types: vec!["authorization_code".into()],
     }
 }
 
@@ -138,6 +141,7 @@ pub fn code_record(client_id: &str) -> AuthorizationCode {
         claims: Default::default(),
         authorization_details: None,
         grant_id: par_server::crypto::random_token(16),
+        dpop_jkt: None,
         flow_id: uuid::Uuid::new_v4().to_string(),
         trace: None,
     }

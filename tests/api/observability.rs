@@ -11,7 +11,7 @@ use crate::helpers::*;
 use crate::topology::{KillOnDrop, free_port};
 
 /// The app's `/metrics`, parsed.
-async fn scrape(app: &TestApp) -> Scrape {
+pub(crate) async fn scrape(app: &TestApp) -> Scrape {
     let res = app.http.get(app.url("/metrics")).send().await.unwrap();
     assert_eq!(res.status(), 200);
     assert!(
@@ -26,7 +26,7 @@ async fn scrape(app: &TestApp) -> Scrape {
 
 /// Value of the sample `name` whose labels include all of `labels` (0 when absent). For a
 /// histogram, its total count.
-fn value(s: &Scrape, name: &str, labels: &[(&str, &str)]) -> f64 {
+pub(crate) fn value(s: &Scrape, name: &str, labels: &[(&str, &str)]) -> f64 {
     s.samples
         .iter()
         .filter(|x| x.metric == name && labels.iter().all(|(k, v)| x.labels.get(k) == Some(*v)))
@@ -60,6 +60,9 @@ async fn metrics_count_a_login_its_reuse_and_a_cross_client_attempt() {
             resources: Vec::new(),
             require_signed_request_object: None,
             authorization_details_types: Vec::new(),
+            dpop_bound_access_tokens: false,
+            require_dpop_nonce: None,
+            grant_types: vec!["authorization_code".into()],
         })
     })
     .await;

@@ -337,6 +337,7 @@ async fn takes_while_a_killed_primary_rejoins_are_503_never_500() {
         client_id: "app",
         redirect_uri: "https://app.example/cb",
         code_challenge: None,
+        dpop_jkt: None,
     };
     let stop = Arc::new(AtomicBool::new(false));
     let takes = {

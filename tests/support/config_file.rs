@@ -51,12 +51,18 @@ impl From<&SentinelGroup> for RedisTarget {
     }
 }
 
-/// A confidential client (`client_secret_basic`) redirecting to [`REDIRECT`].
+/// A confidential client (`client_secret_basic`, or `private_key_jwt` when `jwks` is set)
+/// redirecting to [`REDIRECT`].
 #[derive(Debug, Clone)]
 pub struct ClientEntry {
     pub client_id: String,
     pub client_secret: String,
     pub scopes: Vec<String>,
+    /// The client's public JWK Set: the client authenticates with `private_key_jwt` and
+    /// `client_secret` is not written.
+    pub jwks: Option<Value>,
+    /// `grant_types`, when not the default (`[authorization_code]`).
+    pub grant_types: Option<Vec<String>>,
 }
 
 impl ClientEntry {
@@ -66,6 +72,8 @@ impl ClientEntry {
             client_id: client_id.into(),
             client_secret: client_secret.into(),
             scopes: ["openid", "email", "profile"].map(String::from).to_vec(),
+            jwks: None,
+            grant_types: None,
         }
     }
 }
@@ -92,6 +100,8 @@ pub struct ConfigFile {
     /// `telemetry.otlp_endpoint`, with every trace sampled.
     pub otlp_endpoint: Option<String>,
     pub clients: Vec<ClientEntry>,
+    /// The `dpop` section as written (docs/configuration.md), when a test sets one.
+    pub dpop: Option<Value>,
 }
 
 impl ConfigFile {
@@ -110,6 +120,7 @@ impl ConfigFile {
             log_level: None,
             otlp_endpoint: None,
             clients: Vec::new(),
+            dpop: None,
         }
     }
 
@@ -137,7 +148,9 @@ impl ConfigFile {
             .map(|c| {
                 json!({
                     "client_id": c.client_id,
-                    "client_secret": c.client_secret,
+                    "client_secret": c.jwks.is_none().then_some(&c.client_secret),
+                    "jwks": c.jwks,
+                    "grant_types": c.grant_types,
                     "redirect_uris": [REDIRECT],
                     "scopes": c.scopes,
                 })
@@ -159,6 +172,7 @@ impl ConfigFile {
                 "sampling_ratio": self.otlp_endpoint.as_ref().map(|_| 1.0),
             },
             "keys": [{ "pem_file": key }],
+            "dpop": self.dpop,
             "clients": clients,
             "users": [{
                 "username": "alice",
@@ -223,6 +237,7 @@ fn without_nulls(value: Value) -> Value {
                 .filter(|(_, v)| !v.is_null() && v.as_object().is_none_or(|m| !m.is_empty()))
                 .collect(),
         ),
+        Value::Array(items) => Value::Array(items.into_iter().map(without_nulls).collect()),
         other => other,
     }
 }

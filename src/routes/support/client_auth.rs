@@ -54,6 +54,17 @@ pub async fn authenticate(
     Ok(authenticated.client.clone())
 }
 
+/// RFC 6749 §3.2.1: at the token and revocation endpoints, a body `client_id` naming another
+/// client than the credentials is a client-authentication failure, not a hint to ignore.
+pub(crate) fn same_client(params: &Params, client: &Client) -> Result<(), OAuthError> {
+    if params.get("client_id").is_some_and(|id| id != client.id) {
+        return Err(OAuthError::invalid_client(
+            "client_id does not match the authenticated client",
+        ));
+    }
+    Ok(())
+}
+
 /// The first two steps of every back-channel endpoint (PAR, token): read the bounded form
 /// body, authenticate the client, and note the client on the request span.
 pub(crate) async fn authenticated_form(

@@ -13,6 +13,9 @@ use crate::oauth::authorization::{RedirectTarget, Rejection};
 use crate::oauth::{ErrorKind, OAuthError, response};
 use crate::store::StoreError;
 
+/// The response header that carries a server nonce (RFC 9449 §8.1).
+pub(crate) const DPOP_NONCE: &str = "DPoP-Nonce";
+
 /// Maps a store failure to the client-facing error, logging the cause.
 fn store_error(e: StoreError) -> OAuthError {
     match e {
@@ -33,6 +36,11 @@ pub(crate) struct JsonError {
     status: StatusCode,
     /// `Allow` header value for a 405.
     allow: Option<&'static str>,
+    /// `DPoP-Nonce` to send: the nonce a `use_dpop_nonce` error asks for (RFC 9449 §8, §9).
+    dpop_nonce: Option<String>,
+    /// At a resource endpoint that accepts DPoP: the `algs` of the `DPoP` challenge
+    /// (RFC 9449 §7.1) that token and proof errors carry there.
+    dpop_algs: Option<String>,
 }
 
 impl JsonError {
@@ -42,7 +50,28 @@ impl JsonError {
             error,
             status,
             allow: None,
+            dpop_nonce: None,
+            dpop_algs: None,
         }
+    }
+
+    /// Adds the `DPoP-Nonce` header.
+    pub(crate) fn with_dpop_nonce(mut self, nonce: Option<String>) -> Self {
+        self.dpop_nonce = nonce;
+        self
+    }
+
+    /// As a resource endpoint answers (RFC 9449 §7.1, §9): DPoP errors are 401, and token
+    /// and proof errors carry a `DPoP` challenge naming the accepted `algs`.
+    pub(crate) fn at_dpop_resource(mut self, algs: &str) -> Self {
+        if matches!(
+            self.error.kind,
+            ErrorKind::InvalidDpopProof | ErrorKind::UseDpopNonce
+        ) {
+            self.status = StatusCode::UNAUTHORIZED;
+        }
+        self.dpop_algs = Some(algs.to_owned());
+        self
     }
 
     /// 405 with `Allow` (RFC 9110 §15.5.6).
@@ -52,6 +81,8 @@ impl JsonError {
             error,
             status: StatusCode::METHOD_NOT_ALLOWED,
             allow: Some(allow),
+            dpop_nonce: None,
+            dpop_algs: None,
         }
     }
 }
@@ -59,11 +90,7 @@ impl JsonError {
 impl From<OAuthError> for JsonError {
     fn from(error: OAuthError) -> Self {
         let status = StatusCode::from_u16(error.status()).unwrap_or(StatusCode::BAD_REQUEST);
-        Self {
-            error,
-            status,
-            allow: None,
-        }
+        Self::with_status(error, status)
     }
 }
 
@@ -90,7 +117,27 @@ impl ResponseError for JsonError {
         if let Some(allow) = self.allow {
             res.insert_header((header::ALLOW, allow));
         }
+        if let Some(v) = self
+            .dpop_nonce
+            .as_deref()
+            .and_then(|n| HeaderValue::from_str(n).ok())
+        {
+            res.insert_header((DPOP_NONCE, v));
+        }
         match self.error.kind {
+            // RFC 9449 §7.1, §9: at a resource, the DPoP scheme's challenge.
+            ErrorKind::InvalidToken
+            | ErrorKind::InsufficientScope
+            | ErrorKind::InvalidDpopProof
+            | ErrorKind::UseDpopNonce
+                if self.dpop_algs.is_some() =>
+            {
+                let algs = self.dpop_algs.as_deref().unwrap_or_default();
+                let challenge = format!("DPoP error=\"{}\", algs=\"{algs}\"", self.error.code());
+                if let Ok(v) = HeaderValue::from_str(&challenge) {
+                    res.insert_header((header::WWW_AUTHENTICATE, v));
+                }
+            }
             // RFC 6749 §5.2: 401 invalid_client with a challenge for the header scheme; Basic
             // is the only Authorization scheme client authentication accepts here.
             ErrorKind::InvalidClient => {

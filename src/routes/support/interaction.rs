@@ -188,6 +188,7 @@ impl Interaction {
             claims: RequestedClaims::from_parameter(request.claims.as_deref(), &self.client),
             authorization_details: request.authorization_details.clone(),
             grant_id: random_token(16),
+            dpop_jkt: request.dpop_jkt.clone(),
             flow_id: request.flow_id.clone(),
             trace: request.trace.clone(),
         };

@@ -25,7 +25,7 @@ use self::options::RedisOptions;
 use super::error::StoreError;
 use super::instrument;
 use super::keyspace::Key;
-use super::outcome::{Bind, OpenOutcome, RedeemOutcome, Take};
+use super::outcome::{Bind, OpenOutcome, RedeemOutcome, RotateOutcome, Take};
 
 #[derive(Clone)]
 pub(crate) struct RedisStore {
@@ -253,6 +253,22 @@ impl RedisStore {
             (2, Some(g)) => RedeemOutcome::Replayed(String::from_utf8_lossy(&g).into_owned()),
             (3, Some(f)) => RedeemOutcome::Mismatch(String::from_utf8_lossy(&f).into_owned()),
             _ => RedeemOutcome::Unknown,
+        })
+    }
+}
+
+impl RedisStore {
+    /// Rotates a refresh token (the `ROTATE` script). `keys`: record, current, used set,
+    /// revoked mark. `args`: presented digest, new digest, idle ttl, now, revoked ttl,
+    /// client_id, proof jkt.
+    pub(crate) async fn rotate(&self, keys: [&Key; 4], args: [&str; 7]) -> Result<RotateOutcome, StoreError> {
+        let reply = self.eval("rotate", &scripts::ROTATE, &keys, &args).await?;
+        let status = status(&reply)?;
+        Ok(match (status, reply.into_iter().nth(1).and_then(bulk)) {
+            (1, Some(v)) => RotateOutcome::Rotated(v),
+            (2, _) => RotateOutcome::Reused,
+            (3, _) => RotateOutcome::KeyMismatch,
+            _ => RotateOutcome::Unknown,
         })
     }
 }

@@ -112,3 +112,43 @@ return {1, v}
 "#,
     )
 });
+
+/// Rotates a grant's refresh token (RFC 9700 §4.14.2; docs/tokens.md §7). The record must
+/// belong to the client and, when it is DPoP-bound, to the proof's key; then the presented
+/// token (its digest) must be the current one: it is retired into the grant's set of used
+/// tokens and the new one becomes current, for the idle lifetime capped by the absolute end.
+/// A retired token presented again revokes the whole grant: its refresh keys are deleted and
+/// the grant is marked revoked (which refuses its access tokens).
+/// KEYS: record, current, used set, revoked mark (one hash tag: the grant id).
+/// ARGV: presented digest, new digest, idle ttl, now, revoked-mark ttl, client_id, proof jkt
+/// (empty without a proof).
+/// Returns {0} unknown (or expired, revoked, another client's), {1, v} rotated, {2} reuse
+/// detected and the grant revoked, {3} the proof's key is not the token's.
+pub(super) static ROTATE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+if redis.call('EXISTS', KEYS[4]) == 1 then return {0} end
+local v = redis.call('GET', KEYS[1])
+if not v then return {0} end
+local ok, rec = pcall(cjson.decode, v)
+if not ok or type(rec) ~= 'table' or rec['client_id'] ~= ARGV[6] then return {0} end
+if type(rec['dpop_jkt']) == 'string' and rec['dpop_jkt'] ~= ARGV[7] then return {3} end
+local left = math.floor((tonumber(rec['expires_at']) or 0) - tonumber(ARGV[4]))
+if left <= 0 then return {0} end
+if redis.call('GET', KEYS[2]) == ARGV[1] then
+  local ttl = math.min(tonumber(ARGV[3]), left)
+  redis.call('SET', KEYS[2], ARGV[2], 'EX', ttl)
+  redis.call('EXPIRE', KEYS[1], ttl)
+  redis.call('SADD', KEYS[3], ARGV[1])
+  redis.call('EXPIRE', KEYS[3], left)
+  return {1, v}
+end
+if redis.call('SISMEMBER', KEYS[3], ARGV[1]) == 1 then
+  redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
+  redis.call('SET', KEYS[4], '1', 'EX', ARGV[5])
+  return {2}
+end
+return {0}
+"#,
+    )
+});
