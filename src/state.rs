@@ -39,6 +39,8 @@ pub struct Lifetimes {
     pub refresh_idle: Duration,
     /// The end of a grant's refresh tokens, from the code's redemption.
     pub refresh_absolute: Duration,
+    /// A new refresh token on every use (`tokens.refresh_token_rotation`).
+    pub refresh_rotation: bool,
 }
 
 /// The built-in demo client, when enabled.
@@ -149,6 +151,7 @@ impl AppState {
                 session: Duration::from_secs(settings.session.lifetime),
                 refresh_idle: Duration::from_secs(settings.tokens.refresh_token_idle_lifetime),
                 refresh_absolute: Duration::from_secs(settings.tokens.refresh_token_absolute_lifetime),
+                refresh_rotation: settings.tokens.refresh_token_rotation,
             },
             body_limit: settings.http.body_limit,
             secure_cookies: !issuer.starts_with("http://"),

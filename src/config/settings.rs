@@ -240,6 +240,10 @@ pub struct TokenSettings {
     /// The end of a grant's refresh tokens (seconds after the code was redeemed), whatever
     /// the rotations.
     pub refresh_token_absolute_lifetime: u64,
+    /// A new refresh token on every use, a retired one presented again revoking the grant
+    /// (RFC 9700 §4.14.2). `false`: the same token stays valid until its lifetimes end, so a
+    /// client that lost a response can retry (FAPI 2.0 §5.3.2.1 requires that).
+    pub refresh_token_rotation: bool,
 }
 
 impl Default for TokenSettings {
@@ -250,6 +254,7 @@ impl Default for TokenSettings {
             id_token_lifetime: 600,
             refresh_token_idle_lifetime: 86_400,
             refresh_token_absolute_lifetime: 30 * 86_400,
+            refresh_token_rotation: true,
         }
     }
 }

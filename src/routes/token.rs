@@ -241,7 +241,13 @@ async fn refresh_grant(
         };
         refresh::narrowed_scope(&record.scope, request.scope)?;
     }
-    let new_token = refresh::new_token(grant_id);
+    // Without rotation the presented token stays current: the script then only restarts
+    // its idle lifetime, and a retry with it succeeds (FAPI 2.0 §5.3.2.1).
+    let new_token = if state.lifetimes.refresh_rotation {
+        refresh::new_token(grant_id)
+    } else {
+        request.refresh_token.to_owned()
+    };
     let now = crate::clock::now();
     let check = RefreshCheck {
         client_id: &client.id,

@@ -109,6 +109,30 @@ async fn refresh_tokens_rotate_and_reuse_revokes_the_whole_grant() {
     }
 }
 
+/// Without rotation (`tokens.refresh_token_rotation: false`, FAPI 2.0 §5.3.2.1) the same
+/// token keeps working, on any replica, so a client that lost a response can retry; revoking
+/// it still ends the grant.
+#[tokio::test]
+async fn without_rotation_a_retry_with_the_same_token_succeeds() {
+    let a = spawn_app_with(Backend::Redis, |s| {
+        with_refresh(s);
+        s.tokens.refresh_token_rotation = false;
+    })
+    .await;
+    let b = a.replica(|_| {}).await;
+    let first = offline_tokens(&a).await;
+    let rt = str_of(&first, "refresh_token");
+    for app in [&b, &a, &b] {
+        let res = app.post_token(&refresh_params(rt)).await;
+        assert_eq!(res.status(), 200);
+        let next: Value = res.json().await.unwrap();
+        assert_eq!(str_of(&next, "refresh_token"), rt, "not rotated");
+        assert_eq!(app.userinfo(str_of(&next, "access_token")).await.status(), 200);
+    }
+    assert_eq!(revoke(&a, rt).await.status(), 200);
+    assert_oauth_error(b.post_token(&refresh_params(rt)).await, 400, "invalid_grant").await;
+}
+
 /// Refresh tokens only for clients registered for the grant that asked for `offline_access`
 /// (OIDC Core §11); a public client only with a DPoP key to bind it to.
 #[tokio::test]
