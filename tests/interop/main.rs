@@ -201,6 +201,69 @@ fn independent_clients_log_in_with_dpop_and_server_nonces_through_the_load_balan
     assert!(challenges >= 3.0, "nonce challenges: {challenges}");
 }
 
+/// A FAPI 2.0 login through the load balancer against `profile: fapi2` (docs/fapi2.md):
+/// openid-client signs the request object (JAR), pushes it with a DPoP proof (nonces
+/// required), authenticates with `private_key_jwt`, carries RAR `authorization_details`;
+/// the user consents to them; the library redeems the code and verifies the ID token; the
+/// DPoP-bound token answers at userinfo. The replicas refuse to start if the configuration
+/// broke the profile.
+#[test]
+fn openid_client_completes_a_fapi2_login_with_jar_par_dpop_and_rar() {
+    let redis = RedisNode::start(&[]);
+    let stack = Stack::start_with(3, &redis, ReplicaOptions::default(), |config| {
+        config.dpop = Some(json!({
+            "require_nonce": true,
+            "nonce_key": "interop-nonce-key-shared-by-the-three-replicas",
+        }));
+        config.extra = Some(json!({
+            "profile": "fapi2",
+            "par": { "require_signed_request_object": true, "request_object_require_typ": true },
+            "tokens": { "access_token_lifetime": 300, "refresh_token_rotation": false },
+        }));
+        let mut jwks = client_jwks();
+        jwks["keys"][0]["alg"] = json!("ES256");
+        config.clients = vec![ClientEntry {
+            jwks: Some(jwks),
+            extra: Some(json!({
+                "dpop_bound_access_tokens": true,
+                "authorization_details_types": ["payment_initiation"],
+            })),
+            ..ClientEntry::new(JWT_CLIENT, "unused")
+        }];
+    });
+    let report = openid_client("fapi2", &stack.lb.url());
+    assert_eq!(report["pushed_request_object"], true, "{report}");
+    assert_eq!(report["consent_shows_details"], true, "{report}");
+    assert_eq!(report["sub"], "alice", "{report}");
+    assert_eq!(
+        report["token_type"].as_str().map(str::to_lowercase),
+        Some("dpop".into()),
+        "{report}"
+    );
+    assert_eq!(
+        report["cnf_jkt"].as_str().unwrap_or_default().len(),
+        43,
+        "{report}"
+    );
+    assert_eq!(
+        report["authorization_details"][0]["type"], "payment_initiation",
+        "{report}"
+    );
+    assert_eq!(report["userinfo_email"], "alice@example.com", "{report}");
+    let m = &report["metadata"];
+    assert_eq!(m["require_signed_request_object"], true, "{report}");
+    assert_eq!(
+        m["token_endpoint_auth_methods_supported"],
+        json!(["private_key_jwt"]),
+        "{report}"
+    );
+    assert_eq!(
+        m["request_object_signing_alg_values_supported"],
+        json!(["ES256", "PS256", "EdDSA"]),
+        "{report}"
+    );
+}
+
 /// The sum of a counter's samples in a replica's `/metrics`.
 fn counter(port: u16, name: &str) -> f64 {
     let (_, text) = harness::http_get(port, "/metrics").expect("metrics");

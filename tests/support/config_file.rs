@@ -63,6 +63,8 @@ pub struct ClientEntry {
     pub jwks: Option<Value>,
     /// `grant_types`, when not the default (`[authorization_code]`).
     pub grant_types: Option<Vec<String>>,
+    /// Further keys of the client's entry, as written (docs/configuration.md).
+    pub extra: Option<Value>,
 }
 
 impl ClientEntry {
@@ -74,6 +76,7 @@ impl ClientEntry {
             scopes: ["openid", "email", "profile"].map(String::from).to_vec(),
             jwks: None,
             grant_types: None,
+            extra: None,
         }
     }
 }
@@ -102,6 +105,8 @@ pub struct ConfigFile {
     pub clients: Vec<ClientEntry>,
     /// The `dpop` section as written (docs/configuration.md), when a test sets one.
     pub dpop: Option<Value>,
+    /// Further top-level keys and sections, as written, merged over the ones above.
+    pub extra: Option<Value>,
 }
 
 impl ConfigFile {
@@ -121,6 +126,7 @@ impl ConfigFile {
             otlp_endpoint: None,
             clients: Vec::new(),
             dpop: None,
+            extra: None,
         }
     }
 
@@ -146,18 +152,20 @@ impl ConfigFile {
             .clients
             .iter()
             .map(|c| {
-                json!({
+                let mut entry = json!({
                     "client_id": c.client_id,
                     "client_secret": c.jwks.is_none().then_some(&c.client_secret),
                     "jwks": c.jwks,
                     "grant_types": c.grant_types,
                     "redirect_uris": [REDIRECT],
                     "scopes": c.scopes,
-                })
+                });
+                merge(&mut entry, c.extra.clone());
+                entry
             })
             .collect();
         let key = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/signing-es256.pem");
-        let config = json!({
+        let mut config = json!({
             "issuer": self.issuer.clone().unwrap_or_else(|| self.base_url()),
             "http": {
                 "bind": format!("127.0.0.1:{}", self.port),
@@ -180,6 +188,7 @@ impl ConfigFile {
                 "email": "alice@example.com",
             }],
         });
+        merge(&mut config, self.extra.clone());
         let mut out = String::new();
         write_yaml(&without_nulls(config), 0, &mut out);
         out
@@ -225,6 +234,17 @@ pub fn cheap_password_hash() -> String {
         .to_string()
     });
     HASH.clone()
+}
+
+/// Sets `extra`'s keys in `target`, mappings merged key by key.
+fn merge(target: &mut Value, extra: Option<Value>) {
+    let Some(Value::Object(extra)) = extra else { return };
+    for (key, value) in extra {
+        match (target.get_mut(&key), value) {
+            (Some(t @ Value::Object(_)), v @ Value::Object(_)) => merge(t, Some(v)),
+            (_, v) => target[key] = v,
+        }
+    }
 }
 
 /// `value` without `null` entries and the mappings left empty by that, so the service's

@@ -233,7 +233,52 @@ async function race() {
   };
 }
 
-const SCENARIOS = { basic, reuse, race, dpop };
+/**
+ * A FAPI 2.0 login against `profile: fapi2`: the authorization request signed as a request
+ * object (JAR) and pushed (PAR) with a DPoP proof, carrying RAR authorization_details;
+ * private_key_jwt; the user signs in and consents to the payment; the code is redeemed with
+ * a proof by the same key; userinfo with the bound token.
+ */
+async function fapi2() {
+  const config = await client.discovery(
+    new URL(env('ISSUER')),
+    env('JWT_CLIENT_ID'),
+    {},
+    client.PrivateKeyJwt(await clientKey()),
+    { execute: [client.allowInsecureRequests] },
+  );
+  const DPoP = client.getDPoPHandle(config, await client.randomDPoPKeyPair('ES256'));
+  const details = [{ type: 'payment_initiation', instructedAmount: { currency: 'EUR', amount: '123.50' }, creditorName: 'Merchant A' }];
+  const { params, checks } = await freshRequest({ authorization_details: JSON.stringify(details) });
+  const signed = await client.buildAuthorizationUrlWithJAR(config, params, await clientKey());
+  const url = await client.buildAuthorizationUrlWithPAR(config, signed.searchParams, { DPoP });
+  const agent = new UserAgent();
+  const login = await agent.open(url);
+  if (!login.form) throw new Error(`no login form (status ${login.status}): ${login.body.slice(0, 300)}`);
+  const consent = await agent.submit(login.form, { username: env('USERNAME'), password: env('PASSWORD') });
+  if (consent.status !== 200 || !consent.form) {
+    throw new Error(`no consent page (status ${consent.status}): ${consent.body.slice(0, 300)}`);
+  }
+  const done = await agent.submit(consent.form, { decision: 'allow' });
+  if (done.status !== 303 || !done.location) throw new Error(`consent answered ${done.status}: ${done.body.slice(0, 300)}`);
+  const { tokens, claims, userinfo } = await redeem(config, new URL(done.location), checks, { DPoP });
+  return {
+    pushed_request_object: signed.searchParams.has('request'),
+    consent_shows_details: consent.body.includes('payment_initiation') && consent.body.includes('Merchant A'),
+    sub: claims.sub,
+    token_type: tokens.token_type,
+    cnf_jkt: jwtClaims(tokens.access_token).cnf?.jkt,
+    authorization_details: tokens.authorization_details,
+    userinfo_email: userinfo.email,
+    metadata: {
+      require_signed_request_object: config.serverMetadata().require_signed_request_object,
+      token_endpoint_auth_methods_supported: config.serverMetadata().token_endpoint_auth_methods_supported,
+      request_object_signing_alg_values_supported: config.serverMetadata().request_object_signing_alg_values_supported,
+    },
+  };
+}
+
+const SCENARIOS = { basic, reuse, race, dpop, fapi2 };
 
 const name = process.argv[2];
 if (!SCENARIOS[name]) {
