@@ -43,6 +43,9 @@ impl Application {
         })
         .shutdown_timeout(http.shutdown_grace_secs)
         .client_request_timeout(Duration::from_secs(10))
+        // A client that closes its side has gone: drop its request (and any password check
+        // it queued, src/password.rs) instead of finishing work nobody will read.
+        .h1_allow_half_closed(false)
         // Signals are ours (crate::shutdown): drain before the listener closes.
         .disable_signals();
         if http.workers > 0 {

@@ -56,6 +56,10 @@ pub struct AppState {
     pub(crate) par: ParPolicy,
     pub lifetimes: Lifetimes,
     pub(crate) body_limit: usize,
+    /// Admission to password checks (`limits.password_queue`).
+    pub(crate) passwords: crate::password::PasswordQueue,
+    /// Rate limits and the password back-off (`limits.*`).
+    pub(crate) limits: crate::limits::Limits,
     /// Cookies carry `Secure`: false only when the issuer is plain http on loopback.
     pub(crate) secure_cookies: bool,
     /// URL path of the OAuth endpoints (`http.base_path`).
@@ -76,6 +80,7 @@ impl AppState {
             users,
             signing_keys,
             redis,
+            limits,
         } = valid;
         let settings = &settings;
         let store = match &redis {
@@ -123,6 +128,8 @@ impl AppState {
                 session: Duration::from_secs(settings.session.lifetime),
             },
             body_limit: settings.http.body_limit,
+            passwords: crate::password::PasswordQueue::new(limits.password_queue),
+            limits,
             secure_cookies: !issuer.starts_with("http://"),
             base_path: settings.http.base_path.clone(),
             playground,

@@ -42,6 +42,7 @@ pub fn apply(settings: &mut Settings) -> anyhow::Result<DemoCredentials> {
         require_pushed_authorization_requests: None,
         require_pkce: true,
         consent: false,
+        limits: Default::default(),
     });
     settings.users.push(UserSettings {
         username: DEMO_USER.into(),

@@ -6,6 +6,7 @@ mod clients;
 pub mod demo;
 mod error;
 mod keys;
+mod limits;
 mod net;
 mod redis;
 mod settings;

@@ -29,6 +29,7 @@ pub struct Settings {
     pub log: LogSettings,
     pub playground: PlaygroundSettings,
     pub telemetry: TelemetrySettings,
+    pub limits: LimitSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -205,6 +206,55 @@ impl Default for ParSettings {
     }
 }
 
+/// Abuse resistance (docs/operations.md, "Limits"); defaults in `crate::limits::Limits`.
+/// An unset key keeps its default.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitSettings {
+    /// Password checks queued or running at once in this process; beyond it a login gets
+    /// `503` + `Retry-After` at once. 0 = four per CPU.
+    pub password_queue: usize,
+    /// Peers (addresses or CIDR ranges) whose `X-Forwarded-For` / `Forwarded` name the
+    /// client's address; everyone else is counted by the socket's peer address.
+    pub trusted_proxies: Vec<String>,
+    pub par_per_client: Option<RateSettings>,
+    pub token_per_client: Option<RateSettings>,
+    pub par_per_address: Option<RateSettings>,
+    pub authorize_per_address: Option<RateSettings>,
+    pub login_per_address: Option<RateSettings>,
+    pub token_per_address: Option<RateSettings>,
+    pub password_per_user: Option<BackoffSettings>,
+    pub password_per_user_address: Option<BackoffSettings>,
+}
+
+/// `requests` per `per_secs` seconds (all at once, or spread out); `requests: 0` = off.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateSettings {
+    pub requests: u32,
+    pub per_secs: u64,
+}
+
+/// Password attempts: `free` without waiting, then a wait of `base_ms` doubling per
+/// attempt up to `max_secs`; forgotten `forget_secs` after the last attempt. `free: 0` = off.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackoffSettings {
+    pub free: u32,
+    pub base_ms: u64,
+    pub max_secs: u64,
+    pub forget_secs: u64,
+}
+
+/// A client's own rates (`clients[].limits`), over `limits.par_per_client` /
+/// `limits.token_per_client`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClientLimitSettings {
+    pub par: Option<RateSettings>,
+    pub token: Option<RateSettings>,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TokenSettings {
@@ -278,6 +328,9 @@ pub struct ClientSettings {
     pub require_pkce: bool,
     #[serde(default)]
     pub consent: bool,
+    /// This client's own rate limits (docs/operations.md, "Limits").
+    #[serde(default)]
+    pub limits: ClientLimitSettings,
 }
 
 fn default_scopes() -> Vec<String> {
@@ -412,7 +465,8 @@ impl Settings {
                 .list_separator(",")
                 .with_list_parse_key("par.accepted_request_uri_prefixes")
                 .with_list_parse_key("redis.cluster_nodes")
-                .with_list_parse_key("redis.sentinel_nodes"),
+                .with_list_parse_key("redis.sentinel_nodes")
+                .with_list_parse_key("limits.trusted_proxies"),
         );
         let settings: Settings = builder
             .build()

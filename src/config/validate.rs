@@ -8,7 +8,7 @@ use std::collections::HashSet;
 use super::error::{ConfigError, fail};
 use super::net::is_loopback_host;
 use super::settings::{Settings, TelemetrySettings, UserSettings};
-use super::{clients, keys, redis};
+use super::{clients, keys, limits, redis};
 use crate::oauth::client::ClientRegistry;
 use crate::signing::SigningKeys;
 use crate::store::RedisOptions;
@@ -20,6 +20,8 @@ pub struct ValidSettings {
     pub settings: Settings,
     pub(crate) clients: ClientRegistry,
     pub(crate) users: UserDirectory,
+    /// Rate limits, quotas and the password queue (`limits.*`).
+    pub(crate) limits: crate::limits::Limits,
     /// `None`: no key configured, allowed only without Redis (the single-process demo
     /// generates one at start).
     pub(crate) signing_keys: Option<SigningKeys>,
@@ -134,8 +136,10 @@ impl Settings {
         {
             return fail("playground.client_id", format!("no client '{id}' is configured"));
         }
+        let limits = limits::limits(&self.limits, &self.clients)?;
         Ok(ValidSettings {
             settings: self,
+            limits,
             clients,
             users,
             signing_keys,
@@ -224,6 +228,7 @@ mod tests {
             require_pushed_authorization_requests: None,
             require_pkce: true,
             consent: false,
+            limits: Default::default(),
         }
     }
 

@@ -7,9 +7,10 @@ use std::sync::Arc;
 
 use actix_web::{HttpRequest, HttpResponse, web};
 
-use super::support::binding;
 use super::support::errors::BrowserError;
 use super::support::interaction::{Interaction, load_session};
+use super::support::{binding, limits};
+use crate::limits::Endpoint;
 use crate::oauth::OAuthError;
 use crate::oauth::authorization::AuthorizationRequest;
 use crate::oauth::client::Client;
@@ -20,6 +21,7 @@ use crate::state::AppState;
 
 #[tracing::instrument(name = "authorize", skip_all, fields(client_id = tracing::field::Empty, flow_id = tracing::field::Empty))]
 pub async fn authorize(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, BrowserError> {
+    limits::check(&state, &req, Endpoint::Authorize, None).await?;
     let params = Params::parse(req.query_string().as_bytes())?;
     let client_id = params
         .get("client_id")

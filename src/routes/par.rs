@@ -7,8 +7,9 @@ use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Serialize;
 
-use super::support::client_auth;
 use super::support::errors::JsonError;
+use super::support::{client_auth, limits};
+use crate::limits::Endpoint;
 use crate::oauth::OAuthError;
 use crate::oauth::authorization::AuthorizationRequest;
 use crate::oauth::request_uri::Reference;
@@ -28,6 +29,7 @@ pub async fn push(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, JsonError> {
     let (params, client) = client_auth::authenticated_form(&req, body, &state).await?;
+    limits::check(&state, &req, Endpoint::Par, Some(&client.id)).await?;
     // RFC 9126 §2.1: a request_uri in the push is forbidden.
     if params.contains("request_uri") {
         return Err(OAuthError::invalid_request("request_uri must not be pushed").into());

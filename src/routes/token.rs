@@ -6,9 +6,10 @@
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 
-use super::support::client_auth;
 use super::support::errors::JsonError;
+use super::support::{client_auth, limits};
 use crate::crypto::random_token;
+use crate::limits::Endpoint;
 use crate::oauth::OAuthError;
 use crate::oauth::token::{self, ACCESS_TOKEN_TYP, TokenResponse};
 use crate::state::AppState;
@@ -24,6 +25,7 @@ pub async fn exchange(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, JsonError> {
     let (params, client) = client_auth::authenticated_form(&req, body, &state).await?;
+    limits::check(&state, &req, Endpoint::Token, Some(&client.id)).await?;
     let span = tracing::Span::current();
     // Syntax first: a malformed request does not consume the code.
     let request = token::parse_code_request(&params)?;

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use super::error::StoreError;
 use super::keyspace::Key;
+use super::limits::{Backoff, Bucket};
 use super::memory::MemoryStore;
 use super::outcome::{ClaimOutcome, TakeOutcome};
 use super::redis::RedisStore;
@@ -83,6 +84,17 @@ impl Backend {
         owner: &str,
     ) -> Result<TakeOutcome, StoreError> {
         dispatch!(self, take_claimed(record, claim, owner))
+    }
+
+    /// One GCRA step on the bucket `key` (`store::limits::gcra`), atomically.
+    pub(crate) async fn gcra(&self, key: &Key, interval_ms: u64, burst: u64) -> Result<Bucket, StoreError> {
+        dispatch!(self, gcra(key, interval_ms, burst))
+    }
+
+    /// The password back-off on `key`: the wait in ms while it runs (nothing counted), else
+    /// 0 — with `count`, after counting a failure and setting the next back-off.
+    pub(crate) async fn backoff(&self, key: &Key, policy: Backoff, count: bool) -> Result<u64, StoreError> {
+        dispatch!(self, backoff(key, policy, count))
     }
 
     pub(crate) async fn ping(&self) -> Result<(), StoreError> {

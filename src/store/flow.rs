@@ -80,8 +80,8 @@ pub struct PlaygroundLogin {
 
 /// The shared state of every flow.
 pub struct Store {
-    backend: Backend,
-    keys: KeySpace,
+    pub(super) backend: Backend,
+    pub(super) keys: KeySpace,
 }
 
 impl Store {

@@ -12,6 +12,7 @@
 //! | `jti:{J}`                         | `1`                           | assertion lifetime + skew            | `SET EX NX` per `private_key_jwt` assertion |
 //! | `playground:{P}`                  | the playground's PKCE verifier | `par.interaction_lifetime`        | `/playground/start` / callback (`GETDEL`) |
 //! | `sso:{S}`                         | SSO session (JSON)            | `session.lifetime`                   | login / `/authorize` |
+//! | `rl:{H}`, `pw:{H}`                | rate-limit bucket, password back-off (`store::limits`) | until they no longer matter | every limited request |
 //!
 //! `D` = SHA-256 of the request_uri's random part, `C` = SHA-256 of the code, `J` = SHA-256
 //! of (client_id, jti), `S` = SHA-256 of the session cookie: no live credential is ever a key
@@ -89,6 +90,16 @@ impl KeySpace {
 
     pub(crate) fn sso_session(&self, digest: &str) -> Key {
         self.key("sso", digest, "")
+    }
+
+    /// A rate limit's GCRA bucket, by digest of (scope, subject).
+    pub(crate) fn rate(&self, digest: &str) -> Key {
+        self.key("rl", digest, "")
+    }
+
+    /// Password attempts and back-off, by digest of (scope, subject).
+    pub(crate) fn password(&self, digest: &str) -> Key {
+        self.key("pw", digest, "")
     }
 }
 

@@ -12,6 +12,7 @@ mod error;
 mod flow;
 mod instrument;
 mod keyspace;
+mod limits;
 mod memory;
 mod outcome;
 mod records;
@@ -19,4 +20,5 @@ mod redis;
 
 pub use self::error::StoreError;
 pub use self::flow::{Claim, PlaygroundLogin, Store, Take};
+pub use self::limits::{Admission, Backoff, Rate};
 pub use self::redis::options::{PoolOptions, RedisOptions, TlsFiles, Topology};

@@ -56,6 +56,7 @@ async fn metrics_count_a_login_its_reuse_and_a_cross_client_attempt() {
             require_pushed_authorization_requests: None,
             require_pkce: true,
             consent: false,
+            limits: Default::default(),
         })
     })
     .await;

@@ -92,6 +92,10 @@ pub struct ConfigFile {
     /// `telemetry.otlp_endpoint`, with every trace sampled.
     pub otlp_endpoint: Option<String>,
     pub clients: Vec<ClientEntry>,
+    /// The user's argon2id hash; default [`cheap_password_hash`].
+    pub password_hash: Option<String>,
+    /// Merged over the generated settings (objects key by key), for keys no field covers.
+    pub extra: Value,
 }
 
 impl ConfigFile {
@@ -110,6 +114,8 @@ impl ConfigFile {
             log_level: None,
             otlp_endpoint: None,
             clients: Vec::new(),
+            password_hash: None,
+            extra: Value::Null,
         }
     }
 
@@ -162,10 +168,12 @@ impl ConfigFile {
             "clients": clients,
             "users": [{
                 "username": "alice",
-                "password_hash": cheap_password_hash(),
+                "password_hash": self.password_hash.clone().unwrap_or_else(cheap_password_hash),
                 "email": "alice@example.com",
             }],
         });
+        let mut config = config;
+        merge(&mut config, &self.extra);
         let mut out = String::new();
         write_yaml(&without_nulls(config), 0, &mut out);
         out
@@ -211,6 +219,19 @@ pub fn cheap_password_hash() -> String {
         .to_string()
     });
     HASH.clone()
+}
+
+/// `extra`'s entries over `into`'s, mappings merged key by key.
+fn merge(into: &mut Value, extra: &Value) {
+    match (into, extra) {
+        (Value::Object(into), Value::Object(extra)) => {
+            for (k, v) in extra {
+                merge(into.entry(k.clone()).or_insert(Value::Null), v);
+            }
+        }
+        (_, Value::Null) => {}
+        (into, extra) => *into = extra.clone(),
+    }
 }
 
 /// `value` without `null` entries and the mappings left empty by that, so the service's

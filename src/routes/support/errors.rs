@@ -13,6 +13,8 @@ use crate::oauth::authorization::{RedirectTarget, Rejection};
 use crate::oauth::{ErrorKind, OAuthError, response};
 use crate::store::StoreError;
 
+use super::limits::{Refusal, TooMany};
+
 /// Maps a store failure to the client-facing error, logging the cause.
 fn store_error(e: StoreError) -> OAuthError {
     match e {
@@ -33,6 +35,8 @@ pub(crate) struct JsonError {
     status: StatusCode,
     /// `Allow` header value for a 405.
     allow: Option<&'static str>,
+    /// A rate limit's refusal: `Retry-After` and the `RateLimit-*` fields.
+    too_many: Option<TooMany>,
 }
 
 impl JsonError {
@@ -42,6 +46,7 @@ impl JsonError {
             error,
             status,
             allow: None,
+            too_many: None,
         }
     }
 
@@ -52,6 +57,7 @@ impl JsonError {
             error,
             status: StatusCode::METHOD_NOT_ALLOWED,
             allow: Some(allow),
+            too_many: None,
         }
     }
 }
@@ -63,6 +69,27 @@ impl From<OAuthError> for JsonError {
             error,
             status,
             allow: None,
+            too_many: None,
+        }
+    }
+}
+
+impl From<Refusal> for JsonError {
+    /// `429` with `Retry-After` (RFC 6585 §4) and the `RateLimit-*` fields of the IETF
+    /// httpapi draft; the OAuth error code is `temporarily_unavailable` (RFC 6749 §5.2 has no
+    /// code of its own for this).
+    fn from(r: Refusal) -> Self {
+        match r {
+            Refusal::Store(e) => e.into(),
+            Refusal::TooMany(t) => Self {
+                error: OAuthError::temporarily_unavailable(format!(
+                    "too many requests; retry after {} s",
+                    t.retry_after_secs()
+                )),
+                status: StatusCode::TOO_MANY_REQUESTS,
+                allow: None,
+                too_many: Some(t),
+            },
         }
     }
 }
@@ -106,9 +133,18 @@ impl ResponseError for JsonError {
                     res.insert_header((header::WWW_AUTHENTICATE, v));
                 }
             }
-            ErrorKind::TemporarilyUnavailable => {
-                res.insert_header((header::RETRY_AFTER, "1"));
-            }
+            ErrorKind::TemporarilyUnavailable => match self.too_many {
+                Some(t) => {
+                    let secs = t.retry_after_secs().to_string();
+                    res.insert_header((header::RETRY_AFTER, secs.as_str()))
+                        .insert_header(("RateLimit-Limit", t.limit.to_string()))
+                        .insert_header(("RateLimit-Remaining", "0"))
+                        .insert_header(("RateLimit-Reset", secs));
+                }
+                None => {
+                    res.insert_header((header::RETRY_AFTER, "1"));
+                }
+            },
             _ => {}
         }
         res.json(serde_json::json!({
@@ -125,6 +161,8 @@ pub(crate) enum BrowserError {
     Redirect(Url),
     /// A local error page.
     Page(OAuthError),
+    /// A rate limit's refusal: a page saying how long to wait, `429` + `Retry-After`.
+    TooMany(TooMany),
 }
 
 impl BrowserError {
@@ -153,6 +191,15 @@ impl From<OAuthError> for BrowserError {
     }
 }
 
+impl From<Refusal> for BrowserError {
+    fn from(r: Refusal) -> Self {
+        match r {
+            Refusal::Store(e) => e.into(),
+            Refusal::TooMany(t) => BrowserError::TooMany(t),
+        }
+    }
+}
+
 impl From<StoreError> for BrowserError {
     fn from(e: StoreError) -> Self {
         BrowserError::Page(store_error(e))
@@ -164,6 +211,7 @@ impl std::fmt::Display for BrowserError {
         match self {
             BrowserError::Redirect(_) => f.write_str("authorization error (redirected)"),
             BrowserError::Page(error) => error.fmt(f),
+            BrowserError::TooMany(_) => f.write_str("rate limit reached"),
         }
     }
 }
@@ -173,6 +221,7 @@ impl ResponseError for BrowserError {
         match self {
             BrowserError::Redirect(_) => StatusCode::SEE_OTHER,
             BrowserError::Page(error) => crate::browser::page_status(error),
+            BrowserError::TooMany(_) => StatusCode::TOO_MANY_REQUESTS,
         }
     }
 
@@ -180,6 +229,13 @@ impl ResponseError for BrowserError {
         match self {
             BrowserError::Redirect(location) => crate::browser::see_other(location),
             BrowserError::Page(error) => crate::browser::error_page(error),
+            BrowserError::TooMany(t) => crate::browser::too_many_page(
+                &format!(
+                    "Too many requests came from your network. Wait {} seconds, then try again.",
+                    t.retry_after_secs()
+                ),
+                t.retry_after_secs(),
+            ),
         }
     }
 }

@@ -25,6 +25,7 @@ use self::options::RedisOptions;
 use super::error::StoreError;
 use super::instrument;
 use super::keyspace::Key;
+use super::limits::{Backoff, Bucket};
 use super::outcome::{ClaimOutcome, TakeOutcome};
 
 #[derive(Clone)]
@@ -225,6 +226,44 @@ impl RedisStore {
             }
             _ => Ok(None),
         }
+    }
+}
+
+impl RedisStore {
+    pub async fn gcra(&self, key: &Key, interval_ms: u64, burst: u64) -> Result<Bucket, StoreError> {
+        let (interval, burst) = (interval_ms.to_string(), burst.to_string());
+        let reply = self
+            .eval("gcra", &scripts::GCRA, &[key], &[&interval, &burst])
+            .await?;
+        let int = |i: usize| match reply.get(i) {
+            Some(Value::Int(n)) => Ok((*n).max(0) as u64),
+            other => Err(StoreError::Backend(format!("unexpected gcra reply: {other:?}"))),
+        };
+        Ok(Bucket {
+            allowed: int(0)? == 1,
+            remaining_or_wait: int(1)?,
+            reset_ms: int(2)?,
+        })
+    }
+
+    pub async fn backoff(&self, key: &Key, policy: Backoff, count: bool) -> Result<u64, StoreError> {
+        let ms = |d: Duration| (d.as_millis() as u64).to_string();
+        let free = policy.free.to_string();
+        let reply = self
+            .eval(
+                "backoff",
+                &scripts::BACKOFF,
+                &[key],
+                &[
+                    &free,
+                    &ms(policy.base),
+                    &ms(policy.max),
+                    &ms(policy.forget),
+                    if count { "1" } else { "0" },
+                ],
+            )
+            .await?;
+        Ok(status(&reply)?.max(0) as u64)
     }
 }
 

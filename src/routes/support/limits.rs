@@ -1,0 +1,180 @@
+//! The rate limits at the endpoints (docs/operations.md, "Limits"): one call per request
+//! counts it against every limit that applies — per source address, per client — sent
+//! together, one round trip. Refusals are `429` with `Retry-After` and the `RateLimit-*`
+//! fields (back channel, JSON) or a page saying how long to wait (browser).
+//!
+//! A store that cannot answer gives the same `503 temporarily_unavailable` the request's
+//! own store work would have given: the limiter never turns an outage into another error.
+
+use std::time::Duration;
+
+use actix_web::HttpRequest;
+use futures_util::future::join_all;
+
+use crate::limits::{Endpoint, address_subject};
+use crate::state::AppState;
+use crate::store::{Admission, StoreError};
+
+/// A request over a limit: how long to wait, and the limit's size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct TooMany {
+    pub retry_after: Duration,
+    pub limit: u32,
+}
+
+impl TooMany {
+    /// `Retry-After` in whole seconds, at least 1 (RFC 9110 §10.2.3).
+    pub fn retry_after_secs(&self) -> u64 {
+        self.retry_after.as_millis().div_ceil(1000).max(1) as u64
+    }
+}
+
+/// Why a limited request does not go on.
+#[derive(Debug)]
+pub(crate) enum Refusal {
+    TooMany(TooMany),
+    Store(StoreError),
+}
+
+impl From<StoreError> for Refusal {
+    fn from(e: StoreError) -> Self {
+        Refusal::Store(e)
+    }
+}
+
+/// The address `req` is counted under (`limits.trusted_proxies` decide whether forwarding
+/// headers count); `None` without a peer address.
+pub(crate) fn source(state: &AppState, req: &HttpRequest) -> Option<String> {
+    state
+        .limits
+        .source(req.peer_addr().map(|a| a.ip()), req.headers())
+        .map(address_subject)
+}
+
+/// Counts `req` against `endpoint`'s per-address limit and, with `client_id`, its
+/// per-client one.
+pub(crate) async fn check(
+    state: &AppState,
+    req: &HttpRequest,
+    endpoint: Endpoint,
+    client_id: Option<&str>,
+) -> Result<(), Refusal> {
+    let (client_scope, address_scope) = endpoint.scopes();
+    let address = source(state, req);
+    let mut checks = Vec::with_capacity(2);
+    if let Some(address) = &address {
+        checks.push((
+            address_scope,
+            address.as_str(),
+            state.limits.address_rate(endpoint),
+        ));
+    }
+    if let Some(id) = client_id
+        && let Some(rate) = state.limits.client_rate(endpoint, id)
+    {
+        checks.push((client_scope, id, rate));
+    }
+    let checks: Vec<_> = checks.into_iter().filter(|(_, _, rate)| !rate.is_off()).collect();
+    if checks.is_empty() {
+        return Ok(());
+    }
+    let answers = join_all(
+        checks
+            .iter()
+            .map(|(scope, subject, rate)| state.store.admit(scope, subject, *rate)),
+    )
+    .await;
+    let mut admitted = Vec::with_capacity(answers.len());
+    for ((scope, _, _), answer) in checks.iter().zip(answers) {
+        let answer = answer?;
+        crate::telemetry::metrics::limit(scope, matches!(answer, Admission::Allowed { .. }));
+        admitted.push(answer);
+    }
+    match Admission::all(admitted) {
+        Some(Admission::Refused { retry_after, limit }) => {
+            tracing::info!(
+                retry_after_ms = retry_after.as_millis() as u64,
+                "rate limit reached"
+            );
+            Err(Refusal::TooMany(TooMany { retry_after, limit }))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// How long `username` must still wait before its password is checked (per user, and per
+/// user and `address`; the longer wait), both read together. Known and unknown usernames
+/// are counted alike.
+pub(crate) async fn password_wait(
+    state: &AppState,
+    username: &str,
+    address: Option<&str>,
+) -> Result<Option<Duration>, StoreError> {
+    let (user, pair) = tokio::join!(
+        state
+            .store
+            .password_wait(PER_USER, username, state.limits.password_per_user),
+        async {
+            match address {
+                Some(a) => {
+                    let pair = user_at(username, a);
+                    let policy = state.limits.password_per_user_address;
+                    state.store.password_wait(PER_PAIR, &pair, policy).await
+                }
+                None => Ok(None),
+            }
+        }
+    );
+    let (user, pair) = (user?, pair?);
+    crate::telemetry::metrics::limit(PER_USER, user.is_none());
+    if address.is_some() {
+        crate::telemetry::metrics::limit(PER_PAIR, pair.is_none());
+    }
+    Ok(user.max(pair))
+}
+
+/// Counts a wrong password (or an unknown username) for both back-offs, together.
+pub(crate) async fn password_failed(
+    state: &AppState,
+    username: &str,
+    address: Option<&str>,
+) -> Result<(), StoreError> {
+    let (user, pair) = tokio::join!(
+        state
+            .store
+            .password_failed(PER_USER, username, state.limits.password_per_user),
+        async {
+            match address {
+                Some(a) => {
+                    let pair = user_at(username, a);
+                    let policy = state.limits.password_per_user_address;
+                    state.store.password_failed(PER_PAIR, &pair, policy).await
+                }
+                None => Ok(()),
+            }
+        }
+    );
+    user.and(pair)
+}
+
+const PER_USER: &str = "password_per_user";
+const PER_PAIR: &str = "password_per_user_address";
+
+/// After a successful login the attempts start over. Housekeeping: a failure is logged.
+pub(crate) async fn password_succeeded(state: &AppState, username: &str, address: Option<&str>) {
+    let pair = address.map(|a| user_at(username, a));
+    let (user, pair) = tokio::join!(state.store.password_succeeded(PER_USER, username), async {
+        match &pair {
+            Some(p) => state.store.password_succeeded(PER_PAIR, p).await,
+            None => Ok(()),
+        }
+    });
+    if let Err(e) = user.and(pair) {
+        tracing::debug!(error = %e, "could not reset the password attempts");
+    }
+}
+
+/// The subject of the per-user-and-address back-off (the store hashes it).
+fn user_at(username: &str, address: &str) -> String {
+    format!("{address} {username}")
+}

@@ -1,0 +1,225 @@
+//! Abuse resistance, end to end (docs/operations.md, "Limits"): real `redis-server`, real
+//! `par-server` processes and HAProxy (the scale suite's [`harness::Stack`]), attacked the
+//! way the findings of the abuse review did — login floods, password guessing, pushes from
+//! one source, stalled bodies, a full Redis.
+//!
+//! Assertions are on behaviour (status codes, `Retry-After`, which requests still succeed)
+//! and on bounds (resident memory under the Kubernetes limit), never on speed. Scenarios run
+//! one at a time: they share two cores.
+
+#[path = "../support/config_file.rs"]
+mod config_file;
+#[allow(dead_code)] // the scale suite's harness; this target uses its stack and browser steps
+#[path = "../scale/harness.rs"]
+mod harness;
+#[path = "../support/html.rs"]
+mod html;
+#[path = "../support/topology.rs"]
+mod topology;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use config_file::{ClientEntry, ConfigFile};
+use harness::{ReplicaOptions, Stack, authorize, browser, push, serial};
+use html::form_value;
+use serde_json::json;
+use topology::RedisNode;
+
+/// The Kubernetes memory limit of a replica (k8s/base/deployment.yaml).
+const K8S_LIMIT_KIB: u64 = 256 * 1024;
+
+/// A second confidential client: the "other clients" whose work must go on.
+const OTHER: &str = "other-app";
+const OTHER_SECRET: &str = "other-secret-0123456789";
+
+/// argon2id with the production parameters (m = 19 MiB, t = 2): the cost an attacker
+/// makes the server pay per guess.
+fn real_password_hash() -> String {
+    par_server::password::hash(config_file::PASSWORD).unwrap()
+}
+
+fn with_other_client(config: &mut ConfigFile) {
+    config.clients.push(ClientEntry::new(OTHER, OTHER_SECRET));
+}
+
+/// The login form's fields of `page` (the browser's claimed interaction) with `password`.
+fn login_form(page: &str, username: &str, password: &str) -> Vec<(String, String)> {
+    let mut form: Vec<(String, String)> = ["client_id", "request_uri", "csrf_token"]
+        .iter()
+        .map(|n| (n.to_string(), form_value(page, n).unwrap_or_default()))
+        .collect();
+    form.push(("username".into(), username.into()));
+    form.push(("password".into(), password.into()));
+    form
+}
+
+/// `POST /oauth2/par` as [`OTHER`]: the status.
+async fn other_push(http: &reqwest::Client, base: &str) -> u16 {
+    let res = http
+        .post(format!("{base}/oauth2/par"))
+        .basic_auth(OTHER, Some(OTHER_SECRET))
+        .form(&[
+            ("client_id", OTHER),
+            ("response_type", "code"),
+            ("scope", "openid"),
+            ("redirect_uri", config_file::REDIRECT),
+            ("code_challenge", harness::CHALLENGE),
+            ("code_challenge_method", "S256"),
+        ])
+        .send()
+        .await;
+    res.map(|r| r.status().as_u16()).unwrap_or(0)
+}
+
+/// Finding 4: 5,000 fire-and-forget login POSTs queued argon2 checks without bound (a real
+/// login waited 34 s, RSS reached ≈400 MB). Now: beyond `limits.password_queue` a login gets
+/// 503 + Retry-After at once, memory stays under the k8s limit, and another client's pushes
+/// go on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_login_flood_gets_fast_503s_within_the_memory_limit() {
+    let _one_at_a_time = serial().await;
+    let redis = RedisNode::start(&[]);
+    let hash = real_password_hash();
+    let stack = Stack::start_with(1, &redis, ReplicaOptions::default(), |c| {
+        with_other_client(c);
+        c.password_hash = Some(hash.clone());
+        // Only the queue is under test: the rate limits and the back-off are off.
+        c.extra = json!({ "limits": {
+            "password_queue": 4,
+            "login_per_address": { "requests": 0, "per_secs": 60 },
+            "password_per_user": { "free": 0, "base_ms": 1000, "max_secs": 60, "forget_secs": 60 },
+            "password_per_user_address": { "free": 0, "base_ms": 1000, "max_secs": 60, "forget_secs": 60 },
+        } });
+    });
+    let replica = &stack.replicas[0];
+    let base = replica.url();
+
+    // The attacker's browser: one claimed interaction, its login form posted over and over.
+    let attacker = browser();
+    let uri = push(&attacker, &base).await.expect("push");
+    let page = authorize(&attacker, &base, &uri).await.expect("login page");
+    let form = Arc::new(login_form(&page, "alice", "wrong password"));
+
+    // Memory, sampled while the flood runs.
+    let peak = Arc::new(AtomicU64::new(0));
+    let pid = replica.pid().unwrap();
+    let sampler = {
+        let peak = peak.clone();
+        tokio::spawn(async move {
+            loop {
+                let rss = rss_kib(pid);
+                peak.fetch_max(rss, Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        })
+    };
+
+    const FLOOD: usize = 3000;
+    const CONCURRENCY: usize = 300;
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let flood: Vec<_> = (0..CONCURRENCY)
+        .map(|i| {
+            let (attacker, form, base, next) = (attacker.clone(), form.clone(), base.clone(), next.clone());
+            tokio::spawn(async move {
+                let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+                while next.fetch_add(1, Ordering::Relaxed) < FLOOD {
+                    let mut post = attacker.post(format!("{base}/oauth2/login")).form(&*form);
+                    // A third of the flood does not wait for the answer (fire and forget).
+                    if i % 3 == 0 {
+                        post = post.timeout(Duration::from_millis(20));
+                    }
+                    let kind = match post.send().await {
+                        Ok(res) => {
+                            let status = res.status().as_u16();
+                            let retry = res.headers().contains_key("retry-after");
+                            let body = res.text().await.unwrap_or_default();
+                            match status {
+                                503 if retry && body.contains("temporarily_unavailable") => "503 retry-after",
+                                200 if body.contains("Incorrect username or password") => {
+                                    "200 wrong password"
+                                }
+                                s => return Err(format!("{s}: {}", &body[..body.len().min(200)])),
+                            }
+                        }
+                        Err(e) if e.is_timeout() => "client gave up",
+                        Err(e) => return Err(format!("transport: {e}")),
+                    };
+                    *seen.entry(kind.to_owned()).or_default() += 1;
+                }
+                Ok(seen)
+            })
+        })
+        .collect();
+
+    // Meanwhile another client pushes through the load balancer.
+    let pusher = browser();
+    let mut pushes: BTreeMap<u16, usize> = BTreeMap::new();
+    while next.load(Ordering::Relaxed) < FLOOD {
+        *pushes
+            .entry(other_push(&pusher, &stack.lb.url()).await)
+            .or_default() += 1;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut tally: BTreeMap<String, usize> = BTreeMap::new();
+    for task in flood {
+        let seen = task
+            .await
+            .unwrap()
+            .unwrap_or_else(|e| panic!("unexpected answer to the flood: {e}"));
+        for (k, n) in seen {
+            *tally.entry(k).or_default() += n;
+        }
+    }
+    sampler.abort();
+    let peak = peak.load(Ordering::Relaxed);
+    // After the flood a real login still works.
+    let (outcome, _) = harness::login_flow([&base, &base, &base], false).await;
+    let metrics = harness::http_get(replica.port, "/metrics")
+        .map(|(_, b)| b)
+        .unwrap_or_default();
+    let checks: Vec<&str> = metrics
+        .lines()
+        .filter(|l| l.starts_with("par_password_checks_total"))
+        .collect();
+    harness::report(
+        "login flood",
+        &[
+            format!("{FLOOD} login POSTs, {CONCURRENCY} at once (a third fire-and-forget): {tally:?}"),
+            format!("other client's pushes meanwhile: {pushes:?}"),
+            format!(
+                "peak RSS {} MiB (limit {} MiB)",
+                peak / 1024,
+                K8S_LIMIT_KIB / 1024
+            ),
+            format!("metrics: {checks:?}"),
+        ],
+    );
+    assert!(
+        tally.get("503 retry-after").copied().unwrap_or(0) > 0,
+        "the flood was never refused: {tally:?}"
+    );
+    assert!(peak < K8S_LIMIT_KIB, "peak RSS {peak} KiB");
+    assert!(
+        !pushes.is_empty() && pushes.keys().all(|s| *s == 201),
+        "other client's pushes: {pushes:?}"
+    );
+    assert!(outcome.is_ok(), "a login after the flood: {outcome:?}");
+    assert!(
+        checks.iter().any(|l| l.contains("outcome=\"refused\"")),
+        "refusals are counted: {checks:?}"
+    );
+}
+
+/// Resident memory of `pid` in KiB.
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
