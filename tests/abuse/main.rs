@@ -223,3 +223,225 @@ fn rss_kib(pid: u32) -> u64 {
         .and_then(|v| v.parse().ok())
         .unwrap_or(0)
 }
+
+/// A login form posted to `base`: status, `Retry-After`, body.
+async fn post_login(
+    http: &reqwest::Client,
+    base: &str,
+    form: &[(String, String)],
+) -> (u16, Option<u64>, String) {
+    let res = http
+        .post(format!("{base}/oauth2/login"))
+        .form(form)
+        .send()
+        .await
+        .expect("login answered");
+    let status = res.status().as_u16();
+    let retry = res
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok()?.parse().ok());
+    (status, retry, res.text().await.unwrap_or_default())
+}
+
+/// Finding 1: one request_uri allowed 300 wrong passwords, then the right one. Now: after
+/// `free` failures for a username — counted in Redis, whichever replica answered — every
+/// attempt waits out a growing back-off (429 + Retry-After, the login form saying how long),
+/// even with the right password; an unknown username gets exactly the same answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn password_guessing_backs_off_across_replicas_alike_for_unknown_users() {
+    let _one_at_a_time = serial().await;
+    let redis = RedisNode::start(&[]);
+    let stack = Stack::start_with(3, &redis, ReplicaOptions::default(), |c| {
+        c.extra = json!({ "limits": {
+            "password_per_user": { "free": 3, "base_ms": 2000, "max_secs": 2, "forget_secs": 60 },
+        } });
+    });
+    let bases: Vec<String> = stack.replicas.iter().map(|r| r.url()).collect();
+    let mut answers = Vec::new();
+    for username in ["alice", "mallory"] {
+        let http = browser();
+        let uri = push(&http, &bases[0]).await.expect("push");
+        let page = authorize(&http, &bases[1], &uri).await.expect("login page");
+        let wrong = login_form(&page, username, "wrong password");
+        let mut seen = Vec::new();
+        // Three failures, each on another replica, then two more attempts.
+        for i in 0..5 {
+            let (status, retry, body) = post_login(&http, &bases[i % 3], &wrong).await;
+            let said = if body.contains("Too many sign-in attempts") {
+                "wait"
+            } else if body.contains("Incorrect username or password") {
+                "incorrect"
+            } else {
+                "other"
+            };
+            assert_eq!(
+                status == 429,
+                retry.is_some(),
+                "{status} without Retry-After: {body}"
+            );
+            seen.push((status, said));
+        }
+        // The right password is refused too while the back-off runs…
+        let right = login_form(&page, username, config_file::PASSWORD);
+        let (status, retry, _) = post_login(&http, &bases[2], &right).await;
+        seen.push((status, "right password during the back-off"));
+        // …and once it has passed, only the real user gets in.
+        tokio::time::sleep(Duration::from_secs(retry.unwrap_or(2) + 1)).await;
+        let (status, _, body) = post_login(&http, &bases[0], &right).await;
+        let after = match status {
+            303 => "signed in",
+            200 if body.contains("Incorrect username or password") => "incorrect",
+            _ => "other",
+        };
+        answers.push((username, seen, after));
+    }
+    harness::report("password guessing", &[format!("{answers:?}")]);
+    let expected = vec![
+        (200, "incorrect"),
+        (200, "incorrect"),
+        (200, "incorrect"),
+        (429, "wait"),
+        (429, "wait"),
+        (429, "right password during the back-off"),
+    ];
+    assert_eq!(answers[0].1, expected, "alice");
+    assert_eq!(answers[1].1, expected, "an unknown username is answered the same");
+    assert_eq!(answers[0].2, "signed in");
+    assert_eq!(answers[1].2, "incorrect");
+}
+
+/// `POST /oauth2/par` as `client` (with `secret`), optionally "from" `xff` (the load balancer
+/// is a trusted proxy here): status and the rate-limit headers.
+async fn push_as(
+    base: &str,
+    client: &str,
+    secret: &str,
+    xff: Option<&str>,
+) -> (u16, Option<String>, Option<String>) {
+    let mut post = browser()
+        .post(format!("{base}/oauth2/par"))
+        .basic_auth(client, Some(secret))
+        .form(&[
+            ("client_id", client),
+            ("response_type", "code"),
+            ("scope", "openid"),
+            ("redirect_uri", config_file::REDIRECT),
+            ("code_challenge", harness::CHALLENGE),
+            ("code_challenge_method", "S256"),
+        ]);
+    if let Some(a) = xff {
+        post = post.header("x-forwarded-for", a);
+    }
+    let res = post.send().await.expect("push answered");
+    let header = |n: &str| {
+        res.headers()
+            .get(n)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    (
+        res.status().as_u16(),
+        header("retry-after"),
+        header("ratelimit-limit"),
+    )
+}
+
+/// Finding 2's first half: pushes without limit. Now the per-client and per-address limits
+/// are counted in Redis, so every replica refuses once the shared budget is spent — 429
+/// with Retry-After and RateLimit-Limit — while other clients and addresses go on. The
+/// front channel says so in a page.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn push_limits_are_shared_by_every_replica() {
+    let _one_at_a_time = serial().await;
+    let redis = RedisNode::start(&[]);
+    let stack = Stack::start_with(3, &redis, ReplicaOptions::default(), |c| {
+        with_other_client(c);
+        c.extra = json!({ "limits": {
+            "trusted_proxies": ["127.0.0.1"],
+            "par_per_client": { "requests": 8, "per_secs": 3600 },
+            "par_per_address": { "requests": 4, "per_secs": 3600 },
+            "authorize_per_address": { "requests": 3, "per_secs": 3600 },
+        } });
+    });
+    let lb = stack.lb.url();
+    let bases: Vec<String> = stack.replicas.iter().map(|r| r.url()).collect();
+    let secret = harness::SECRET;
+
+    // Per client: eight pushes through the load balancer (round robin), then every replica
+    // refuses the ninth.
+    for i in 0..8 {
+        let from = format!("192.0.2.{i}");
+        assert_eq!(
+            push_as(&lb, harness::CLIENT, secret, Some(&from)).await.0,
+            201,
+            "push {i}"
+        );
+    }
+    for base in &bases {
+        let (status, retry, limit) = push_as(base, harness::CLIENT, secret, Some("192.0.2.100")).await;
+        assert_eq!(status, 429, "{base}");
+        assert!(
+            retry.as_deref().is_some_and(|r| r.parse::<u64>().unwrap() >= 1),
+            "Retry-After: {retry:?}"
+        );
+        assert_eq!(limit.as_deref(), Some("8"));
+    }
+    assert_eq!(
+        push_as(&lb, OTHER, OTHER_SECRET, Some("192.0.2.1")).await.0,
+        201,
+        "another client"
+    );
+
+    // Per address: four pushes from one address, then no more from it (the other client
+    // has budget left: the address's limit refuses). A refused request still counts
+    // against the request's other limits.
+    let mut statuses = Vec::new();
+    for _ in 0..5 {
+        statuses.push(push_as(&lb, OTHER, OTHER_SECRET, Some("203.0.113.7")).await.0);
+    }
+    assert_eq!(statuses, [201, 201, 201, 201, 429]);
+    assert_eq!(
+        push_as(&lb, OTHER, OTHER_SECRET, Some("203.0.113.8")).await.0,
+        201,
+        "another address"
+    );
+
+    // The front channel: a page that says to wait.
+    let http = browser();
+    let mut pages = Vec::new();
+    for _ in 0..4 {
+        let res = http
+            .get(format!("{lb}/oauth2/authorize"))
+            .query(&[
+                ("client_id", OTHER),
+                ("request_uri", "urn:ietf:params:oauth:request_uri:x"),
+            ])
+            .header("x-forwarded-for", "198.51.100.1")
+            .send()
+            .await
+            .unwrap();
+        let status = res.status().as_u16();
+        let retry = res.headers().contains_key("retry-after");
+        let body = res.text().await.unwrap();
+        pages.push((
+            status,
+            retry,
+            body.contains("Too many requests came from your network"),
+        ));
+    }
+    assert_eq!(pages[3], (429, true, true), "{pages:?}");
+    assert!(
+        pages[..3].iter().all(|p| p.0 == 400),
+        "unknown request_uri pages first: {pages:?}"
+    );
+    let metrics = harness::http_get(stack.replicas[0].port, "/metrics")
+        .map(|(_, b)| b)
+        .unwrap_or_default();
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("par_limit_checks_total") && l.contains("outcome=\"refused\"")),
+        "refusals are counted"
+    );
+}
