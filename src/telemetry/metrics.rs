@@ -84,7 +84,7 @@ fn describe() {
     );
     describe_counter!(
         "par_logins_total",
-        "Password logins by outcome: ok, bad_credentials"
+        "Password logins by outcome: ok, bad_credentials, backoff (refused unchecked while the password back-off runs)"
     );
     describe_counter!(
         "par_limit_checks_total",
