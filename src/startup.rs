@@ -32,7 +32,12 @@ impl Application {
         let address = listener.local_addr()?;
         let issuer = valid.settings.issuer_or(address);
         crate::telemetry::metrics::install();
+        let redis_configured = valid.settings.redis.is_configured();
+        let allow_evicting = valid.settings.redis.allow_evicting_policy;
         let state = web::Data::new(AppState::build(valid, &issuer, address)?);
+        if redis_configured {
+            check_eviction_policy(&state.store, allow_evicting).await?;
+        }
         let base = http.base_path.clone();
         let app_state = state.clone();
         let mut server = HttpServer::new(move || {
@@ -102,6 +107,38 @@ impl Application {
         let result = self.server.await;
         watcher.abort();
         result
+    }
+}
+
+/// Refuses to start on a Redis whose `maxmemory-policy` may evict keys: every key here has a
+/// TTL, so `volatile-*` policies evict as surely as `allkeys-*`, and an evicted used-marker
+/// or `jti` lets a code or an assertion be used twice. `noeviction` makes a full Redis
+/// refuse writes instead (503 until keys expire). With `redis.allow_evicting_policy` only a
+/// warning. Where `CONFIG` is not allowed, or Redis does not answer yet, a warning says what
+/// to check (docs/redis.md, "Memory").
+async fn check_eviction_policy(store: &crate::store::Store, allow: bool) -> anyhow::Result<()> {
+    match store.eviction_policy().await {
+        Ok(Some(policy)) if policy == "noeviction" => Ok(()),
+        Ok(Some(policy)) if allow => {
+            tracing::warn!(
+                %policy,
+                "redis maxmemory-policy may evict keys: single-use markers can be evicted and a code or assertion reused (redis.allow_evicting_policy is set)"
+            );
+            Ok(())
+        }
+        Ok(Some(policy)) => anyhow::bail!(
+            "redis maxmemory-policy is {policy}: it may evict single-use markers, letting a code or an assertion be used twice; set it to noeviction (docs/redis.md), or redis.allow_evicting_policy: true to start anyway"
+        ),
+        Ok(None) => {
+            tracing::warn!(
+                "could not read redis maxmemory-policy (CONFIG not allowed): make sure it is noeviction (docs/redis.md)"
+            );
+            Ok(())
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "redis did not answer at start: maxmemory-policy not checked; it must be noeviction (docs/redis.md)");
+            Ok(())
+        }
     }
 }
 

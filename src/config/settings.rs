@@ -137,6 +137,9 @@ pub struct RedisSettings {
     pub wait_replicas: u32,
     /// Longest `WAIT` for those acknowledgements; fewer in time → 503.
     pub wait_timeout_ms: u64,
+    /// Start even if Redis' `maxmemory-policy` may evict keys (only a loud warning). An
+    /// evicted single-use marker lets a code or an assertion be used twice (docs/redis.md).
+    pub allow_evicting_policy: bool,
 }
 
 impl Default for RedisSettings {
@@ -165,6 +168,7 @@ impl Default for RedisSettings {
             pool_recycle_timeout_ms: None,
             wait_replicas: 0,
             wait_timeout_ms: 500,
+            allow_evicting_policy: false,
         }
     }
 }

@@ -97,10 +97,10 @@ impl Backend {
         dispatch!(self, backoff(key, policy, count))
     }
 
-    pub(crate) async fn ping(&self) -> Result<(), StoreError> {
+    pub(crate) async fn eviction_policy(&self) -> Result<Option<String>, StoreError> {
         match self {
-            Backend::Memory(_) => Ok(()),
-            Backend::Redis(s) => s.ping().await,
+            Backend::Memory(_) => Ok(None),
+            Backend::Redis(s) => s.eviction_policy().await,
         }
     }
 }

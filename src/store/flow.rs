@@ -11,6 +11,7 @@
 //! | error or denial at the end of a login | [`Store::end_request`] | take script (1) |
 //! | `POST /token` | [`Store::redeem_code`], then on a replay [`Store::revoke_replayed_grant`] | redeem script (1); `GET` + `SET` |
 //! | `/userinfo` | [`Store::grant_revoked`] | `GET` (1) |
+//! | rate limits, password back-off (`store::limits`) | [`Store::admit`], [`Store::password_wait`], [`Store::password_failed`] | one script per limit, sent together (1) |
 //! | SSO | [`Store::sso_session`], [`Store::start_sso_session`] | `GET` / `SET` |
 //! | consent | [`Store::await_consent`], [`Store::pending_consent`], [`Store::clear_pending_consent`] | `SET` / `GET` / `DEL` |
 //! | `private_key_jwt` | [`Store::first_use_of_assertion`] | `SET … NX` (1) |
@@ -102,9 +103,19 @@ impl Store {
         })
     }
 
-    /// Readiness: Redis answers `PING` within the command timeout.
+    /// Readiness: a small write (`SET … PX`) succeeds within the command timeout. A Redis
+    /// that answers but refuses writes — out of memory under `noeviction`, or a demoted
+    /// primary — is not ready (docs/redis.md, "Memory").
     pub async fn ping(&self) -> Result<(), StoreError> {
-        self.backend.ping().await
+        self.backend
+            .put(&self.keys.health(), b"1", Duration::from_secs(10))
+            .await
+    }
+
+    /// Redis' `maxmemory-policy` (`CONFIG GET`), or `None` where `CONFIG` is not allowed
+    /// (ACL, managed services) or there is no Redis.
+    pub async fn eviction_policy(&self) -> Result<Option<String>, StoreError> {
+        self.backend.eviction_policy().await
     }
 
     /// Stores a validated pushed request under its reference's digest for `lifetime`

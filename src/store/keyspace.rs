@@ -92,6 +92,11 @@ impl KeySpace {
         self.key("sso", digest, "")
     }
 
+    /// What `/readyz` writes: a replica is ready when a write succeeds.
+    pub(crate) fn health(&self) -> Key {
+        self.key("health", "probe", "")
+    }
+
     /// A rate limit's GCRA bucket, by digest of (scope, subject).
     pub(crate) fn rate(&self, digest: &str) -> Key {
         self.key("rl", digest, "")

@@ -445,3 +445,107 @@ async fn push_limits_are_shared_by_every_replica() {
         "refusals are counted"
     );
 }
+
+/// Finding 3: a full Redis (`noeviction`) gave `500 server_error` while `/readyz` stayed
+/// 200. Now: pushes get `503 temporarily_unavailable`, `/readyz` turns not ready until a
+/// write succeeds again, and everything recovers once there is room — no restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_redis_gives_503_and_not_ready_then_recovers() {
+    let _one_at_a_time = serial().await;
+    let redis = RedisNode::start(&["--maxmemory-policy", "noeviction"]);
+    let stack = Stack::start(1, &redis, ReplicaOptions::default());
+    let replica = &stack.replicas[0];
+    let base = replica.url();
+    let used: u64 = redis
+        .info("memory")
+        .lines()
+        .find_map(|l| l.strip_prefix("used_memory:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap();
+    // Room for about a thousand pushed requests.
+    let limit = (used + 512 * 1024).to_string();
+    let _: () = redis.cmd(&["CONFIG", "SET", "maxmemory", &limit]);
+    let http = browser();
+    let mut tally: BTreeMap<String, usize> = BTreeMap::new();
+    for _ in 0..20_000 {
+        let kind = match push(&http, &base).await {
+            Ok(_) => "201".to_owned(),
+            Err(o) => o.kind().to_owned(),
+        };
+        let full = kind != "201";
+        *tally.entry(kind).or_default() += 1;
+        if full {
+            break;
+        }
+    }
+    let ready_when_full = harness::http_get(replica.port, "/readyz").map(|(s, _)| s);
+    let _: () = redis.cmd(&["CONFIG", "SET", "maxmemory", "0"]);
+    let recovered = topology::poll(Duration::from_secs(10), || {
+        harness::http_get(replica.port, "/readyz").is_some_and(|(s, _)| s == 200)
+    });
+    let after = push(&http, &base).await.map(|_| "201").unwrap_or("refused");
+    harness::report(
+        "full redis",
+        &[
+            format!("pushes until Redis was full: {tally:?}"),
+            format!("/readyz while full: {ready_when_full:?}; recovered: {recovered}; push after: {after}"),
+        ],
+    );
+    assert!(tally.get("201").copied().unwrap_or(0) > 100, "{tally:?}");
+    assert_eq!(
+        tally.get("503 temporarily_unavailable"),
+        Some(&1),
+        "the push that found Redis full: {tally:?}"
+    );
+    assert_eq!(ready_when_full, Some(503));
+    assert!(recovered, "/readyz is 200 again once writes succeed");
+    assert_eq!(after, "201");
+}
+
+/// An evicting `maxmemory-policy` can drop the single-use markers (a code's used-marker, an
+/// assertion's jti) and let them be used twice: the process refuses to start on one, unless
+/// `redis.allow_evicting_policy` says to start anyway (with a warning).
+#[test]
+fn an_evicting_redis_policy_is_refused_at_start() {
+    let redis = RedisNode::start(&["--maxmemory-policy", "allkeys-lru"]);
+    let dir = tempfile::tempdir().unwrap();
+    let config = ConfigFile {
+        key_prefix: Some("abuse:".into()),
+        clients: vec![ClientEntry::new(harness::CLIENT, harness::SECRET)],
+        ..ConfigFile::new(topology::free_port(), &redis)
+    };
+    let (mut child, log) = config.spawn(dir.path(), "refused");
+    let status = wait_exit(&mut child, Duration::from_secs(20));
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        status.is_some_and(|s| !s.success()),
+        "it must not start: {status:?}\n{text}"
+    );
+    assert!(text.contains("maxmemory-policy is allkeys-lru"), "{text}");
+
+    let allowed = ConfigFile {
+        extra: json!({ "redis": { "allow_evicting_policy": true } }),
+        ..config
+    };
+    let (mut child, log) = allowed.spawn(dir.path(), "allowed");
+    let ready = topology::poll(Duration::from_secs(20), || {
+        harness::http_get(allowed.port, "/readyz").is_some_and(|(s, _)| s == 200)
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(ready, "allowed: it starts\n{text}");
+    assert!(text.contains("may evict keys"), "with a warning: {text}");
+}
+
+fn wait_exit(child: &mut std::process::Child, within: Duration) -> Option<std::process::ExitStatus> {
+    let deadline = std::time::Instant::now() + within;
+    while std::time::Instant::now() < deadline {
+        if let Ok(Some(s)) = child.try_wait() {
+            return Some(s);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    None
+}

@@ -172,11 +172,12 @@ impl RedisNode {
     }
 
     /// Every key of a flow currently stored: the rate-limit buckets and password back-offs
-    /// (`rl:{…}`, `pw:{…}`, src/store/limits.rs) that every request leaves are not listed.
+    /// (`rl:{…}`, `pw:{…}`, src/store/limits.rs) that every request leaves, and `/readyz`'s
+    /// write probe (`health:{probe}`), are not listed.
     pub fn keys(&self) -> Vec<String> {
         let all: Vec<String> = self.cmd(&["KEYS", "*"]);
         all.into_iter()
-            .filter(|k| !k.contains("rl:{") && !k.contains("pw:{"))
+            .filter(|k| !["rl:{", "pw:{", "health:{"].iter().any(|p| k.contains(p)))
             .collect()
     }
 

@@ -164,8 +164,27 @@ impl RedisStore {
         self.query::<()>(redis::cmd("DEL").arg(key.as_str())).await
     }
 
-    pub async fn ping(&self) -> Result<(), StoreError> {
-        self.query::<String>(&redis::cmd("PING")).await.map(|_| ())
+    /// `CONFIG GET maxmemory-policy`; `None` when the server refuses `CONFIG` (ACL
+    /// `NOPERM`, or a managed service that renamed or removed it).
+    pub async fn eviction_policy(&self) -> Result<Option<String>, StoreError> {
+        let reply: Result<Value, StoreError> = self
+            .query(redis::cmd("CONFIG").arg("GET").arg("maxmemory-policy"))
+            .await;
+        let value = match reply {
+            Ok(v) => v,
+            Err(StoreError::Backend(_)) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        // RESP2: [name, value]; RESP3: {name: value}.
+        let pairs: Vec<String> = match value {
+            Value::Map(m) => m
+                .into_iter()
+                .flat_map(|(k, v)| [k, v])
+                .filter_map(|v| String::from_redis_value(v).ok())
+                .collect(),
+            other => Vec::<String>::from_redis_value(other).unwrap_or_default(),
+        };
+        Ok(pairs.get(1).cloned())
     }
 
     pub async fn claim(
