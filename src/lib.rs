@@ -28,12 +28,13 @@
 //! 1. `POST /oauth2/par` — client authenticated, request validated, stored with
 //!    `Store::push_request` (`SET … EX 60 NX` under the hash of the reference);
 //!    `201 {request_uri, expires_in}`.
-//! 2. `GET /oauth2/authorize?client_id&request_uri` — claimed for this browser
-//!    (`Store::claim_request`, a Lua script), life extended to the interaction lifetime.
+//! 2. `GET /oauth2/authorize?client_id&request_uri` — visited (`Store::visit_request`, a
+//!    Lua script): never bound or consumed by a visit; the first extends its life once.
 //! 3. Login — on success the pushed request is taken and a one-time code stored
-//!    (`Store::issue_code`: one winner across replicas).
-//! 4. `POST /oauth2/token` — code taken and marked used in one script
-//!    (`Store::redeem_code`), PKCE verified, tokens signed; a replayed code revokes its grant.
+//!    (`Store::issue_code`: one winner across replicas); with consent, first bound to the
+//!    browser that signed in (`Store::bind_request`).
+//! 4. `POST /oauth2/token` — client, redirect_uri and PKCE checked, then the code taken and
+//!    marked used, in one script (`Store::redeem_code`); tokens signed; a replay revokes.
 //! 5. `GET /oauth2/userinfo` — JWT access token verified, grant not revoked.
 
 // Instrumented store calls nest deep async state machines in the authorize handler.

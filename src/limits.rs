@@ -86,7 +86,7 @@ fn canonical(ip: IpAddr) -> IpAddr {
 /// Every limit of the service.
 #[derive(Debug, Clone)]
 pub struct Limits {
-    /// Password checks at once per process (0 = four per CPU).
+    /// Password checks at once per process (0 = 32 per CPU).
     pub password_queue: usize,
     pub trusted_proxies: Vec<Cidr>,
     pub par_per_client: Rate,

@@ -5,7 +5,7 @@ use std::net::{SocketAddr, TcpListener};
 use std::time::Duration;
 
 use actix_web::dev::Server;
-use actix_web::{App, HttpServer, web};
+use actix_web::{App, HttpServer, guard, web};
 use tracing_actix_web::TracingLogger;
 
 use crate::config::ValidSettings;
@@ -149,8 +149,17 @@ fn routes_table(cfg: &mut web::ServiceConfig, base: &str) {
             .route(handler)
             .default_service(web::to(methods::post_only))
     };
+    // RFC 9110 §9.3.2: HEAD wherever GET is served and safe to repeat without effect
+    // (actix sends the headers only); not on the playground's callback, which redeems a
+    // code, nor on userinfo, an API.
+    let get = || web::route().guard(guard::Any(guard::Get()).or(guard::Head()));
     cfg.service(post_only(format!("{base}/par"), web::post().to(par::push)))
-        .route(&format!("{base}/authorize"), web::get().to(authorize::authorize))
+        .service(
+            web::resource(format!("{base}/authorize"))
+                .route(get().to(authorize::authorize))
+                .route(web::post().to(authorize::authorize))
+                .default_service(web::to(methods::get_or_post)),
+        )
         .service(post_only(format!("{base}/login"), web::post().to(login::login)))
         .service(post_only(
             format!("{base}/consent"),
@@ -160,32 +169,26 @@ fn routes_table(cfg: &mut web::ServiceConfig, base: &str) {
             format!("{base}/token"),
             web::post().to(token::exchange),
         ))
-        .route(&format!("{base}/jwks"), web::get().to(jwks::jwks))
+        .route(&format!("{base}/jwks"), get().to(jwks::jwks))
         .service(
             web::resource(format!("{base}/userinfo"))
                 .route(web::get().to(userinfo::userinfo))
                 .route(web::post().to(userinfo::userinfo))
                 .default_service(web::to(methods::get_or_post)),
         )
-        .route(
-            &format!("{base}/assets/style.css"),
-            web::get().to(assets::stylesheet),
-        )
-        .route(
-            "/.well-known/openid-configuration",
-            web::get().to(discovery::metadata),
-        )
+        .route(&format!("{base}/assets/style.css"), get().to(assets::stylesheet))
+        .route("/.well-known/openid-configuration", get().to(discovery::metadata))
         .route(
             "/.well-known/oauth-authorization-server",
-            web::get().to(discovery::metadata),
+            get().to(discovery::metadata),
         )
-        .route("/playground", web::get().to(playground::index))
+        .route("/playground", get().to(playground::index))
         .service(post_only(
             "/playground/start".into(),
             web::post().to(playground::start),
         ))
         .route("/playground/callback", web::get().to(playground::callback))
-        .route("/healthz", web::get().to(health::live))
-        .route("/readyz", web::get().to(health::ready))
-        .route("/metrics", web::get().to(metrics::metrics));
+        .route("/healthz", get().to(health::live))
+        .route("/readyz", get().to(health::ready))
+        .route("/metrics", get().to(metrics::metrics));
 }

@@ -11,10 +11,7 @@ use crate::store::{Backoff, Rate};
 pub(super) fn limits(settings: &LimitSettings, clients: &[ClientSettings]) -> Result<Limits, ConfigError> {
     let mut limits = Limits::default();
     if settings.password_queue > 100_000 {
-        return fail(
-            "limits.password_queue",
-            "must be at most 100000 (0 = four per CPU)",
-        );
+        return fail("limits.password_queue", "must be at most 100000 (0 = 32 per CPU)");
     }
     limits.password_queue = settings.password_queue;
     for (i, p) in settings.trusted_proxies.iter().enumerate() {

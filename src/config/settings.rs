@@ -216,7 +216,7 @@ impl Default for ParSettings {
 #[serde(default, deny_unknown_fields)]
 pub struct LimitSettings {
     /// Password checks queued or running at once in this process; beyond it a login gets
-    /// `503` + `Retry-After` at once. 0 = four per CPU.
+    /// `503` + `Retry-After` at once. 0 = 32 per CPU.
     pub password_queue: usize,
     /// Peers (addresses or CIDR ranges) whose `X-Forwarded-For` / `Forwarded` name the
     /// client's address; everyone else is counted by the socket's peer address.

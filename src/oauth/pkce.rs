@@ -1,6 +1,6 @@
 //! PKCE (RFC 7636) with `S256` only: `plain` is refused (RFC 9700 §2.1.1, FAPI 2.0 §5.3.2.2).
 
-use crate::crypto::{constant_time_eq, sha256_b64};
+use crate::crypto::sha256_b64;
 
 use super::error::OAuthError;
 
@@ -35,21 +35,16 @@ pub(crate) fn check_challenge(challenge: &str, method: Option<&str>) -> Result<(
     Ok(())
 }
 
-/// RFC 7636 §4.6: `BASE64URL(SHA256(code_verifier)) == code_challenge`, with the verifier's
-/// syntax (§4.1: 43–128 unreserved characters) checked first.
-pub fn verify(verifier: &str, challenge: &str) -> Result<(), OAuthError> {
+/// RFC 7636 §4.6: the challenge a verifier answers, `BASE64URL(SHA256(code_verifier))`, with
+/// the verifier's syntax (§4.1: 43–128 unreserved characters) checked first. The store
+/// compares it with the code's challenge before the code is consumed.
+pub fn challenge_of(verifier: &str) -> Result<String, OAuthError> {
     if !(43..=128).contains(&verifier.len()) || !verifier.bytes().all(is_unreserved) {
         return Err(OAuthError::invalid_grant(
             "code_verifier must be 43-128 unreserved characters",
         ));
     }
-    if constant_time_eq(sha256_b64(verifier.as_bytes()).as_bytes(), challenge.as_bytes()) {
-        Ok(())
-    } else {
-        Err(OAuthError::invalid_grant(
-            "code_verifier does not match the code_challenge",
-        ))
-    }
+    Ok(sha256_b64(verifier.as_bytes()))
 }
 
 #[cfg(test)]
@@ -63,7 +58,7 @@ mod tests {
     #[test]
     fn rfc_7636_example_verifies() {
         check_challenge(CHALLENGE, Some("S256")).unwrap();
-        verify(VERIFIER, CHALLENGE).unwrap();
+        assert_eq!(challenge_of(VERIFIER).unwrap(), CHALLENGE);
     }
 
     #[test]
@@ -73,11 +68,10 @@ mod tests {
     }
 
     #[test]
-    fn wrong_or_short_verifier_fails() {
-        assert_eq!(
-            verify(&VERIFIER.replace('d', "e"), CHALLENGE).unwrap_err().code(),
-            "invalid_grant"
-        );
-        assert!(verify(&VERIFIER[..42], CHALLENGE).is_err());
+    fn malformed_verifiers_are_refused() {
+        assert_ne!(challenge_of(&VERIFIER.replace('d', "e")).unwrap(), CHALLENGE);
+        for bad in [&VERIFIER[..42], &"a".repeat(129), &VERIFIER.replace('d', "+")] {
+            assert_eq!(challenge_of(bad).unwrap_err().code(), "invalid_grant", "{bad}");
+        }
     }
 }

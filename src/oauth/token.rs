@@ -52,30 +52,29 @@ pub(crate) fn parse_code_request(params: &Params) -> Result<CodeRequest<'_>, OAu
     })
 }
 
-/// RFC 6749 §4.1.3 and RFC 7636 §4.6: the code belongs to this client, was issued for this
-/// redirect URI, and the PKCE verifier matches. Every failure is `invalid_grant`.
-pub(crate) fn check_redemption(
-    record: &AuthorizationCode,
-    client_id: &str,
-    req: &CodeRequest<'_>,
-) -> Result<(), OAuthError> {
-    if record.client_id != client_id {
-        return Err(OAuthError::invalid_grant("the code was issued to another client"));
+impl CodeRequest<'_> {
+    /// The PKCE challenge this request's verifier answers (RFC 7636 §4.6), `None` without a
+    /// verifier; compared by the store with the code's own before anything is consumed.
+    pub(crate) fn challenge(&self) -> Result<Option<String>, OAuthError> {
+        self.code_verifier.map(pkce::challenge_of).transpose()
     }
-    if record.redirect_uri != req.redirect_uri {
-        return Err(OAuthError::invalid_grant(
-            "redirect_uri does not match the one of the authorization request",
-        ));
-    }
-    match (&record.code_challenge, req.code_verifier) {
-        (Some(challenge), Some(verifier)) => pkce::verify(verifier, challenge),
-        (Some(_), None) => Err(OAuthError::invalid_grant("code_verifier is required")),
-        // RFC 9700 §4.8.2: a verifier without a challenge is a PKCE downgrade attempt.
-        (None, Some(_)) => Err(OAuthError::invalid_grant(
-            "code_verifier sent but the authorization request had no code_challenge",
-        )),
-        (None, None) => Ok(()),
-    }
+}
+
+/// Why the code's own client is refused, by the field of the code that did not match
+/// (RFC 6749 §4.1.3, RFC 7636 §4.6; RFC 9700 §4.8.2: a verifier without a challenge is a
+/// PKCE downgrade attempt). Every refusal is `invalid_grant`; the code stays redeemable.
+pub(crate) fn mismatch(field: &str, request: &CodeRequest<'_>) -> OAuthError {
+    OAuthError::invalid_grant(match field {
+        "redirect_uri" => "redirect_uri does not match the one of the authorization request",
+        "code_challenge" if request.code_verifier.is_none() => "code_verifier is required",
+        "code_challenge" => "code_verifier does not match the code_challenge (or the request had none)",
+        _ => "the authorization code does not match this request",
+    })
+}
+
+/// Unknown, expired, used, or another client's: one answer that reveals nothing more.
+pub(crate) fn unknown_code() -> OAuthError {
+    OAuthError::invalid_grant("the authorization code is invalid, expired, or was already used")
 }
 
 pub(crate) fn has_openid(scope: &[String]) -> bool {
@@ -294,61 +293,25 @@ mod tests {
     }
 
     #[test]
-    fn redemption_checks() {
-        let ok = CodeRequest {
-            code: "c",
-            redirect_uri: "https://app.example/cb",
-            code_verifier: Some(VERIFIER),
-        };
-        check_redemption(&record(), "app", &ok).unwrap();
-        let bad = |r: &AuthorizationCode, client: &str, req: CodeRequest| {
-            check_redemption(r, client, &req).unwrap_err().code()
-        };
-        // Each refused redemption, and why (RFC 6749 §4.1.3, RFC 7636 §4.6).
-        let refused = [
-            ("another client", "other", CodeRequest { ..ok }),
-            (
-                "redirect_uri differs",
-                "app",
-                CodeRequest {
-                    redirect_uri: "https://app.example/cb/",
-                    ..ok
-                },
-            ),
-            (
-                "verifier missing",
-                "app",
-                CodeRequest {
-                    code_verifier: None,
-                    ..ok
-                },
-            ),
-            (
-                "verifier too short",
-                "app",
-                CodeRequest {
-                    code_verifier: Some(&VERIFIER[..42]),
-                    ..ok
-                },
-            ),
-        ];
-        for (why, client, req) in refused {
-            assert_eq!(bad(&record(), client, req), "invalid_grant", "{why}");
-        }
-        let no_pkce = AuthorizationCode {
-            code_challenge: None,
-            ..record()
-        };
-        assert_eq!(bad(&no_pkce, "app", CodeRequest { ..ok }), "invalid_grant");
-        check_redemption(
-            &no_pkce,
-            "app",
-            &CodeRequest {
-                code_verifier: None,
-                ..ok
-            },
-        )
-        .unwrap();
+    fn the_verifier_becomes_the_challenge_the_store_compares() {
+        let p = params(&format!(
+            "grant_type=authorization_code&code=c&redirect_uri=x&code_verifier={VERIFIER}"
+        ));
+        let r = parse_code_request(&p).unwrap();
+        assert_eq!(r.challenge().unwrap().as_deref(), Some(CHALLENGE));
+        assert_eq!(mismatch("code_challenge", &r).code(), "invalid_grant");
+        let p = params("grant_type=authorization_code&code=c&redirect_uri=x");
+        let r = parse_code_request(&p).unwrap();
+        assert_eq!(r.challenge().unwrap(), None);
+        assert_eq!(
+            mismatch("code_challenge", &r).description,
+            "code_verifier is required"
+        );
+        let p = params("grant_type=authorization_code&code=c&redirect_uri=x&code_verifier=short");
+        assert_eq!(
+            parse_code_request(&p).unwrap().challenge().unwrap_err().code(),
+            "invalid_grant"
+        );
     }
 
     #[test]

@@ -1,13 +1,21 @@
-//! `GET /oauth2/authorize`: the front channel. With `client_id` + `request_uri` (RFC 9126
-//! §4) the pushed request is claimed for this browser; a plain authorization request is
-//! accepted only for clients that do not require PAR (RFC 9126 §5–6), and is then stored
-//! exactly like a push so every later step is the same.
+//! `/oauth2/authorize`: the front channel, by `GET`, by `POST` with a form body (OIDC Core
+//! §3.1.2.1: the authorization endpoint MUST support both) and by `HEAD`. With `client_id` +
+//! `request_uri` (RFC 9126 §4) the pushed request is visited: any number of visits from any
+//! browser show the login (or, for a signed-in browser, issue the code) until one of them
+//! reaches the point of authorization (FAPI 2.0 §5.3.2.2, note). A plain authorization
+//! request is accepted only for clients that do not require PAR (RFC 9126 §5–6), and is
+//! then stored exactly like a push so every later step is the same.
+//!
+//! `HEAD` and prefetches (`Sec-Purpose: prefetch`, link scanners' and browsers' speculative
+//! loads) change nothing: no cookie, no extension of the request's life, no SSO decision.
 
 use std::sync::Arc;
 
+use actix_web::http::{Method, StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, web};
 
 use super::support::errors::BrowserError;
+use super::support::form;
 use super::support::interaction::{Interaction, load_session};
 use super::support::{binding, limits};
 use crate::limits::Endpoint;
@@ -20,9 +28,22 @@ use crate::oauth::request_uri::Reference;
 use crate::state::AppState;
 
 #[tracing::instrument(name = "authorize", skip_all, fields(client_id = tracing::field::Empty, flow_id = tracing::field::Empty))]
-pub async fn authorize(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, BrowserError> {
+pub async fn authorize(
+    req: HttpRequest,
+    body: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, BrowserError> {
+    if is_prefetch(&req) {
+        return Ok(prefetch_declined());
+    }
     limits::check(&state, &req, Endpoint::Authorize, None).await?;
-    let params = Params::parse(req.query_string().as_bytes())?;
+    let params = if req.method() == Method::POST {
+        form::read(&req, body, state.body_limit)
+            .await
+            .map_err(|e| BrowserError::Page(e.error))?
+    } else {
+        Params::parse(req.query_string().as_bytes())?
+    };
     let client_id = params
         .get("client_id")
         .ok_or_else(|| OAuthError::invalid_request("client_id is required"))?;
@@ -32,6 +53,9 @@ pub async fn authorize(req: HttpRequest, state: web::Data<AppState>) -> Result<H
         .cloned()
         .ok_or_else(|| OAuthError::invalid_request("unknown client_id"))?;
     tracing::Span::current().record("client_id", client.id.as_str());
+    if req.method() == Method::HEAD {
+        return look(&req, &state, client, &params).await;
+    }
 
     let secure = state.secure_cookies;
     let (browser_id, new_cookie) = match binding::browser_id(&req, secure) {
@@ -41,15 +65,15 @@ pub async fn authorize(req: HttpRequest, state: web::Data<AppState>) -> Result<H
             (id, Some(cookie))
         }
     };
-    let claim = async {
+    let visit = async {
         match params.get("request_uri") {
-            // RFC 9126 §4: only the pushed parameters count; anything else on the URL is ignored.
-            Some(request_uri) => Interaction::claim(&state, client, request_uri, browser_id).await,
+            // RFC 9126 §4: only the pushed parameters count; anything else is ignored.
+            Some(request_uri) => Interaction::visit(&state, client, request_uri, browser_id, true).await,
             None => plain_request(&state, client, &params, browser_id).await,
         }
     };
-    // The claim and the SSO session lookup are independent: one round trip for both.
-    let (interaction, session) = tokio::join!(claim, load_session(&state, binding::sso_cookie(&req, secure)));
+    // The visit and the SSO session lookup are independent: one round trip for both.
+    let (interaction, session) = tokio::join!(visit, load_session(&state, binding::sso_cookie(&req, secure)));
     let (interaction, session) = (interaction?, session?);
     interaction.trace_step(&req);
     let next = decide(
@@ -65,6 +89,59 @@ pub async fn authorize(req: HttpRequest, state: web::Data<AppState>) -> Result<H
     Ok(res)
 }
 
+/// A speculative load (`Sec-Purpose: prefetch`, or the older `Purpose` / `X-Moz` headers).
+fn is_prefetch(req: &HttpRequest) -> bool {
+    ["sec-purpose", "purpose", "x-moz"].iter().any(|name| {
+        req.headers()
+            .get(*name)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.to_ascii_lowercase().contains("prefetch"))
+    })
+}
+
+/// Prefetches are declined with `503` and `no-store`, the common practice browsers honour:
+/// the response is dropped and the user's real navigation loads the page.
+fn prefetch_declined() -> HttpResponse {
+    HttpResponse::build(StatusCode::SERVICE_UNAVAILABLE)
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .finish()
+}
+
+/// `HEAD`: whether a `GET` would show a usable request, without a write of any kind.
+async fn look(
+    req: &HttpRequest,
+    state: &AppState,
+    client: Arc<Client>,
+    params: &Params,
+) -> Result<HttpResponse, BrowserError> {
+    match params.get("request_uri") {
+        Some(request_uri) => {
+            let browser_id = binding::browser_id(req, state.secure_cookies).unwrap_or_default();
+            Interaction::visit(state, client, request_uri, browser_id, false).await?;
+        }
+        None => {
+            refuse_plain_if_par_required(&client)?;
+            AuthorizationRequest::parse(params, &client)
+                .map_err(|r| BrowserError::rejected(r, &state.endpoints.issuer))?;
+        }
+    }
+    Ok(HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .finish())
+}
+
+/// RFC 9126 §4 / FAPI 2.0 §5.3.2.2: a plain request is refused when PAR is required,
+/// globally or for the client.
+fn refuse_plain_if_par_required(client: &Client) -> Result<(), BrowserError> {
+    if client.require_par {
+        return Err(
+            OAuthError::invalid_request("this client must use pushed authorization requests (PAR)").into(),
+        );
+    }
+    Ok(())
+}
+
 /// A front-channel authorization request without PAR.
 async fn plain_request(
     state: &AppState,
@@ -72,12 +149,7 @@ async fn plain_request(
     params: &Params,
     browser_id: String,
 ) -> Result<Interaction, BrowserError> {
-    // RFC 9126 §4 / FAPI 2.0 §5.3.2.2: refused when PAR is required, globally or for the client.
-    if client.require_par {
-        return Err(
-            OAuthError::invalid_request("this client must use pushed authorization requests (PAR)").into(),
-        );
-    }
+    refuse_plain_if_par_required(&client)?;
     let mut request = AuthorizationRequest::parse(params, &client)
         .map_err(|r| BrowserError::rejected(r, &state.endpoints.issuer))?;
     request.flow_id = uuid::Uuid::now_v7().simple().to_string();
@@ -86,11 +158,12 @@ async fn plain_request(
         .store
         .push_request(&reference, &request, state.par.lifetime)
         .await?;
-    Interaction::claim(
+    Interaction::visit(
         state,
         client,
         &reference.to_request_uri(&state.par.prefix),
         browser_id,
+        true,
     )
     .await
 }

@@ -18,14 +18,13 @@ pub async fn consent(
     let (params, interaction) = Interaction::resume(&req, body, &state).await?;
     tracing::Span::current().record("client_id", interaction.client.id.as_str());
     let pending = interaction
-        .pending_consent(&state)
-        .await?
+        .awaiting_consent
+        .clone()
         .ok_or_else(|| OAuthError::invalid_request("sign in first"))?;
     let decision = params.get("decision");
     if !matches!(decision, Some("allow" | "deny")) {
         return Err(OAuthError::invalid_request("decision must be allow or deny").into());
     }
-    interaction.clear_pending_consent(&state).await;
     if decision == Some("allow") {
         interaction.issue_code(&state, &pending).await
     } else {

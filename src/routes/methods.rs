@@ -9,7 +9,7 @@ pub(crate) async fn post_only() -> Result<HttpResponse, JsonError> {
     Err(JsonError::method_not_allowed("POST"))
 }
 
-/// userinfo.
+/// userinfo, authorize.
 pub(crate) async fn get_or_post() -> Result<HttpResponse, JsonError> {
     Err(JsonError::method_not_allowed("GET, POST"))
 }

@@ -1,7 +1,9 @@
 //! `POST /oauth2/token`: the `authorization_code` grant (RFC 6749 §4.1.3, §5) with PKCE
-//! (RFC 7636 §4.5). Client authentication as at PAR; the code is taken with `GETDEL` (one
-//! winner across replicas); a replayed code revokes the tokens already issued from it
-//! (RFC 6749 §4.1.2, RFC 9700 §4.2.4). Rules in [`crate::oauth::token`].
+//! (RFC 7636 §4.5). Client authentication as at PAR; the code's client, `redirect_uri` and
+//! PKCE verifier are checked by the store before the code is consumed, in the same atomic
+//! step that takes it (one winner across replicas), so a failed attempt burns nothing; a
+//! real replay revokes the tokens already issued from the code (RFC 6749 §4.1.2, RFC 9700
+//! §4.2.4). Rules in [`crate::oauth::token`].
 
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -13,6 +15,7 @@ use crate::limits::Endpoint;
 use crate::oauth::OAuthError;
 use crate::oauth::token::{self, ACCESS_TOKEN_TYP, TokenResponse};
 use crate::state::AppState;
+use crate::store::{CodeCheck, Redemption};
 
 #[tracing::instrument(
     name = "token.exchange",
@@ -27,26 +30,39 @@ pub async fn exchange(
     let (params, client) = client_auth::authenticated_form(&req, body, &state).await?;
     limits::check(&state, &req, Endpoint::Token, Some(&client.id)).await?;
     let span = tracing::Span::current();
+    // RFC 6749 §3.2.1: a body client_id naming another client than the credentials is a
+    // client-authentication failure, not a hint to ignore.
+    if params.get("client_id").is_some_and(|id| id != client.id) {
+        return Err(OAuthError::invalid_client("client_id does not match the authenticated client").into());
+    }
     // Syntax first: a malformed request does not consume the code.
     let request = token::parse_code_request(&params)?;
 
-    // Take the code and mark it used (value: its grant id) in one atomic step, before the
-    // checks, so a replay racing this request finds the marker. Marker lifetime: tokens from
-    // this code live at most the access-token lifetime.
-    let Some(record) = state
+    let check = CodeCheck {
+        client_id: &client.id,
+        redirect_uri: request.redirect_uri,
+        code_challenge: request.challenge()?,
+    };
+    // Marker lifetime: tokens from this code live at most the access-token lifetime.
+    let record = match state
         .store
-        .redeem_code(request.code, state.lifetimes.access_token)
+        .redeem_code(request.code, &check, state.lifetimes.access_token)
         .await?
-    else {
-        return Err(redeemed_or_unknown(&state, request.code, &client.id)
-            .await?
-            .into());
+    {
+        Redemption::Redeemed(record) => record,
+        Redemption::Replayed { grant_id } => {
+            return Err(replayed(&state, &grant_id, &client.id).await?.into());
+        }
+        Redemption::Mismatch(field) => {
+            let refusal = token::mismatch(&field, &request);
+            tracing::info!(reason = %refusal.description, "code redemption refused");
+            return Err(refusal.into());
+        }
+        Redemption::Unknown => return Err(token::unknown_code().into()),
     };
     span.record("grant_id", record.grant_id.as_str());
     // One login, one trace: link this step to the push, and label the request span.
     crate::telemetry::flow::step(&req, &client.id, &record.flow_id, record.trace.as_deref());
-    token::check_redemption(&record, &client.id, &request)
-        .inspect_err(|e| tracing::info!(reason = %e.description, "code redemption refused"))?;
     let user = state
         .users
         .by_sub(&record.sub)
@@ -90,22 +106,18 @@ pub async fn exchange(
         }))
 }
 
-/// The code is not (or no longer) stored. If it was redeemed before, this is a replay:
-/// revoke the grant so the tokens issued at the first redemption stop working
-/// (RFC 6749 §4.1.2 SHOULD). Either way the client gets `invalid_grant`.
-async fn redeemed_or_unknown(state: &AppState, code: &str, client_id: &str) -> Result<OAuthError, JsonError> {
-    if let Some(grant_id) = state
+/// The code's own client presented a code it redeemed before, every check passing: revoke
+/// the grant so the tokens issued at the first redemption stop working (RFC 6749 §4.1.2
+/// SHOULD). The client gets the same `invalid_grant` as for an unknown code.
+async fn replayed(state: &AppState, grant_id: &str, client_id: &str) -> Result<OAuthError, JsonError> {
+    state
         .store
-        .revoke_replayed_grant(code, state.lifetimes.access_token)
-        .await?
-    {
-        tracing::Span::current().record("grant_id", grant_id.as_str());
-        crate::telemetry::metrics::code_replayed(client_id);
-        tracing::warn!("authorization code replayed: grant revoked");
-    }
-    Ok(OAuthError::invalid_grant(
-        "the authorization code is invalid, expired, or was already used",
-    ))
+        .revoke_grant(grant_id, state.lifetimes.access_token)
+        .await?;
+    tracing::Span::current().record("grant_id", grant_id);
+    crate::telemetry::metrics::code_replayed(client_id);
+    tracing::warn!("authorization code replayed: grant revoked");
+    Ok(token::unknown_code())
 }
 
 #[tracing::instrument(name = "token.sign", skip_all, fields(typ = typ.unwrap_or("")))]

@@ -1,7 +1,7 @@
 //! The byte-level backends behind [`crate::store::Store`]: Redis (the product; every replica
 //! shares it) and in-memory (the zero-config single-process demo). An enum rather than a
 //! trait object: two backends, static dispatch, no boxing on the hot path. Single-use
-//! operations are atomic in both: `take` is `GETDEL`, `claim`/`take_claimed`/`redeem` are
+//! operations are atomic in both: `take` is `GETDEL`, `open`/`bind`/`take_request`/`redeem` are
 //! Lua scripts (one mutex in memory) — never a read-then-write from the service.
 
 use std::time::Duration;
@@ -10,7 +10,7 @@ use super::error::StoreError;
 use super::keyspace::Key;
 use super::limits::{Backoff, Bucket};
 use super::memory::MemoryStore;
-use super::outcome::{ClaimOutcome, TakeOutcome};
+use super::outcome::{Bind, OpenOutcome, RedeemOutcome, Take};
 use super::redis::RedisStore;
 
 pub(crate) enum Backend {
@@ -52,38 +52,42 @@ impl Backend {
         dispatch!(self, delete(key))
     }
 
-    /// Takes `code` (`GETDEL`) and, if it was there, writes `used` = the record's
-    /// `grant_id` for `ttl`, atomically. `None` if the code is unknown, expired or redeemed.
+    /// Checks `code` (its `client_id`, then each expected field) and, only when every check
+    /// passes, takes it and keeps it as `used` for `ttl`, atomically. See [`RedeemOutcome`].
     pub(crate) async fn redeem(
         &self,
         code: &Key,
         used: &Key,
         ttl: Duration,
-    ) -> Result<Option<Vec<u8>>, StoreError> {
-        dispatch!(self, redeem(code, used, ttl))
+        client_id: &str,
+        expected: &[(&str, &str)],
+    ) -> Result<RedeemOutcome, StoreError> {
+        dispatch!(self, redeem(code, used, ttl, client_id, expected))
     }
 
-    /// Claims `record` for `owner` if it belongs to `client_id`; the first claim extends the
-    /// record's life to `ttl`. See [`ClaimOutcome`].
-    pub(crate) async fn claim(
+    /// A visit to `record` by `owner` if it belongs to `client_id` (keys: record, opened
+    /// marker, binding); with `extend`, the first visit extends the record's life to `ttl`.
+    pub(crate) async fn open(
         &self,
-        record: &Key,
-        claim: &Key,
+        keys: [&Key; 3],
         client_id: &str,
         owner: &str,
         ttl: Duration,
-    ) -> Result<ClaimOutcome, StoreError> {
-        dispatch!(self, claim(record, claim, client_id, owner, ttl))
+        extend: bool,
+    ) -> Result<OpenOutcome, StoreError> {
+        dispatch!(self, open(keys, client_id, owner, ttl, extend))
     }
 
-    /// Takes the claimed record if `owner` holds the claim: exactly one winner.
-    pub(crate) async fn take_claimed(
-        &self,
-        record: &Key,
-        claim: &Key,
-        owner: &str,
-    ) -> Result<TakeOutcome, StoreError> {
-        dispatch!(self, take_claimed(record, claim, owner))
+    /// Binds `record` to `owner` (keys: record, binding) for the record's remaining life,
+    /// storing `value`, unless another owner holds it.
+    pub(crate) async fn bind(&self, keys: [&Key; 2], owner: &str, value: &[u8]) -> Result<Bind, StoreError> {
+        dispatch!(self, bind(keys, owner, value))
+    }
+
+    /// Deletes `record` (keys: record, binding, opened marker) unless another owner holds
+    /// it: exactly one winner.
+    pub(crate) async fn take_request(&self, keys: [&Key; 3], owner: &str) -> Result<Take, StoreError> {
+        dispatch!(self, take_request(keys, owner))
     }
 
     /// One GCRA step on the bucket `key` (`store::limits::gcra`), atomically.

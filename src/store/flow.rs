@@ -6,14 +6,14 @@
 //! | step | method | Redis (round trips) |
 //! |---|---|---|
 //! | `POST /par` | [`Store::push_request`] | `SET … EX … NX` (1) |
-//! | `/authorize`, login and consent POSTs | [`Store::claim_request`] | claim script (1) |
+//! | `/authorize`, login and consent POSTs | [`Store::visit_request`] | open script (1) |
+//! | login POST, consent to ask | [`Store::bind_request`] | bind script (1) |
 //! | code issuance | [`Store::issue_code`] | take script + `SET … NX` of the code, sent together (1) |
 //! | error or denial at the end of a login | [`Store::end_request`] | take script (1) |
-//! | `POST /token` | [`Store::redeem_code`], then on a replay [`Store::revoke_replayed_grant`] | redeem script (1); `GET` + `SET` |
+//! | `POST /token` | [`Store::redeem_code`], then on a replay [`Store::revoke_grant`] | redeem script (1); `SET` |
 //! | `/userinfo` | [`Store::grant_revoked`] | `GET` (1) |
 //! | rate limits, password back-off (`store::limits`) | [`Store::admit`], [`Store::password_wait`], [`Store::password_failed`] | one script per limit, sent together (1) |
 //! | SSO | [`Store::sso_session`], [`Store::start_sso_session`] | `GET` / `SET` |
-//! | consent | [`Store::await_consent`], [`Store::pending_consent`], [`Store::clear_pending_consent`] | `SET` / `GET` / `DEL` |
 //! | `private_key_jwt` | [`Store::first_use_of_assertion`] | `SET … NX` (1) |
 //! | playground | [`Store::put_playground_login`], [`Store::take_playground_login`] | `SET` / `GETDEL` |
 
@@ -25,7 +25,7 @@ use super::backend::Backend;
 use super::error::StoreError;
 use super::keyspace::KeySpace;
 use super::memory::MemoryStore;
-use super::outcome::{ClaimOutcome, TakeOutcome};
+use super::outcome::{Bind, OpenOutcome, RedeemOutcome, Take};
 use super::records;
 use super::redis::RedisStore;
 use super::redis::options::RedisOptions;
@@ -35,41 +35,74 @@ use crate::oauth::code::AuthorizationCode;
 use crate::oauth::interaction::Session;
 use crate::oauth::request_uri::Reference;
 
-/// A pushed request presented at `/authorize` (or resumed by a login or consent POST).
+/// A visit to a pushed request: `/authorize`, or the login and consent forms. A visit never
+/// binds or consumes the request (FAPI 2.0 §5.3.2.2, note).
 #[derive(Debug)]
-pub enum Claim {
-    /// First visit: this browser now owns the interaction; the record lives for the
-    /// interaction lifetime.
-    Claimed(AuthorizationRequest),
-    /// The same browser came back (a reload, or its login/consent POST).
-    Resumed(AuthorizationRequest),
-    /// Another browser owns it.
-    ClaimedByOther,
+pub enum Visit {
+    /// Live and not bound to another browser. `awaiting_consent`: the user this browser
+    /// signed in, when the request waits for their consent.
+    Open {
+        request: Box<AuthorizationRequest>,
+        awaiting_consent: Option<Session>,
+    },
+    /// A user signed in from another browser and holds it (consent pending there).
+    BoundElsewhere,
     /// The record belongs to another client; nothing was changed.
     WrongClient,
     /// Unknown, expired or already used.
     Missing,
 }
 
-/// The end of a pushed request's life: taken by its owner (one winner across replicas).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Take {
-    Taken,
-    /// Another browser holds the claim.
-    NotOwner,
-    /// Unknown, expired or already taken.
-    Missing,
-}
-
-impl Take {
+impl Visit {
     /// A bounded label for metrics.
-    pub fn label(self) -> &'static str {
+    pub fn label(&self) -> &'static str {
         match self {
-            Take::Taken => "taken",
-            Take::NotOwner => "not_owner",
-            Take::Missing => "missing",
+            Visit::Open {
+                awaiting_consent: None,
+                ..
+            } => "open",
+            Visit::Open { .. } => "awaiting_consent",
+            Visit::BoundElsewhere => "bound_elsewhere",
+            Visit::WrongClient => "wrong_client",
+            Visit::Missing => "missing",
         }
     }
+}
+
+/// What a token request asserts about the code it presents (RFC 6749 §4.1.3, RFC 7636
+/// §4.6): checked in the store before anything is consumed.
+#[derive(Debug)]
+pub struct CodeCheck<'a> {
+    /// The authenticated client.
+    pub client_id: &'a str,
+    pub redirect_uri: &'a str,
+    /// `BASE64URL(SHA-256(code_verifier))`, or `None` without a verifier: must equal the
+    /// code's `code_challenge` (absent on both sides, or equal).
+    pub code_challenge: Option<String>,
+}
+
+impl CodeCheck<'_> {
+    /// The (field, expected value) pairs the redeem script compares after the client id.
+    fn fields(&self) -> [(&str, &str); 2] {
+        [
+            ("redirect_uri", self.redirect_uri),
+            ("code_challenge", self.code_challenge.as_deref().unwrap_or("")),
+        ]
+    }
+}
+
+/// The result of presenting an authorization code.
+#[derive(Debug)]
+pub enum Redemption {
+    /// The code's record; the code is now used.
+    Redeemed(Box<AuthorizationCode>),
+    /// The code was redeemed before and is presented again by its client with every check
+    /// passing: a real replay (RFC 6749 §4.1.2).
+    Replayed { grant_id: String },
+    /// The code's own client, but this field of the request does not match; nothing changed.
+    Mismatch(String),
+    /// Unknown, expired, or another client's; nothing changed.
+    Unknown,
 }
 
 /// What the playground keeps between its push and its callback.
@@ -130,7 +163,7 @@ impl Store {
         request: &AuthorizationRequest,
         lifetime: Duration,
     ) -> Result<(), StoreError> {
-        let value = records::encode(request)?;
+        let value = records::encode_tagged(&request.client_id, request)?;
         if self
             .backend
             .put_new(&self.keys.par(&reference.digest()), &value, lifetime)
@@ -144,38 +177,74 @@ impl Store {
         }
     }
 
-    /// Claims the pushed request for the browser `owner` if it belongs to `client_id` (the
-    /// client check comes before any write); the first claim extends its life to
-    /// `interaction_lifetime`. See [`Claim`].
-    #[tracing::instrument(name = "store.claim_request", level = "debug", skip_all)]
-    pub async fn claim_request(
+    /// A visit of the browser `owner` to the pushed request, if it belongs to `client_id`
+    /// (checked before any write). The first visit (`extend`, unless a prefetch or `HEAD`)
+    /// extends its life to `interaction_lifetime`, once. See [`Visit`].
+    #[tracing::instrument(name = "store.visit_request", level = "debug", skip_all)]
+    pub async fn visit_request(
         &self,
         reference: &Reference,
         client_id: &str,
         owner: &str,
         interaction_lifetime: Duration,
-    ) -> Result<Claim, StoreError> {
+        extend: bool,
+    ) -> Result<Visit, StoreError> {
         let digest = reference.digest();
         let outcome = self
             .backend
-            .claim(
-                &self.keys.par(&digest),
-                &self.keys.par_claim(&digest),
+            .open(
+                [
+                    &self.keys.par(&digest),
+                    &self.keys.par_opened(&digest),
+                    &self.keys.par_bound(&digest),
+                ],
                 client_id,
                 owner,
                 interaction_lifetime,
+                extend,
             )
             .await?;
+        let request = |v: &[u8]| records::decode_tagged(v, client_id, "pushed request");
         Ok(match outcome {
-            ClaimOutcome::Claimed(v) => Claim::Claimed(records::decode(&v, "pushed request")?),
-            ClaimOutcome::Resumed(v) => Claim::Resumed(records::decode(&v, "pushed request")?),
-            ClaimOutcome::ClaimedByOther => Claim::ClaimedByOther,
-            ClaimOutcome::WrongClient => Claim::WrongClient,
-            ClaimOutcome::Missing => Claim::Missing,
+            OpenOutcome::Open(v) => Visit::Open {
+                request: Box::new(request(&v)?),
+                awaiting_consent: None,
+            },
+            OpenOutcome::BoundHere(v, user) => Visit::Open {
+                request: Box::new(request(&v)?),
+                awaiting_consent: lenient(records::decode(&user, "pending consent")),
+            },
+            OpenOutcome::BoundElsewhere => Visit::BoundElsewhere,
+            OpenOutcome::WrongClient => Visit::WrongClient,
+            OpenOutcome::Missing => Visit::Missing,
         })
     }
 
-    /// Takes the pushed request for its owner and stores the authorization `code`'s record
+    /// Binds the pushed request to the browser `owner` whose user (`session`) just signed
+    /// in and is asked for consent: from now on only this browser can complete it.
+    #[tracing::instrument(name = "store.bind_request", level = "debug", skip_all)]
+    pub async fn bind_request(
+        &self,
+        reference: &Reference,
+        owner: &str,
+        session: &Session,
+    ) -> Result<Bind, StoreError> {
+        let digest = reference.digest();
+        let mut value = Vec::with_capacity(owner.len() + 64);
+        value.extend_from_slice(owner.as_bytes());
+        value.push(b'\n');
+        value.extend_from_slice(&records::encode(session)?);
+        self.backend
+            .bind(
+                [&self.keys.par(&digest), &self.keys.par_bound(&digest)],
+                owner,
+                &value,
+            )
+            .await
+    }
+
+    /// Takes the pushed request (the point of authorization: only the bound browser may,
+    /// when one is bound) and stores the authorization `code`'s record
     /// (under the code's digest, for `lifetime`), both sent together: one round trip, and
     /// exactly one winner decided by the take. A code stored for a lost race is deleted; it
     /// was never handed out.
@@ -224,9 +293,8 @@ impl Store {
         }
     }
 
-    /// Takes the pushed request for its owner without issuing a code (the login ends with an
-    /// error sent to the client). The pending-consent marker, if any, is left to its TTL: it
-    /// is useless once the request is gone.
+    /// Takes the pushed request without issuing a code (the login ends with an error sent
+    /// to the client); like code issuance, only the bound browser may, when one is bound.
     #[tracing::instrument(name = "store.end_request", level = "debug", skip_all)]
     pub async fn end_request(&self, reference: &Reference, owner: &str) -> Result<Take, StoreError> {
         self.take_request(reference, owner).await
@@ -234,56 +302,58 @@ impl Store {
 
     async fn take_request(&self, reference: &Reference, owner: &str) -> Result<Take, StoreError> {
         let digest = reference.digest();
-        let outcome = self
-            .backend
-            .take_claimed(&self.keys.par(&digest), &self.keys.par_claim(&digest), owner)
-            .await?;
-        Ok(match outcome {
-            TakeOutcome::Taken(_) => Take::Taken,
-            TakeOutcome::NotOwner => Take::NotOwner,
-            TakeOutcome::Missing => Take::Missing,
-        })
+        self.backend
+            .take_request(
+                [
+                    &self.keys.par(&digest),
+                    &self.keys.par_bound(&digest),
+                    &self.keys.par_opened(&digest),
+                ],
+                owner,
+            )
+            .await
     }
 
-    /// Redeems `code`: takes its record and marks the code used with the record's grant id
-    /// for `marker_lifetime`, in one atomic step, so a replay racing this redemption finds
-    /// the marker. `None` if the code is unknown, expired or already redeemed.
+    /// Presents `code` with what the token request asserts about it (`check`). Every check
+    /// happens before anything is consumed: another client's code, or a mismatching field,
+    /// leaves the code redeemable by its rightful client. A code that passes is taken and
+    /// kept as used for `marker_lifetime`, in one atomic step, so a replay racing this
+    /// redemption is recognised. See [`Redemption`].
     #[tracing::instrument(name = "store.redeem_code", level = "debug", skip_all)]
     pub async fn redeem_code(
         &self,
         code: &str,
+        check: &CodeCheck<'_>,
         marker_lifetime: Duration,
-    ) -> Result<Option<AuthorizationCode>, StoreError> {
+    ) -> Result<Redemption, StoreError> {
         let digest = sha256_b64(code.as_bytes());
-        self.backend
+        let outcome = self
+            .backend
             .redeem(
                 &self.keys.code(&digest),
                 &self.keys.code_used(&digest),
                 marker_lifetime,
+                check.client_id,
+                &check.fields(),
             )
-            .await?
-            .map(|v| records::decode(&v, "authorization code"))
-            .transpose()
+            .await?;
+        Ok(match outcome {
+            RedeemOutcome::Redeemed(v) => {
+                Redemption::Redeemed(Box::new(records::decode(&v, "authorization code")?))
+            }
+            RedeemOutcome::Replayed(grant_id) => Redemption::Replayed { grant_id },
+            RedeemOutcome::Mismatch(field) => Redemption::Mismatch(field),
+            RedeemOutcome::Unknown => Redemption::Unknown,
+        })
     }
 
-    /// After a failed redemption: if `code` was redeemed before, revoke its grant for
-    /// `lifetime` and return the grant id (RFC 6749 §4.1.2: a replayed code SHOULD revoke
-    /// the tokens issued from it). `None`: the code was never issued or its marker expired.
-    #[tracing::instrument(name = "store.revoke_replayed_grant", level = "debug", skip_all)]
-    pub async fn revoke_replayed_grant(
-        &self,
-        code: &str,
-        lifetime: Duration,
-    ) -> Result<Option<String>, StoreError> {
-        let marker = self.keys.code_used(&sha256_b64(code.as_bytes()));
-        let Some(grant_id) = self.backend.get(&marker).await? else {
-            return Ok(None);
-        };
-        let grant_id = String::from_utf8_lossy(&grant_id).into_owned();
+    /// Revokes a grant for `lifetime` (the longest any token of it lives): every token
+    /// carrying its id is refused from now on (RFC 6749 §4.1.2, a replayed code).
+    #[tracing::instrument(name = "store.revoke_grant", level = "debug", skip_all)]
+    pub async fn revoke_grant(&self, grant_id: &str, lifetime: Duration) -> Result<(), StoreError> {
         self.backend
-            .put(&self.keys.grant_revoked(&grant_id), b"1", lifetime)
-            .await?;
-        Ok(Some(grant_id))
+            .put(&self.keys.grant_revoked(grant_id), b"1", lifetime)
+            .await
     }
 
     /// Whether the grant behind an access token was revoked.
@@ -321,37 +391,6 @@ impl Store {
                 &value,
                 lifetime,
             )
-            .await
-    }
-
-    /// Remembers who signed in for this request while the consent page is shown.
-    #[tracing::instrument(name = "store.await_consent", level = "debug", skip_all)]
-    pub async fn await_consent(
-        &self,
-        reference: &Reference,
-        session: &Session,
-        lifetime: Duration,
-    ) -> Result<(), StoreError> {
-        let value = records::encode(session)?;
-        self.backend
-            .put(&self.keys.par_login(&reference.digest()), &value, lifetime)
-            .await
-    }
-
-    /// The user awaiting consent for this request, if any.
-    #[tracing::instrument(name = "store.pending_consent", level = "debug", skip_all)]
-    pub async fn pending_consent(&self, reference: &Reference) -> Result<Option<Session>, StoreError> {
-        let raw = self
-            .backend
-            .get(&self.keys.par_login(&reference.digest()))
-            .await?;
-        Ok(raw.and_then(|v| lenient(records::decode(&v, "pending consent"))))
-    }
-
-    /// Housekeeping after the consent decision (the marker also has its own TTL).
-    pub async fn clear_pending_consent(&self, reference: &Reference) -> Result<(), StoreError> {
-        self.backend
-            .delete(&self.keys.par_login(&reference.digest()))
             .await
     }
 

@@ -3,11 +3,11 @@
 //!
 //! | key (after `redis.key_prefix`)    | value                         | TTL                                  | written / read by |
 //! |-----------------------------------|-------------------------------|--------------------------------------|-------------------|
-//! | `par:{D}`                         | pushed request (JSON, `v:1`)  | `par.request_uri_lifetime` (60 s), extended to `par.interaction_lifetime` (600 s) when claimed | `SET EX NX` at `POST /par`; claim script at `/authorize`; take script at code issuance |
-//! | `par:{D}:claim`                   | owner: hash of the browser binding | `par.interaction_lifetime`     | claim script / take script |
-//! | `par:{D}:login`                   | user who logged in, awaiting consent | `par.interaction_lifetime`  | login POST / consent POST |
-//! | `code:{C}`                        | authorization code record     | `tokens.code_lifetime` (≤ 60 s)       | `SET EX NX` at code issuance; `GETDEL` at `/token` |
-//! | `code:{C}:used`                   | grant id of the tokens issued | access-token lifetime                | `/token` (replay → revoke) |
+//! | `par:{D}`                         | `client_id`, newline, pushed request (JSON, `v:1`) | `par.request_uri_lifetime` (60 s), extended once to `par.interaction_lifetime` (600 s) by the first visit | `SET EX NX` at `POST /par`; open script at `/authorize` and the form POSTs; take script at code issuance |
+//! | `par:{D}:opened`                  | `1`: the one extension happened | `par.interaction_lifetime`         | open script / take script |
+//! | `par:{D}:bound`                   | owner (hash of the browser binding), newline, the user who signed in (JSON), awaiting consent | the record's remaining life | bind script (login POST) / open and take scripts |
+//! | `code:{C}`                        | authorization code record     | `tokens.code_lifetime` (≤ 60 s)       | `SET EX NX` at code issuance; redeem script at `/token` |
+//! | `code:{C}:used`                   | the redeemed record (for replay detection) | access-token lifetime   | redeem script (replay → revoke) |
 //! | `grant:{G}:revoked`               | `1`                           | access-token lifetime                | replayed code; checked at `/userinfo` |
 //! | `jti:{J}`                         | `1`                           | assertion lifetime + skew            | `SET EX NX` per `private_key_jwt` assertion |
 //! | `playground:{P}`                  | the playground's PKCE verifier | `par.interaction_lifetime`        | `/playground/start` / callback (`GETDEL`) |
@@ -53,14 +53,15 @@ impl KeySpace {
         self.key("par", digest, "")
     }
 
-    /// Which browser interaction claimed the pushed request.
-    pub(crate) fn par_claim(&self, digest: &str) -> Key {
-        self.key("par", digest, ":claim")
+    /// Marks that the first visit extended the pushed request's life (it happens once).
+    pub(crate) fn par_opened(&self, digest: &str) -> Key {
+        self.key("par", digest, ":opened")
     }
 
-    /// The user authenticated in this interaction while consent is pending.
-    pub(crate) fn par_login(&self, digest: &str) -> Key {
-        self.key("par", digest, ":login")
+    /// The browser that authenticated for the pushed request, and its user, while consent
+    /// is pending.
+    pub(crate) fn par_bound(&self, digest: &str) -> Key {
+        self.key("par", digest, ":bound")
     }
 
     pub(crate) fn code(&self, digest: &str) -> Key {
@@ -116,7 +117,7 @@ mod tests {
     fn companion_keys_share_a_hash_tag() {
         let k = KeySpace::new("t:");
         assert_eq!(k.par("abc").as_str(), "t:par:{abc}");
-        assert_eq!(k.par_claim("abc").as_str(), "t:par:{abc}:claim");
+        assert_eq!(k.par_bound("abc").as_str(), "t:par:{abc}:bound");
         assert_eq!(k.code_used("c").as_str(), "t:code:{c}:used");
     }
 }

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use super::error::StoreError;
 use super::keyspace::Key;
 use super::limits::{Backoff, Bucket, backoff_after, gcra};
-use super::outcome::{ClaimOutcome, TakeOutcome};
+use super::outcome::{Bind, OpenOutcome, RedeemOutcome, Take};
 
 struct Entry {
     value: Vec<u8>,
@@ -88,85 +88,121 @@ impl MemoryStore {
         Ok(())
     }
 
+    fn insert(map: &mut HashMap<String, Entry>, key: &Key, value: Vec<u8>, expires_at: Instant) {
+        map.insert(key.as_str().to_owned(), Entry { value, expires_at });
+    }
+
+    /// The `REDEEM` script's contract.
     pub(crate) fn redeem(
         &self,
         code: &Key,
         used: &Key,
         ttl: Duration,
-    ) -> Result<Option<Vec<u8>>, StoreError> {
+        client_id: &str,
+        expected: &[(&str, &str)],
+    ) -> Result<RedeemOutcome, StoreError> {
         Ok(self.with(|map, now| {
-            Self::live(map, code, now)?;
-            let value = map.remove(code.as_str())?.value;
-            let grant = record_grant_id(&value).unwrap_or_default();
-            map.insert(
-                used.as_str().to_owned(),
-                Entry {
-                    value: grant.into_bytes(),
-                    expires_at: now + ttl,
-                },
-            );
-            Some(value)
+            let live = Self::live(map, code, now).is_some();
+            let Some(entry) = Self::live(map, if live { code } else { used }, now) else {
+                return RedeemOutcome::Unknown;
+            };
+            let Ok(serde_json::Value::Object(rec)) = serde_json::from_slice(&entry.value) else {
+                return RedeemOutcome::Unknown;
+            };
+            let field = |name: &str| rec.get(name).and_then(|v| v.as_str()).unwrap_or("");
+            if field("client_id") != client_id {
+                return RedeemOutcome::Unknown;
+            }
+            for (name, value) in expected {
+                let (name, optional) = match name.strip_prefix('?') {
+                    Some(n) => (n, true),
+                    None => (*name, false),
+                };
+                if (!optional || rec.contains_key(name)) && field(name) != *value {
+                    return RedeemOutcome::Mismatch(name.to_owned());
+                }
+            }
+            if !live {
+                return RedeemOutcome::Replayed(field("grant_id").to_owned());
+            }
+            let value = map.remove(code.as_str()).map(|e| e.value).unwrap_or_default();
+            Self::insert(map, used, value.clone(), now + ttl);
+            RedeemOutcome::Redeemed(value)
         }))
     }
 
-    pub(crate) fn claim(
+    /// The `OPEN` script's contract.
+    pub(crate) fn open(
         &self,
-        record: &Key,
-        claim: &Key,
+        [record, opened, bound]: [&Key; 3],
         client_id: &str,
         owner: &str,
         ttl: Duration,
-    ) -> Result<ClaimOutcome, StoreError> {
+        extend: bool,
+    ) -> Result<OpenOutcome, StoreError> {
         Ok(self.with(|map, now| {
             let Some(entry) = Self::live(map, record, now) else {
-                return ClaimOutcome::Missing;
+                return OpenOutcome::Missing;
             };
-            if !record_client_is(&entry.value, client_id) {
-                return ClaimOutcome::WrongClient;
+            if after_tag(&entry.value, client_id).is_none() {
+                return OpenOutcome::WrongClient;
             }
             let value = entry.value.clone();
-            match Self::live(map, claim, now).map(|e| e.value.clone()) {
-                None => {
-                    if let Some(e) = map.get_mut(record.as_str()) {
-                        e.expires_at = now + ttl;
-                    }
-                    map.insert(
-                        claim.as_str().to_owned(),
-                        Entry {
-                            value: owner.as_bytes().to_vec(),
-                            expires_at: now + ttl,
-                        },
-                    );
-                    ClaimOutcome::Claimed(value)
+            if extend && Self::live(map, opened, now).is_none() {
+                Self::insert(map, opened, b"1".to_vec(), now + ttl);
+                if let Some(e) = map.get_mut(record.as_str()) {
+                    e.expires_at = now + ttl;
                 }
-                Some(o) if o == owner.as_bytes() => ClaimOutcome::Resumed(value),
-                Some(_) => ClaimOutcome::ClaimedByOther,
+            }
+            match Self::live(map, bound, now) {
+                None => OpenOutcome::Open(value),
+                Some(b) => match after_tag(&b.value, owner) {
+                    Some(user) => OpenOutcome::BoundHere(value, user.to_vec()),
+                    None => OpenOutcome::BoundElsewhere,
+                },
             }
         }))
     }
 
-    pub(crate) fn take_claimed(
+    /// The `BIND` script's contract.
+    pub(crate) fn bind(
         &self,
-        record: &Key,
-        claim: &Key,
+        [record, bound]: [&Key; 2],
         owner: &str,
-    ) -> Result<TakeOutcome, StoreError> {
+        value: &[u8],
+    ) -> Result<Bind, StoreError> {
         Ok(self.with(|map, now| {
-            let is_owner = Self::live(map, claim, now).is_some_and(|e| e.value == owner.as_bytes());
-            if !is_owner {
-                return if Self::live(map, record, now).is_some() {
-                    TakeOutcome::NotOwner
-                } else {
-                    TakeOutcome::Missing
-                };
+            let Some(expires_at) = Self::live(map, record, now).map(|e| e.expires_at) else {
+                return Bind::Missing;
+            };
+            if let Some(b) = Self::live(map, bound, now)
+                && after_tag(&b.value, owner).is_none()
+            {
+                return Bind::BoundElsewhere;
             }
-            map.remove(claim.as_str());
-            match Self::live(map, record, now) {
-                Some(_) => map
-                    .remove(record.as_str())
-                    .map_or(TakeOutcome::Missing, |e| TakeOutcome::Taken(e.value)),
-                None => TakeOutcome::Missing,
+            Self::insert(map, bound, value.to_vec(), expires_at);
+            Bind::Bound
+        }))
+    }
+
+    /// The `TAKE` script's contract.
+    pub(crate) fn take_request(
+        &self,
+        [record, bound, opened]: [&Key; 3],
+        owner: &str,
+    ) -> Result<Take, StoreError> {
+        Ok(self.with(|map, now| {
+            let elsewhere = Self::live(map, bound, now).is_some_and(|b| after_tag(&b.value, owner).is_none());
+            if Self::live(map, record, now).is_none() {
+                return Take::Missing;
             }
+            if elsewhere {
+                return Take::NotOwner;
+            }
+            for key in [record, bound, opened] {
+                map.remove(key.as_str());
+            }
+            Take::Taken
         }))
     }
 }
@@ -238,21 +274,8 @@ impl MemoryStore {
     }
 }
 
-/// What the `CLAIM` script checks: the record is a JSON object whose `client_id` is this one.
-fn record_client_is(value: &[u8], client_id: &str) -> bool {
-    #[derive(serde::Deserialize)]
-    struct Binding<'a> {
-        #[serde(borrow)]
-        client_id: std::borrow::Cow<'a, str>,
-    }
-    serde_json::from_slice::<Binding>(value).is_ok_and(|b| b.client_id == client_id)
-}
-
-/// What the `REDEEM` script marks as used: the code record's `grant_id`.
-fn record_grant_id(value: &[u8]) -> Option<String> {
-    #[derive(serde::Deserialize)]
-    struct Grant {
-        grant_id: String,
-    }
-    serde_json::from_slice::<Grant>(value).ok().map(|g| g.grant_id)
+/// What follows `tag` and a newline in a tagged value (`store::records`), if `value` has
+/// this tag: compared by length, as the scripts do.
+fn after_tag<'v>(value: &'v [u8], tag: &str) -> Option<&'v [u8]> {
+    value.strip_prefix(tag.as_bytes())?.strip_prefix(b"\n")
 }

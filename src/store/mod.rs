@@ -19,6 +19,7 @@ mod records;
 mod redis;
 
 pub use self::error::StoreError;
-pub use self::flow::{Claim, PlaygroundLogin, Store, Take};
+pub use self::flow::{CodeCheck, PlaygroundLogin, Redemption, Store, Visit};
 pub use self::limits::{Admission, Backoff, Rate};
+pub use self::outcome::{Bind, Take};
 pub use self::redis::options::{PoolOptions, RedisOptions, TlsFiles, Topology};

@@ -1,6 +1,8 @@
 //! Store records as versioned JSON: `{"v":1,…}` followed by the record's own fields, so that
 //! replicas of two releases can tell each other's records apart during a rolling upgrade.
-//! The Lua scripts read top-level fields of these objects (`client_id`, `grant_id`).
+//! The Lua scripts read top-level fields of small records (the code's `client_id`, …); a
+//! large record a script must check on every visit (the pushed request) is *tagged*: its
+//! first line is the value compared (`client_id`), so the script never decodes it.
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -35,6 +37,31 @@ pub(super) fn decode<T: DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T,
         return Err(StoreError::Backend(format!("{what}: unknown record version")));
     }
     serde_json::from_slice(bytes).map_err(|e| StoreError::Backend(format!("unreadable {what}: {e}")))
+}
+
+/// `<tag>\n{"v":1,…}`: a record whose first line a script compares cheaply.
+pub(super) fn encode_tagged<T: Serialize>(tag: &str, record: &T) -> Result<Vec<u8>, StoreError> {
+    let body = encode(record)?;
+    let mut out = Vec::with_capacity(tag.len() + 1 + body.len());
+    out.extend_from_slice(tag.as_bytes());
+    out.push(b'\n');
+    out.extend_from_slice(&body);
+    Ok(out)
+}
+
+/// The record in a tagged value whose tag is `tag` (the caller knows it: the script compared it).
+pub(super) fn decode_tagged<T: DeserializeOwned>(
+    bytes: &[u8],
+    tag: &str,
+    what: &str,
+) -> Result<T, StoreError> {
+    match bytes
+        .strip_prefix(tag.as_bytes())
+        .and_then(|b| b.strip_prefix(b"\n"))
+    {
+        Some(body) => decode(body, what),
+        None => Err(StoreError::Backend(format!("{what}: tag does not match"))),
+    }
 }
 
 #[cfg(test)]
@@ -74,5 +101,17 @@ mod tests {
         ] {
             assert!(decode::<R>(bad, "r").is_err(), "{}", String::from_utf8_lossy(bad));
         }
+    }
+
+    #[test]
+    fn tagged_records_carry_their_tag_on_the_first_line() {
+        let r = R {
+            client_id: "app\nwith a newline".into(),
+            n: 7,
+        };
+        let bytes = encode_tagged(&r.client_id, &r).unwrap();
+        assert!(bytes.starts_with(b"app\nwith a newline\n{\"v\":1,"));
+        assert_eq!(decode_tagged::<R>(&bytes, &r.client_id, "r").unwrap(), r);
+        assert!(decode_tagged::<R>(&bytes, "app", "r").is_err());
     }
 }

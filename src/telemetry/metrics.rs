@@ -69,12 +69,12 @@ fn describe() {
         "Pushed authorization requests stored (201 from /par)"
     );
     describe_counter!(
-        "par_claims_total",
-        "request_uri presentations at /authorize, /login and /consent by outcome: claimed (first use), resumed (same browser again), claimed_by_other and wrong_client (reuse and cross-client attempts), missing (unknown, expired or already used)"
+        "par_visits_total",
+        "request_uri presentations at /authorize, /login and /consent by outcome: open (usable), awaiting_consent (the browser whose user signed in), bound_elsewhere (another browser's user signed in first), wrong_client (cross-client attempt), missing (unknown, expired or already used)"
     );
     describe_counter!(
         "par_takes_total",
-        "Pushed requests consumed at the end of an interaction by outcome: taken, not_owner, missing"
+        "Pushed requests consumed at the point of authorization by outcome: taken, not_owner (bound to another browser), missing (already taken: lost a race)"
     );
     describe_counter!("par_codes_issued_total", "Authorization codes issued");
     describe_counter!("par_tokens_issued_total", "Token responses issued at /token");
@@ -141,8 +141,8 @@ pub fn pushed(client_id: &str) {
     counter!("par_pushes_total", "client_id" => client_id.to_owned()).increment(1);
 }
 
-pub fn claim(client_id: &str, outcome: &'static str) {
-    counter!("par_claims_total", "client_id" => client_id.to_owned(), "outcome" => outcome).increment(1);
+pub fn visit(client_id: &str, outcome: &'static str) {
+    counter!("par_visits_total", "client_id" => client_id.to_owned(), "outcome" => outcome).increment(1);
 }
 
 pub fn take(client_id: &str, outcome: &'static str) {

@@ -1,6 +1,7 @@
-//! `GET /oauth2/authorize` and the login pages against a real Redis: the single-use claim
-//! with reload semantics (RFC 9126 §4, FAPI 2.0 notes), client binding (§2.2), expiry,
-//! PAR-required policy, CSRF, SSO, consent, and error paths that must never redirect.
+//! `/oauth2/authorize` and the login pages against a real Redis: one-time use at the point of
+//! authorization (RFC 9126 §4, FAPI 2.0 §5.3.2.2 note) — visits never consume, the code
+//! takes — client binding (§2.2), expiry, `POST` and `HEAD`, prefetches, PAR-required
+//! policy, CSRF, SSO, consent, and error paths that must never redirect.
 
 use std::collections::HashMap;
 
@@ -96,11 +97,106 @@ async fn the_first_visit_extends_the_request_to_the_interaction_lifetime() {
 }
 
 #[tokio::test]
-async fn another_browser_cannot_use_a_claimed_request_uri() {
+async fn a_second_fresh_browser_loading_before_sign_in_completes_the_login() {
+    // OpenID FAPI 2.0 conformance: par-ensure-reused-request-uri-prior-to-auth-completion-succeeds.
     let app = spawn_app().await;
     let uri = app.push_valid().await;
-    assert_eq!(app.authorize(&http_client(), "app", &uri).await.status(), 200);
+    let (first, second) = (http_client(), http_client());
+    let first_page = app.authorize(&first, "app", &uri).await.text().await.unwrap();
+    let second_page = app.authorize(&second, "app", &uri).await;
+    assert_eq!(second_page.status(), 200);
+    let second_page = second_page.text().await.unwrap();
+    let res = app.login(&second, &second_page, "alice", PASSWORD).await;
+    assert_eq!(res.status(), 303);
+    assert!(location_params(&res).contains_key("code"));
+    // Authorized once: the first browser's sign-in and any later visit find it spent.
+    assert_error_page(
+        app.login(&first, &first_page, "alice", PASSWORD).await,
+        400,
+        "invalid_request_uri",
+    )
+    .await;
     assert_request_uri_refused(&app, &uri).await;
+}
+
+/// The first visit extends the request to the interaction lifetime, once; `HEAD` and
+/// prefetches change nothing (no cookie, no extension, no consumption).
+#[tokio::test]
+async fn head_and_prefetch_change_nothing_and_the_first_visit_extends_once() {
+    let app = spawn_app().await;
+    let redis = app.redis.as_ref().unwrap();
+    let uri = app.push_valid().await;
+    let browser = http_client();
+    let url = app.url("/oauth2/authorize");
+    let query = [("client_id", "app"), ("request_uri", uri.as_str())];
+    let head = browser.head(&url).query(&query).send().await.unwrap();
+    assert_eq!(head.status(), 200);
+    assert!(head.headers().get("set-cookie").is_none());
+    let prefetch = browser
+        .get(&url)
+        .query(&query)
+        .header("Sec-Purpose", "prefetch")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(prefetch.status(), 503);
+    assert_eq!(prefetch.headers()["cache-control"], "no-store");
+    assert!(prefetch.headers().get("set-cookie").is_none());
+    let par_ttl = || {
+        let key = redis
+            .keys()
+            .into_iter()
+            .find(|k| k.contains(":par:{") && !k.contains("}:"))
+            .unwrap();
+        redis.cmd::<i64>(&["TTL", &key])
+    };
+    assert!(par_ttl() <= 60, "not extended by HEAD or prefetch");
+    assert!(!redis.keys().iter().any(|k| k.ends_with(":opened")));
+    // An unknown request_uri answers HEAD like GET would: 400.
+    let unknown = format!("urn:ietf:params:oauth:request_uri:{}", "A".repeat(43));
+    let res = browser
+        .head(&url)
+        .query(&[("client_id", "app"), ("request_uri", unknown.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+    // The first real visit extends the life; the next ones do not extend it again.
+    assert_eq!(app.authorize(&browser, "app", &uri).await.status(), 200);
+    let extended = par_ttl();
+    assert!(extended > 60, "extended to the interaction lifetime: {extended}");
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    assert_eq!(app.authorize(&http_client(), "app", &uri).await.status(), 200);
+    assert!(par_ttl() < extended, "extended once only");
+    let html = app.authorize(&browser, "app", &uri).await.text().await.unwrap();
+    assert_eq!(app.login(&browser, &html, "alice", PASSWORD).await.status(), 303);
+}
+
+/// OIDC Core §3.1.2.1: the authorization endpoint supports POST with a form body.
+#[tokio::test]
+async fn post_to_authorize_follows_the_same_rules_as_get() {
+    let app = spawn_app().await;
+    let uri = app.push_valid().await;
+    let browser = http_client();
+    let page = browser
+        .post(app.url("/oauth2/authorize"))
+        .form(&[("client_id", "app"), ("request_uri", uri.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.unwrap();
+    let res = app.login(&browser, &html, "alice", PASSWORD).await;
+    assert_eq!(res.status(), 303);
+    let spent = browser
+        .post(app.url("/oauth2/authorize"))
+        .form(&[("client_id", "app"), ("request_uri", uri.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_error_page(spent, 400, "invalid_request_uri").await;
+    let res = browser.put(app.url("/oauth2/authorize")).send().await.unwrap();
+    assert_eq!(res.status(), 405);
 }
 
 /// RFC 9126 §2.2 (PAR-12): bound to the client that pushed it; a mismatched client_id
@@ -179,29 +275,36 @@ async fn an_expired_request_uri_is_refused() {
 /// Twenty browsers race one request_uri: exactly one reaches the login form.
 #[tokio::test]
 async fn concurrent_browsers_racing_one_request_uri_have_one_winner() {
-    let app = spawn_app().await;
+    let app = std::sync::Arc::new(spawn_app().await);
     let uri = app.push_valid().await;
-    let tasks = (0..20).map(|_| {
-        let url = app.url("/oauth2/authorize");
-        let uri = uri.clone();
+    // Twenty browsers load the page (all see the login form), then all sign in at once.
+    let mut browsers = Vec::new();
+    for _ in 0..20 {
+        let browser = http_client();
+        let page = app.authorize(&browser, "app", &uri).await;
+        assert_eq!(page.status(), 200);
+        browsers.push((browser, page.text().await.unwrap()));
+    }
+    let tasks = browsers.into_iter().map(|(browser, html)| {
+        let app = app.clone();
         tokio::spawn(async move {
-            http_client()
-                .get(url)
-                .query(&[("client_id", "app"), ("request_uri", uri.as_str())])
-                .send()
-                .await
-                .unwrap()
-                .status()
-                .as_u16()
+            let res = app.login(&browser, &html, "alice", PASSWORD).await;
+            let status = res.status().as_u16();
+            let body = res.text().await.unwrap();
+            (status, body.contains("<code>invalid_request_uri</code>"))
         })
     });
-    let statuses: Vec<u16> = futures_util::future::join_all(tasks)
+    let outcomes: Vec<(u16, bool)> = futures_util::future::join_all(tasks)
         .await
         .into_iter()
         .map(|r| r.unwrap())
         .collect();
-    assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 1, "{statuses:?}");
-    assert_eq!(statuses.iter().filter(|s| **s == 400).count(), 19, "{statuses:?}");
+    assert_eq!(outcomes.iter().filter(|o| o.0 == 303).count(), 1, "{outcomes:?}");
+    assert_eq!(
+        outcomes.iter().filter(|o| **o == (400, true)).count(),
+        19,
+        "{outcomes:?}"
+    );
 }
 
 #[tokio::test]

@@ -86,5 +86,7 @@ async fn a_wrong_pkce_verifier_after_a_real_login_is_refused() {
     let code = code_from(app.full_login(&http_client()).await, &app).await;
     let wrong = with(token_params(&code), &[("code_verifier", Some(&"x".repeat(43)))]);
     assert_oauth_error(app.post_token(&wrong).await, 400, "invalid_grant").await;
+    // Nothing was consumed: the rightful verifier redeems it once, then it is spent.
+    assert_eq!(app.post_token(&token_params(&code)).await.status(), 200);
     assert_oauth_error(app.post_token(&token_params(&code)).await, 400, "invalid_grant").await;
 }

@@ -109,12 +109,11 @@ async fn metrics_count_a_login_its_reuse_and_a_cross_client_attempt() {
         l
     };
     assert_eq!(delta("par_pushes_total", &mine(&[])), 1.0);
-    assert_eq!(delta("par_claims_total", &mine(&[("outcome", "claimed")])), 1.0);
-    // Each login POST resumes the claim: the failed one and the successful one.
-    assert_eq!(delta("par_claims_total", &mine(&[("outcome", "resumed")])), 2.0);
-    assert_eq!(delta("par_claims_total", &mine(&[("outcome", "missing")])), 1.0);
+    // The page load and each login POST visit the request: the failed and the successful one.
+    assert_eq!(delta("par_visits_total", &mine(&[("outcome", "open")])), 3.0);
+    assert_eq!(delta("par_visits_total", &mine(&[("outcome", "missing")])), 1.0);
     assert_eq!(
-        delta("par_claims_total", &mine(&[("outcome", "wrong_client")])),
+        delta("par_visits_total", &mine(&[("outcome", "wrong_client")])),
         1.0
     );
     assert_eq!(delta("par_takes_total", &mine(&[("outcome", "taken")])), 1.0);
@@ -146,7 +145,7 @@ async fn metrics_count_a_login_its_reuse_and_a_cross_client_attempt() {
         ) >= 2.0
     );
     assert!(delta("par_redis_command_duration_seconds", &[("command", "SET")]) >= 1.0);
-    assert!(delta("par_redis_command_duration_seconds", &[("command", "claim")]) >= 4.0);
+    assert!(delta("par_redis_command_duration_seconds", &[("command", "open")]) >= 4.0);
     // Bounded labels: no request_uri, path or user name ever becomes a label value.
     for s in &after.samples {
         for v in s.labels.values() {

@@ -10,7 +10,8 @@ use par_server::oauth::code::AuthorizationCode;
 use par_server::oauth::interaction::Session;
 use par_server::oauth::request_uri::Reference;
 use par_server::store::{
-    Admission, Backoff, Claim, PlaygroundLogin, PoolOptions, Rate, RedisOptions, Store, Take, Topology,
+    Admission, Backoff, Bind, CodeCheck, PlaygroundLogin, PoolOptions, Rate, Redemption, RedisOptions, Store,
+    Take, Topology, Visit,
 };
 
 use crate::topology::{RedisCluster, RedisNode, SentinelGroup};
@@ -131,10 +132,30 @@ fn code_record(grant_id: &str) -> AuthorizationCode {
     .unwrap()
 }
 
-fn state_of(claim: Claim) -> Option<String> {
-    match claim {
-        Claim::Claimed(r) | Claim::Resumed(r) => r.state,
-        other => panic!("not claimed: {other:?}"),
+/// What a token request of client `app` asserts; the records above have no PKCE challenge.
+fn check(client_id: &str) -> CodeCheck<'_> {
+    CodeCheck {
+        client_id,
+        redirect_uri: "https://a.example/cb",
+        code_challenge: None,
+    }
+}
+
+fn alice() -> Session {
+    Session {
+        sub: "alice".into(),
+        auth_time: 7,
+    }
+}
+
+async fn visit(s: &Store, r: &Reference, client: &str, owner: &str, lifetime: Duration) -> Visit {
+    s.visit_request(r, client, owner, lifetime, true).await.unwrap()
+}
+
+fn state_of(visit: Visit) -> Option<String> {
+    match visit {
+        Visit::Open { request, .. } => request.state,
+        other => panic!("not open: {other:?}"),
     }
 }
 
@@ -147,12 +168,8 @@ async fn a_push_never_overwrites(f: Fixture) {
             .await
             .is_err()
     );
-    let claim = f
-        .store
-        .claim_request(&r, "app", "browser-a", MINUTE)
-        .await
-        .unwrap();
-    assert_eq!(state_of(claim).as_deref(), Some("first"));
+    let seen = visit(&f.store, &r, "app", "browser-a", MINUTE).await;
+    assert_eq!(state_of(seen).as_deref(), Some("first"));
 }
 
 async fn codes_are_single_use(f: Fixture) {
@@ -168,9 +185,15 @@ async fn codes_are_single_use(f: Fixture) {
             .is_err(),
         "a code is never overwritten"
     );
-    let redeemed = f.store.redeem_code(code, MINUTE).await.unwrap().unwrap();
+    let Redemption::Redeemed(redeemed) = f.store.redeem_code(code, &check("app"), MINUTE).await.unwrap()
+    else {
+        panic!("not redeemed")
+    };
     assert_eq!(redeemed.grant_id, "g1");
-    assert!(f.store.redeem_code(code, MINUTE).await.unwrap().is_none());
+    assert!(matches!(
+        f.store.redeem_code(code, &check("app"), MINUTE).await.unwrap(),
+        Redemption::Replayed { .. }
+    ));
 }
 
 async fn entries_expire(f: Fixture) {
@@ -179,102 +202,102 @@ async fn entries_expire(f: Fixture) {
     f.store.store_code("c2", &code_record("g"), SECOND).await.unwrap();
     tokio::time::sleep(PAST_A_SECOND).await;
     assert!(matches!(
-        f.store
-            .claim_request(&r, "app", "browser-a", MINUTE)
-            .await
-            .unwrap(),
-        Claim::Missing
+        visit(&f.store, &r, "app", "browser-a", MINUTE).await,
+        Visit::Missing
     ));
-    assert!(f.store.redeem_code("c2", MINUTE).await.unwrap().is_none());
+    assert!(matches!(
+        f.store.redeem_code("c2", &check("app"), MINUTE).await.unwrap(),
+        Redemption::Unknown
+    ));
 }
 
-async fn claim_follows_the_reload_semantics(f: Fixture) {
+/// FAPI 2.0 §5.3.2.2 (note): visits never bind or consume; the first extends the life once;
+/// the browser whose user signs in binds the request; the point of authorization takes it.
+async fn visits_bind_and_take_follow_the_point_of_authorization(f: Fixture) {
     let s = &f.store;
     let (a, b) = (Reference::generate(), Reference::generate());
     assert!(matches!(
-        s.claim_request(&a, "app", "browser-a", MINUTE * 10)
-            .await
-            .unwrap(),
-        Claim::Missing
+        visit(s, &a, "app", "browser-a", MINUTE * 10).await,
+        Visit::Missing
     ));
     s.push_request(&a, &request("a"), SECOND).await.unwrap();
     s.push_request(&b, &request("b"), SECOND).await.unwrap();
-    // Another client: refused, and nothing changed (no claim, life not extended).
+    // Another client: refused, and nothing changed (life not extended).
     for r in [&a, &b] {
         assert!(matches!(
-            s.claim_request(r, "other", "browser-a", MINUTE * 10)
-                .await
-                .unwrap(),
-            Claim::WrongClient
+            visit(s, r, "other", "browser-a", MINUTE * 10).await,
+            Visit::WrongClient
         ));
     }
-    // The first browser claims b; its life is now the interaction lifetime.
+    // A look (HEAD, prefetch) does not extend either.
     assert!(matches!(
-        s.claim_request(&b, "app", "browser-a", MINUTE * 10)
+        s.visit_request(&a, "app", "browser-a", MINUTE * 10, false)
             .await
             .unwrap(),
-        Claim::Claimed(_)
+        Visit::Open { .. }
     ));
+    // Any number of browsers visit b; the first visit extended its life.
+    for owner in ["browser-a", "browser-b", "browser-a", "browser-c"] {
+        assert_eq!(
+            state_of(visit(s, &b, "app", owner, MINUTE * 10).await).as_deref(),
+            Some("b")
+        );
+    }
     tokio::time::sleep(PAST_A_SECOND).await;
     assert!(
-        matches!(
-            s.claim_request(&a, "app", "browser-a", MINUTE).await.unwrap(),
-            Claim::Missing
-        ),
-        "the refused claim did not extend a"
+        matches!(visit(s, &a, "app", "browser-a", MINUTE).await, Visit::Missing),
+        "neither the refused visits nor the look extended a"
     );
-    // A reload by the same browser continues; another browser is refused.
-    let resumed = s
-        .claim_request(&b, "app", "browser-a", MINUTE * 10)
-        .await
-        .unwrap();
-    assert!(matches!(resumed, Claim::Resumed(_)));
-    assert_eq!(state_of(resumed).as_deref(), Some("b"));
+    // Browser b's user signs in and is asked for consent: b is bound to that browser.
+    assert_eq!(
+        s.bind_request(&b, "browser-b", &alice()).await.unwrap(),
+        Bind::Bound
+    );
+    assert_eq!(
+        s.bind_request(&b, "browser-b", &alice()).await.unwrap(),
+        Bind::Bound
+    );
+    assert_eq!(
+        s.bind_request(&b, "browser-a", &alice()).await.unwrap(),
+        Bind::BoundElsewhere
+    );
+    match visit(s, &b, "app", "browser-b", MINUTE).await {
+        Visit::Open { awaiting_consent, .. } => assert_eq!(awaiting_consent, Some(alice())),
+        other => panic!("{other:?}"),
+    }
     assert!(matches!(
-        s.claim_request(&b, "app", "browser-b", MINUTE * 10)
-            .await
-            .unwrap(),
-        Claim::ClaimedByOther
+        visit(s, &b, "app", "browser-a", MINUTE).await,
+        Visit::BoundElsewhere
     ));
-    // Only the owner can take it, once.
-    assert_eq!(s.end_request(&b, "browser-b").await.unwrap(), Take::NotOwner);
-    assert_eq!(s.end_request(&b, "browser-a").await.unwrap(), Take::Taken);
-    assert_eq!(s.end_request(&b, "browser-a").await.unwrap(), Take::Missing);
+    // Only the bound browser can take it, once.
+    assert_eq!(s.end_request(&b, "browser-a").await.unwrap(), Take::NotOwner);
+    assert_eq!(s.end_request(&b, "browser-b").await.unwrap(), Take::Taken);
+    assert_eq!(s.end_request(&b, "browser-b").await.unwrap(), Take::Missing);
     assert!(matches!(
-        s.claim_request(&b, "app", "browser-a", MINUTE).await.unwrap(),
-        Claim::Missing
+        visit(s, &b, "app", "browser-b", MINUTE).await,
+        Visit::Missing
     ));
+    assert_eq!(
+        s.bind_request(&b, "browser-b", &alice()).await.unwrap(),
+        Bind::Missing
+    );
 }
 
-async fn concurrent_claims_and_code_issuance_have_one_winner(f: Fixture) {
+/// Twenty browsers visit, then all sign in at once: exactly one takes the request, and
+/// only its code is stored.
+async fn concurrent_authorizations_have_one_winner(f: Fixture) {
     let r = Reference::generate();
     f.store.push_request(&r, &request("s"), MINUTE).await.unwrap();
-    let claims = (0..20).map(|i| {
-        let (s, r) = (f.store.clone(), r.clone());
-        tokio::spawn(async move {
-            s.claim_request(&r, "app", &format!("browser-{i}"), MINUTE)
-                .await
-                .unwrap()
-        })
-    });
-    let outcomes: Vec<Claim> = futures_util::future::join_all(claims)
-        .await
-        .into_iter()
-        .map(|r| r.unwrap())
-        .collect();
-    let winners: Vec<usize> = (0..outcomes.len())
-        .filter(|i| matches!(outcomes[*i], Claim::Claimed(_)))
-        .collect();
-    assert_eq!(winners.len(), 1, "{outcomes:?}");
-    // The owner's double submit: twenty code issuances race; one takes the request, and
-    // only its code is stored.
-    let owner = format!("browser-{}", winners[0]);
+    for i in 0..20 {
+        let v = visit(&f.store, &r, "app", &format!("browser-{i}"), MINUTE).await;
+        assert!(matches!(v, Visit::Open { .. }), "{v:?}");
+    }
     let issues = (0..20).map(|i| {
-        let (s, r, owner) = (f.store.clone(), r.clone(), owner.clone());
+        let (s, r) = (f.store.clone(), r.clone());
         tokio::spawn(async move {
             let code = format!("code-{i}");
             let take = s
-                .issue_code(&r, &owner, &code, &code_record("g"), MINUTE)
+                .issue_code(&r, &format!("browser-{i}"), &code, &code_record("g"), MINUTE)
                 .await
                 .unwrap();
             (code, take)
@@ -292,35 +315,118 @@ async fn concurrent_claims_and_code_issuance_have_one_winner(f: Fixture) {
         .collect();
     assert_eq!(taken.len(), 1, "{results:?}");
     for (code, _) in &results {
-        let redeemable = f.store.redeem_code(code, MINUTE).await.unwrap().is_some();
-        assert_eq!(redeemable, Some(code) == taken.first().copied(), "{code}");
+        let redeemed = f.store.redeem_code(code, &check("app"), MINUTE).await.unwrap();
+        assert_eq!(
+            matches!(redeemed, Redemption::Redeemed(_)),
+            Some(code) == taken.first().copied(),
+            "{code}"
+        );
     }
-}
-
-async fn redeem_takes_once_and_leaves_the_grant_marker(f: Fixture) {
-    let s = &f.store;
-    assert!(s.redeem_code("c9", MINUTE).await.unwrap().is_none());
-    assert_eq!(
-        s.revoke_replayed_grant("c9", MINUTE).await.unwrap(),
-        None,
-        "no marker for an unknown code"
-    );
-    s.store_code("c9", &code_record("g-42"), MINUTE).await.unwrap();
-    let redemptions = (0..20).map(|_| {
-        let s = f.store.clone();
-        tokio::spawn(async move { s.redeem_code("c9", MINUTE).await.unwrap() })
+    // With consent, twenty sign-ins race to bind: one browser wins.
+    let r = Reference::generate();
+    f.store.push_request(&r, &request("s"), MINUTE).await.unwrap();
+    let binds = (0..20).map(|i| {
+        let (s, r) = (f.store.clone(), r.clone());
+        tokio::spawn(async move {
+            s.bind_request(&r, &format!("browser-{i}"), &alice())
+                .await
+                .unwrap()
+        })
     });
-    let won: Vec<AuthorizationCode> = futures_util::future::join_all(redemptions)
+    let bound = futures_util::future::join_all(binds)
         .await
         .into_iter()
-        .filter_map(|r| r.unwrap())
+        .filter(|b| *b.as_ref().unwrap() == Bind::Bound)
+        .count();
+    assert_eq!(bound, 1);
+}
+
+/// The redeem script checks the client and each field before consuming anything: a wrong
+/// client or verifier burns nothing, and only a real second redemption is a replay.
+async fn redemption_checks_before_it_consumes(f: Fixture) {
+    let s = &f.store;
+    assert!(matches!(
+        s.redeem_code("c9", &check("app"), MINUTE).await.unwrap(),
+        Redemption::Unknown
+    ));
+    let mut record = code_record("g-42");
+    record.code_challenge = Some("challenge".into());
+    s.store_code("c9", &record, MINUTE).await.unwrap();
+    let with = |client_id, redirect_uri, challenge: Option<&str>| CodeCheck {
+        client_id,
+        redirect_uri,
+        code_challenge: challenge.map(str::to_owned),
+    };
+    let good = with("app", "https://a.example/cb", Some("challenge"));
+    let refused = [
+        (
+            "another client",
+            with("other", "https://a.example/cb", Some("challenge")),
+            None,
+        ),
+        (
+            "redirect_uri",
+            with("app", "https://a.example/cb/", Some("challenge")),
+            Some("redirect_uri"),
+        ),
+        (
+            "verifier",
+            with("app", "https://a.example/cb", Some("other")),
+            Some("code_challenge"),
+        ),
+        (
+            "no verifier",
+            with("app", "https://a.example/cb", None),
+            Some("code_challenge"),
+        ),
+    ];
+    for (why, attempt, field) in &refused {
+        match (s.redeem_code("c9", attempt, MINUTE).await.unwrap(), field) {
+            (Redemption::Unknown, None) => {}
+            (Redemption::Mismatch(f), Some(expected)) if f == **expected => {}
+            (other, _) => panic!("{why}: {other:?}"),
+        }
+    }
+    // The rightful client still redeems, exactly once among twenty racers.
+    let redemptions = (0..20).map(|_| {
+        let s = f.store.clone();
+        tokio::spawn(async move {
+            let good = CodeCheck {
+                client_id: "app",
+                redirect_uri: "https://a.example/cb",
+                code_challenge: Some("challenge".into()),
+            };
+            s.redeem_code("c9", &good, MINUTE).await.unwrap()
+        })
+    });
+    let outcomes: Vec<Redemption> = futures_util::future::join_all(redemptions)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap())
         .collect();
-    assert_eq!(won.len(), 1, "exactly one redemption");
+    let won = outcomes
+        .iter()
+        .filter(|o| matches!(o, Redemption::Redeemed(_)))
+        .count();
+    let replays = outcomes
+        .iter()
+        .filter(|o| matches!(o, Redemption::Replayed { grant_id } if grant_id == "g-42"))
+        .count();
+    assert_eq!((won, replays), (1, 19), "{outcomes:?}");
+    // After use: failed checks are still not replays; the rightful replay is.
+    for (why, attempt, _) in &refused {
+        let again = s.redeem_code("c9", attempt, MINUTE).await.unwrap();
+        assert!(
+            !matches!(again, Redemption::Replayed { .. } | Redemption::Redeemed(_)),
+            "{why}: {again:?}"
+        );
+    }
+    assert!(matches!(
+        s.redeem_code("c9", &good, MINUTE).await.unwrap(),
+        Redemption::Replayed { .. }
+    ));
     assert!(!s.grant_revoked("g-42").await.unwrap());
-    assert_eq!(
-        s.revoke_replayed_grant("c9", MINUTE).await.unwrap().as_deref(),
-        Some("g-42")
-    );
+    s.revoke_grant("g-42", MINUTE).await.unwrap();
     assert!(s.grant_revoked("g-42").await.unwrap());
     assert!(!s.grant_revoked("g-other").await.unwrap());
 }
@@ -334,13 +440,6 @@ async fn sessions_markers_and_replay_guards(f: Fixture) {
     assert_eq!(s.sso_session("cookie").await.unwrap(), None);
     s.start_sso_session("cookie", &alice, MINUTE).await.unwrap();
     assert_eq!(s.sso_session("cookie").await.unwrap(), Some(alice.clone()));
-
-    let r = Reference::generate();
-    assert_eq!(s.pending_consent(&r).await.unwrap(), None);
-    s.await_consent(&r, &alice, MINUTE).await.unwrap();
-    assert_eq!(s.pending_consent(&r).await.unwrap(), Some(alice));
-    s.clear_pending_consent(&r).await.unwrap();
-    assert_eq!(s.pending_consent(&r).await.unwrap(), None);
 
     assert!(s.first_use_of_assertion("app", "jti-1", MINUTE).await.unwrap());
     assert!(!s.first_use_of_assertion("app", "jti-1", MINUTE).await.unwrap());
@@ -461,9 +560,9 @@ contract!(
     a_push_never_overwrites,
     codes_are_single_use,
     entries_expire,
-    claim_follows_the_reload_semantics,
-    concurrent_claims_and_code_issuance_have_one_winner,
-    redeem_takes_once_and_leaves_the_grant_marker,
+    visits_bind_and_take_follow_the_point_of_authorization,
+    concurrent_authorizations_have_one_winner,
+    redemption_checks_before_it_consumes,
     sessions_markers_and_replay_guards,
     rate_limits_and_password_backoff
 );

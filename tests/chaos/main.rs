@@ -304,7 +304,7 @@ async fn chaos_wait_replicas_1() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn takes_while_a_killed_primary_rejoins_are_503_never_500() {
     use par_server::oauth::code::AuthorizationCode;
-    use par_server::store::{RedisOptions, Store, StoreError, Topology};
+    use par_server::store::{CodeCheck, Redemption, RedisOptions, Store, StoreError, Topology};
     use std::sync::atomic::{AtomicBool, Ordering};
     let _one_at_a_time = serial().await;
     let mut cluster = RedisCluster::start(3, 1);
@@ -333,6 +333,11 @@ async fn takes_while_a_killed_primary_rejoins_are_503_never_500() {
         "sub": "u", "auth_time": 1, "grant_id": "g",
     }))
     .unwrap();
+    let check = CodeCheck {
+        client_id: "app",
+        redirect_uri: "https://app.example/cb",
+        code_challenge: None,
+    };
     let stop = Arc::new(AtomicBool::new(false));
     let takes = {
         let (store, stop) = (store.clone(), stop.clone());
@@ -345,9 +350,9 @@ async fn takes_while_a_killed_primary_rejoins_are_503_never_500() {
                 let outcome = match store.store_code(&code, &record, Duration::from_secs(60)).await {
                     Err(StoreError::Unavailable(_)) => "put 503".to_owned(),
                     Err(StoreError::Backend(e)) => format!("put 500: {e}"),
-                    Ok(()) => match store.redeem_code(&code, Duration::from_secs(60)).await {
-                        Ok(Some(_)) => "taken".to_owned(),
-                        Ok(None) => "missing".to_owned(),
+                    Ok(()) => match store.redeem_code(&code, &check, Duration::from_secs(60)).await {
+                        Ok(Redemption::Redeemed(_)) => "taken".to_owned(),
+                        Ok(other) => format!("{other:?}"),
                         Err(StoreError::Unavailable(_)) => "take 503".to_owned(),
                         Err(StoreError::Backend(e)) => format!("take 500: {e}"),
                     },

@@ -117,3 +117,26 @@ fn independent_clients_complete_a_par_login_through_the_load_balancer() {
         );
     }
 }
+
+/// One-time use at the point of authorization, as openid-client sees it through the load
+/// balancer: a second fresh browser that loaded the URL signs in and the library redeems the
+/// code (FAPI 2.0 conformance: par-ensure-reused-request-uri-prior-to-auth-completion-succeeds);
+/// 20 browsers that all loaded the form sign in at once, 10 rounds: one code each time.
+#[test]
+fn openid_client_reuses_a_request_uri_before_authorization_and_races_have_one_winner() {
+    let redis = RedisNode::start(&[]);
+    let stack = Stack::start(3, &redis, ReplicaOptions::default());
+    let issuer = stack.lb.url();
+    let reuse = openid_client("reuse", &issuer);
+    assert_eq!(reuse["first_load"], 200, "{reuse}");
+    assert_eq!(reuse["sub"], "alice", "{reuse}");
+    assert_eq!(reuse["first_browser_after"], 400, "{reuse}");
+    assert_eq!(reuse["first_browser_error"], "invalid_request_uri", "{reuse}");
+    for round in 0..10 {
+        let race = openid_client("race", &issuer);
+        assert_eq!(race["pages"], 20, "round {round}: {race}");
+        assert_eq!(race["codes"], 1, "round {round}: {race}");
+        assert_eq!(race["invalid_request_uri"], 19, "round {round}: {race}");
+        assert_eq!(race["sub"], "alice", "round {round}: {race}");
+    }
+}

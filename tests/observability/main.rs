@@ -210,11 +210,11 @@ async fn one_login_across_two_replicas_links_every_step_to_the_push() {
     assert_eq!(authorize_root.attr("url.path"), Some("/oauth2/authorize"));
     let claim = in_trace(&authorize.trace_id)
         .into_iter()
-        .find(|s| s.name == "interaction.claim")
+        .find(|s| s.name == "interaction.visit")
         .unwrap();
     let script = in_trace(&authorize.trace_id)
         .into_iter()
-        .find(|s| s.attr("db.operation.name") == Some("claim"))
+        .find(|s| s.attr("db.operation.name") == Some("open"))
         .expect("the claim script's Redis span");
     assert_eq!(script.parent_span_id, claim.span_id);
     assert_eq!(script.attr("db.system"), Some("redis"));
@@ -239,7 +239,7 @@ async fn one_login_across_two_replicas_links_every_step_to_the_push() {
     assert!(
         in_trace(&login.trace_id)
             .iter()
-            .any(|s| s.attr("db.operation.name") == Some("take_claimed")),
+            .any(|s| s.attr("db.operation.name") == Some("take")),
         "the take script runs in the login trace"
     );
 

@@ -380,7 +380,7 @@ pub enum Outcome {
     Code(String),
     /// The service's own `503 temporarily_unavailable` (JSON or page).
     Unavailable,
-    /// `invalid_request_uri`: unknown, expired, used, or claimed by another browser.
+    /// `invalid_request_uri`: unknown, expired, used, or bound to another browser.
     InvalidRequestUri,
     /// `500`: must never happen in these scenarios.
     ServerError,

@@ -25,8 +25,10 @@ fn fmt_tally(records: &[Record]) -> String {
 }
 
 /// Scenario 1: three replicas behind HAProxy. Logins whose push, authorize and login land
-/// on different replicas; then 1,000 concurrent single-use attempts: each request_uri raced
-/// by 4 browsers at /authorize, and the winner's login form posted 4 times at once.
+/// on different replicas; then 1,000 concurrent attempts at one-time use: each request_uri
+/// loaded by 4 browsers at /authorize (every load shows the login form: visits never
+/// consume, FAPI 2.0 §5.3.2.2 note), then all 4 sign in at once (one code, three
+/// `invalid_request_uri`); then 10 rounds of 20 browsers on one request_uri each.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s1_three_replicas_one_winner_per_request() {
     let _one_at_a_time = serial().await;
@@ -64,10 +66,9 @@ async fn s1_three_replicas_one_winner_per_request() {
         codes.len()
     );
 
-    // (b) The races.
+    // (b) The races: every browser loads, then every browser signs in.
     const URIS: usize = 125;
     const BROWSERS: usize = 4;
-    const POSTS: usize = 4;
     let pusher = browser();
     let mut uris = Vec::new();
     for _ in 0..URIS {
@@ -76,51 +77,26 @@ async fn s1_three_replicas_one_winner_per_request() {
     let started = Instant::now();
     let races = uris.into_iter().map(|uri| {
         let lb = lb.clone();
-        tokio::spawn(async move {
-            let browsers: Vec<reqwest::Client> = (0..BROWSERS).map(|_| browser()).collect();
-            let pages =
-                futures_util::future::join_all(browsers.iter().map(|b| authorize(b, &lb, &uri))).await;
-            let mut authorize_losers = Vec::new();
-            let mut winner = None;
-            for (b, page) in browsers.iter().zip(pages) {
-                match page {
-                    Ok(p) if winner.is_none() => winner = Some((b.clone(), p)),
-                    Ok(_) => authorize_losers.push(Outcome::Other("second authorize winner".into())),
-                    Err(o) => authorize_losers.push(o),
-                }
-            }
-            let mut logins = Vec::new();
-            if let Some((b, page)) = &winner {
-                logins = futures_util::future::join_all((0..POSTS).map(|_| login(b, &lb, page))).await;
-            }
-            (winner.is_some(), authorize_losers, logins)
-        })
+        tokio::spawn(async move { race(&lb, &uri, BROWSERS).await })
     });
-    let results: Vec<_> = futures_util::future::join_all(races)
+    let results: Vec<Race> = futures_util::future::join_all(races)
         .await
         .into_iter()
         .map(|r| r.unwrap())
         .collect();
     let elapsed = started.elapsed();
-    let mut attempts = 0;
-    let (mut authorize_winners, mut code_winners) = (0, 0);
-    let mut loser_kinds = std::collections::BTreeMap::<&str, usize>::new();
-    for (won, losers, logins) in &results {
-        attempts += BROWSERS + logins.len();
-        authorize_winners += usize::from(*won);
-        let codes = logins.iter().filter(|o| o.is_ok()).count();
-        code_winners += codes;
-        assert!(*won, "a pushed request nobody could claim: {losers:?}");
-        assert_eq!(codes, 1, "codes for one request_uri: {logins:?}");
-        for o in losers.iter().chain(logins.iter().filter(|o| !o.is_ok())) {
-            *loser_kinds.entry(o.kind()).or_insert(0) += 1;
-            assert_eq!(
-                o,
-                &Outcome::InvalidRequestUri,
-                "a loser must see invalid_request_uri"
-            );
-        }
+    let attempts = results.len() * BROWSERS * 2;
+    let pages: usize = results.iter().map(|r| r.pages).sum();
+    let code_winners: usize = results.iter().map(|r| r.codes).sum();
+    let loser_kinds = check_races(&results, BROWSERS);
+
+    // (c) The case, repeated: 20 browsers that all loaded the form sign in at once.
+    let mut rounds = Vec::new();
+    for _ in 0..10 {
+        let uri = push(&pusher, &lb).await.expect("push");
+        rounds.push(race(&lb, &uri, 20).await);
     }
+    check_races(&rounds, 20);
     report(
         "scenario 1: three replicas behind HAProxy",
         &[
@@ -128,15 +104,66 @@ async fn s1_three_replicas_one_winner_per_request() {
             "logins through the LB: 6 ok".into(),
             token_line,
             format!(
-                "single-use races: {URIS} request_uris x {BROWSERS} browsers at /authorize, winner's form posted {POSTS}x: {attempts} attempts in {:.1} s",
+                "one-time-use races: {URIS} request_uris x {BROWSERS} browsers, each loading /authorize then signing in at once: {attempts} requests in {:.1} s",
                 elapsed.as_secs_f64()
             ),
-            format!("authorize winners: {authorize_winners} / {URIS}; code winners: {code_winners} / {URIS}"),
+            format!("login pages shown: {pages} / {}; codes: {code_winners} / {URIS}", URIS * BROWSERS),
             format!("losers by kind: {loser_kinds:?}"),
+            "20 browsers signing in at once on one request_uri, 10 rounds: 1 code each, 19 invalid_request_uri each".into(),
         ],
     );
     assert_eq!(attempts, 1000);
-    assert_eq!((authorize_winners, code_winners), (URIS, URIS));
+    assert_eq!((pages, code_winners), (URIS * BROWSERS, URIS));
+}
+
+/// One request_uri raced by `browsers` fresh browsers: each loads the page, then all sign in.
+struct Race {
+    /// Loads that showed the login form.
+    pages: usize,
+    codes: usize,
+    /// Failed loads and failed sign-ins.
+    losers: Vec<Outcome>,
+}
+
+async fn race(lb: &str, uri: &str, browsers: usize) -> Race {
+    let browsers: Vec<reqwest::Client> = (0..browsers).map(|_| browser()).collect();
+    let loads = futures_util::future::join_all(browsers.iter().map(|b| authorize(b, lb, uri))).await;
+    let mut losers = Vec::new();
+    let mut forms = Vec::new();
+    for (b, page) in browsers.iter().zip(loads) {
+        match page {
+            Ok(p) => forms.push((b, p)),
+            Err(o) => losers.push(o),
+        }
+    }
+    let pages = forms.len();
+    let logins = futures_util::future::join_all(forms.iter().map(|(b, p)| login(b, lb, p))).await;
+    let codes = logins.iter().filter(|o| o.is_ok()).count();
+    losers.extend(logins.into_iter().filter(|o| !o.is_ok()));
+    Race { pages, codes, losers }
+}
+
+/// Every load showed the form, exactly one sign-in got a code, and every other sign-in saw
+/// `invalid_request_uri`. Returns the losers by kind.
+fn check_races(races: &[Race], browsers: usize) -> std::collections::BTreeMap<&'static str, usize> {
+    let mut kinds = std::collections::BTreeMap::new();
+    for r in races {
+        assert_eq!(
+            r.pages, browsers,
+            "every visit shows the login form: {:?}",
+            r.losers
+        );
+        assert_eq!(r.codes, 1, "codes for one request_uri: {:?}", r.losers);
+        for o in &r.losers {
+            *kinds.entry(o.kind()).or_insert(0) += 1;
+            assert_eq!(
+                o,
+                &Outcome::InvalidRequestUri,
+                "a loser must see invalid_request_uri"
+            );
+        }
+    }
+    kinds
 }
 
 /// Scenario 2: Redis Cluster (3 primaries + 3 replicas). Logins run while 3,000 slots are

@@ -1,6 +1,9 @@
-//! One browser's interaction with a pushed request, from the claim at `/authorize` to the
-//! code: the steps `authorize`, `login` and `consent` share. Each step claims (or resumes)
-//! the request in the store, then acts on the decision of [`crate::oauth::interaction`].
+//! One browser's interaction with a pushed request, from `/authorize` to the code: the steps
+//! `authorize`, `login` and `consent` share. Each step visits the request in the store (a
+//! visit never binds or consumes it), then acts on the decision of
+//! [`crate::oauth::interaction`]. One-time use is enforced at the point of authorization
+//! (FAPI 2.0 §5.3.2.2, note): the browser whose user signs in binds the request while
+//! consent is asked, and code issuance takes it — one winner across replicas.
 
 use std::sync::Arc;
 
@@ -20,12 +23,14 @@ use crate::oauth::params::Params;
 use crate::oauth::request_uri::Reference;
 use crate::oauth::{OAuthError, response};
 use crate::state::AppState;
-use crate::store::{Claim, Take};
+use crate::store::{Bind, Take, Visit};
 
-/// A claimed pushed request and the browser that holds it.
+/// A pushed request being visited by one browser.
 pub(crate) struct Interaction {
     pub client: Arc<Client>,
     pub request: AuthorizationRequest,
+    /// The user this browser signed in, when the request waits for their consent.
+    pub awaiting_consent: Option<Session>,
     request_uri: String,
     reference: Reference,
     browser_id: String,
@@ -38,39 +43,45 @@ fn unusable_request_uri() -> BrowserError {
 }
 
 impl Interaction {
-    /// Claims `request_uri` for `browser_id` (or resumes the claim on a reload). Unknown,
-    /// expired, used, foreign-client and other-browser references all give the same
-    /// `invalid_request_uri` page: the redirect URI is not proven for an unusable reference.
-    #[tracing::instrument(name = "interaction.claim", skip_all, fields(client_id = %client.id, flow_id = tracing::field::Empty))]
-    pub async fn claim(
+    /// Visits `request_uri` from `browser_id`; `extend` (not for a prefetch or `HEAD`) lets
+    /// the first visit extend its life once. Unknown, expired, used, foreign-client and
+    /// bound-to-another-browser references all give the same `invalid_request_uri` page: the
+    /// redirect URI is not proven for an unusable reference.
+    #[tracing::instrument(name = "interaction.visit", skip_all, fields(client_id = %client.id, flow_id = tracing::field::Empty))]
+    pub async fn visit(
         state: &AppState,
         client: Arc<Client>,
         request_uri: &str,
         browser_id: String,
+        extend: bool,
     ) -> Result<Self, BrowserError> {
         let reference =
             Reference::parse(request_uri, &state.par.accepted_prefixes).ok_or_else(unusable_request_uri)?;
-        let claim = state
+        let visit = state
             .store
-            .claim_request(
+            .visit_request(
                 &reference,
                 &client.id,
                 &binding::owner_of(&browser_id),
                 state.par.interaction_lifetime,
+                extend,
             )
             .await?;
-        crate::telemetry::metrics::claim(&client.id, claim_label(&claim));
-        let request = match claim {
-            Claim::Claimed(r) | Claim::Resumed(r) => r,
-            Claim::WrongClient => {
+        crate::telemetry::metrics::visit(&client.id, visit.label());
+        let (request, awaiting_consent) = match visit {
+            Visit::Open {
+                request,
+                awaiting_consent,
+            } => (*request, awaiting_consent),
+            Visit::WrongClient => {
                 tracing::warn!("request_uri presented with another client's client_id");
                 return Err(unusable_request_uri());
             }
-            Claim::ClaimedByOther => {
-                tracing::info!("request_uri already claimed by another browser");
+            Visit::BoundElsewhere => {
+                tracing::info!("request_uri held by the browser of a user who signed in");
                 return Err(unusable_request_uri());
             }
-            Claim::Missing => return Err(unusable_request_uri()),
+            Visit::Missing => return Err(unusable_request_uri()),
         };
         tracing::Span::current().record("flow_id", request.flow_id.as_str());
         // RFC 9126 §4 / §7.4: the client's registration may have changed since the push.
@@ -80,6 +91,7 @@ impl Interaction {
         Ok(Self {
             client,
             request,
+            awaiting_consent,
             request_uri: request_uri.to_owned(),
             reference,
             browser_id,
@@ -87,7 +99,7 @@ impl Interaction {
     }
 
     /// The login and consent POSTs: reads the form, checks the browser binding and the CSRF
-    /// token (before the store is touched), then resumes the claimed interaction.
+    /// token (before the store is touched), then visits the request again.
     pub async fn resume(
         req: &HttpRequest,
         body: web::Payload,
@@ -119,7 +131,7 @@ impl Interaction {
             )
             .into());
         }
-        let interaction = Self::claim(state, client, request_uri, browser_id).await?;
+        let interaction = Self::visit(state, client, request_uri, browser_id, true).await?;
         interaction.trace_step(req);
         Ok((params, interaction))
     }
@@ -145,8 +157,9 @@ impl Interaction {
         }
     }
 
-    /// Takes the pushed request (one winner across replicas) and answers the client with a
-    /// fresh one-time code: `303 redirect_uri?code&state&iss`.
+    /// The point of authorization: takes the pushed request (one winner across replicas;
+    /// only the bound browser when one is bound) and answers the client with a fresh
+    /// one-time code: `303 redirect_uri?code&state&iss`.
     #[tracing::instrument(name = "interaction.issue_code", skip_all, fields(client_id = %self.client.id, flow_id = %self.request.flow_id))]
     pub async fn issue_code(self, state: &AppState, session: &Session) -> Result<HttpResponse, BrowserError> {
         crate::telemetry::flow::link_to_push(self.request.trace.as_deref());
@@ -154,7 +167,7 @@ impl Interaction {
             .request
             .redirect_target()
             .ok_or_else(BrowserError::internal)?;
-        // Pushed records never change: the code is built from the copy read at the claim.
+        // Pushed records never change: the code is built from the copy read at this visit.
         let request = &self.request;
         let code = new_code();
         let record = AuthorizationCode {
@@ -210,12 +223,17 @@ impl Interaction {
         }
     }
 
-    /// Remembers who signed in (for the consent POST) and shows the consent page.
+    /// Binds the request to this browser and its signed-in user (for the consent POST) and
+    /// shows the consent page. Another browser's user signed in first → unusable.
     async fn ask_consent(self, state: &AppState, session: Session) -> Result<HttpResponse, BrowserError> {
-        state
+        let bound = state
             .store
-            .await_consent(&self.reference, &session, state.par.interaction_lifetime)
+            .bind_request(&self.reference, &self.owner(), &session)
             .await?;
+        if bound != Bind::Bound {
+            tracing::info!(outcome = ?bound, "request_uri could not be bound to this browser");
+            return Err(unusable_request_uri());
+        }
         let username = state
             .users
             .by_sub(&session.sub)
@@ -223,18 +241,6 @@ impl Interaction {
             .unwrap_or_default();
         let page = ConsentPage::new(self.form(state, "consent"), username);
         Ok(crate::browser::render(StatusCode::OK, &page))
-    }
-
-    /// The user who signed in for this request and awaits the consent decision.
-    pub async fn pending_consent(&self, state: &AppState) -> Result<Option<Session>, BrowserError> {
-        Ok(state.store.pending_consent(&self.reference).await?)
-    }
-
-    /// After the consent decision. The marker has its own TTL; removing it is housekeeping.
-    pub async fn clear_pending_consent(&self, state: &AppState) {
-        if let Err(e) = state.store.clear_pending_consent(&self.reference).await {
-            tracing::debug!(error = %e, "could not delete the consent marker");
-        }
     }
 
     /// The login form; `error` re-shows it after failed credentials.
@@ -261,16 +267,6 @@ impl Interaction {
 
     fn owner(&self) -> String {
         binding::owner_of(&self.browser_id)
-    }
-}
-
-fn claim_label(claim: &Claim) -> &'static str {
-    match claim {
-        Claim::Claimed(_) => "claimed",
-        Claim::Resumed(_) => "resumed",
-        Claim::ClaimedByOther => "claimed_by_other",
-        Claim::WrongClient => "wrong_client",
-        Claim::Missing => "missing",
     }
 }
 

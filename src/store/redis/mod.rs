@@ -26,7 +26,7 @@ use super::error::StoreError;
 use super::instrument;
 use super::keyspace::Key;
 use super::limits::{Backoff, Bucket};
-use super::outcome::{ClaimOutcome, TakeOutcome};
+use super::outcome::{Bind, OpenOutcome, RedeemOutcome, Take};
 
 #[derive(Clone)]
 pub(crate) struct RedisStore {
@@ -78,7 +78,16 @@ impl RedisStore {
         for a in args {
             inv.arg(*a);
         }
-        let value = instrument::command(name, self.conn.run(Call::Script(&inv), self.timeout)).await?;
+        self.invoke(name, &inv).await
+    }
+
+    /// Runs a prepared script invocation (for arguments that are bytes, not text).
+    async fn invoke(
+        &self,
+        name: &'static str,
+        inv: &redis::ScriptInvocation<'_>,
+    ) -> Result<Vec<Value>, StoreError> {
+        let value = instrument::command(name, self.conn.run(Call::Script(inv), self.timeout)).await?;
         Vec::<Value>::from_redis_value(value).map_err(|e| StoreError::Backend(e.to_string()))
     }
 
@@ -187,64 +196,84 @@ impl RedisStore {
         Ok(pairs.get(1).cloned())
     }
 
-    pub async fn claim(
+    pub async fn open(
         &self,
-        record: &Key,
-        claim: &Key,
+        keys: [&Key; 3],
         client_id: &str,
         owner: &str,
         ttl: Duration,
-    ) -> Result<ClaimOutcome, StoreError> {
+        extend: bool,
+    ) -> Result<OpenOutcome, StoreError> {
         let ttl = ttl_secs(ttl).to_string();
+        let extend = if extend { "1" } else { "0" };
         let reply = self
-            .eval(
-                "claim",
-                &scripts::CLAIM,
-                &[record, claim],
-                &[client_id, owner, &ttl],
-            )
+            .eval("open", &scripts::OPEN, &keys, &[client_id, owner, &ttl, extend])
             .await?;
-        Ok(match (status(&reply)?, payload(reply)) {
-            (1, Some(v)) => ClaimOutcome::Claimed(v),
-            (2, Some(v)) => ClaimOutcome::Resumed(v),
-            (3, _) => ClaimOutcome::ClaimedByOther,
-            (4, _) => ClaimOutcome::WrongClient,
-            _ => ClaimOutcome::Missing,
+        let status = status(&reply)?;
+        let mut parts = reply.into_iter().skip(1).map(bulk);
+        Ok(match (status, parts.next().flatten(), parts.next().flatten()) {
+            (1, Some(v), _) => OpenOutcome::Open(v),
+            (2, Some(v), Some(user)) => OpenOutcome::BoundHere(v, user),
+            (3, ..) => OpenOutcome::BoundElsewhere,
+            (4, ..) => OpenOutcome::WrongClient,
+            _ => OpenOutcome::Missing,
         })
     }
 
-    pub async fn take_claimed(
-        &self,
-        record: &Key,
-        claim: &Key,
-        owner: &str,
-    ) -> Result<TakeOutcome, StoreError> {
-        let reply = self
-            .eval("take_claimed", &scripts::TAKE_CLAIMED, &[record, claim], &[owner])
-            .await?;
-        Ok(match (status(&reply)?, payload(reply)) {
-            (1, Some(v)) => {
-                self.replicated(record).await?;
-                TakeOutcome::Taken(v)
+    pub async fn bind(&self, keys: [&Key; 2], owner: &str, value: &[u8]) -> Result<Bind, StoreError> {
+        let mut inv = scripts::BIND.prepare_invoke();
+        inv.key(keys[0].as_str())
+            .key(keys[1].as_str())
+            .arg(owner)
+            .arg(value);
+        let reply = self.invoke("bind", &inv).await?;
+        Ok(match status(&reply)? {
+            1 => Bind::Bound,
+            3 => Bind::BoundElsewhere,
+            _ => Bind::Missing,
+        })
+    }
+
+    pub async fn take_request(&self, keys: [&Key; 3], owner: &str) -> Result<Take, StoreError> {
+        let reply = self.eval("take", &scripts::TAKE, &keys, &[owner]).await?;
+        Ok(match status(&reply)? {
+            1 => {
+                self.replicated(keys[0]).await?;
+                Take::Taken
             }
-            (3, _) => TakeOutcome::NotOwner,
-            _ => TakeOutcome::Missing,
+            3 => Take::NotOwner,
+            _ => Take::Missing,
         })
     }
 
-    /// Takes an authorization code record and marks the code used (one script).
-    pub async fn redeem(&self, code: &Key, used: &Key, ttl: Duration) -> Result<Option<Vec<u8>>, StoreError> {
+    /// Checks and redeems an authorization code (one script).
+    pub async fn redeem(
+        &self,
+        code: &Key,
+        used: &Key,
+        ttl: Duration,
+        client_id: &str,
+        expected: &[(&str, &str)],
+    ) -> Result<RedeemOutcome, StoreError> {
         let ttl = ttl_secs(ttl).to_string();
+        let mut args = vec![ttl.as_str(), client_id];
+        for (field, value) in expected {
+            args.extend([*field, *value]);
+        }
         let reply = self
-            .eval("redeem", &scripts::REDEEM, &[code, used], &[&ttl])
+            .eval("redeem", &scripts::REDEEM, &[code, used], &args)
             .await?;
-        match (status(&reply)?, payload(reply)) {
+        let status = status(&reply)?;
+        let payload = reply.into_iter().nth(1).and_then(bulk);
+        Ok(match (status, payload) {
             (1, Some(v)) => {
                 self.replicated(code).await?;
-                Ok(Some(v))
+                RedeemOutcome::Redeemed(v)
             }
-            _ => Ok(None),
-        }
+            (2, Some(g)) => RedeemOutcome::Replayed(String::from_utf8_lossy(&g).into_owned()),
+            (3, Some(f)) => RedeemOutcome::Mismatch(String::from_utf8_lossy(&f).into_owned()),
+            _ => RedeemOutcome::Unknown,
+        })
     }
 }
 
@@ -299,10 +328,10 @@ fn status(reply: &[Value]) -> Result<i64, StoreError> {
     }
 }
 
-/// A script reply's second element: the record, when there is one.
-fn payload(reply: Vec<Value>) -> Option<Vec<u8>> {
-    match reply.into_iter().nth(1) {
-        Some(Value::BulkString(b)) => Some(b),
+/// A bulk string element of a script reply.
+fn bulk(value: Value) -> Option<Vec<u8>> {
+    match value {
+        Value::BulkString(b) => Some(b),
         _ => None,
     }
 }

@@ -6,62 +6,108 @@ use std::sync::LazyLock;
 
 use redis::Script;
 
-/// Atomically claims a pushed request for one browser interaction (docs/architecture.md, step 2).
-/// KEYS: record, claim. ARGV: client_id, owner, interaction ttl.
-/// Returns {0} missing, {1, v} newly claimed, {2, v} resumed by the same owner,
-/// {3} claimed by another browser, {4} bound to another client. The client check happens
-/// before anything is written.
-pub(super) static CLAIM: LazyLock<Script> = LazyLock::new(|| {
+/// Reads a pushed request for one visit of the front channel (docs/architecture.md, step 2).
+/// A visit never binds or consumes the request (FAPI 2.0 §5.3.2.2, note: one-time use is
+/// enforced at the point of authorization); the first visit extends the record's life to
+/// the interaction lifetime, once.
+/// KEYS: record, opened marker, binding. ARGV: client_id, owner, interaction ttl, extend (1/0).
+/// Returns {0} missing, {1, v} open (unbound), {2, v, user} bound to this owner (awaiting
+/// consent), {3} bound to another browser, {4} another client's. The client id is the
+/// record's first line: compared without decoding the record, before anything is written.
+pub(super) static OPEN: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r#"
 local v = redis.call('GET', KEYS[1])
 if not v then return {0} end
-local ok, rec = pcall(cjson.decode, v)
-if not ok or type(rec) ~= 'table' or rec['client_id'] ~= ARGV[1] then return {4} end
-local owner = redis.call('GET', KEYS[2])
-if not owner then
-  redis.call('SET', KEYS[2], ARGV[2], 'EX', ARGV[3])
+local n = #ARGV[1]
+if string.sub(v, n + 1, n + 1) ~= '\n' or string.sub(v, 1, n) ~= ARGV[1] then return {4} end
+if ARGV[4] == '1' and redis.call('SET', KEYS[2], '1', 'EX', ARGV[3], 'NX') then
   redis.call('EXPIRE', KEYS[1], ARGV[3])
-  return {1, v}
 end
-if owner == ARGV[2] then return {2, v} end
+local b = redis.call('GET', KEYS[3])
+if not b then return {1, v} end
+local m = #ARGV[2]
+if string.sub(b, m + 1, m + 1) == '\n' and string.sub(b, 1, m) == ARGV[2] then
+  return {2, v, string.sub(b, m + 2)}
+end
 return {3}
 "#,
     )
 });
 
-/// Takes (GETDEL) a claimed pushed request if the caller owns the claim: exactly one winner.
-/// KEYS: record, claim. ARGV: owner. Returns {0} missing, {1, v} taken, {3} not the owner.
-pub(super) static TAKE_CLAIMED: LazyLock<Script> = LazyLock::new(|| {
+/// Binds a pushed request to the browser whose user just authenticated, while consent is
+/// asked: from then on only that browser may complete it.
+/// KEYS: record, binding. ARGV: owner, binding value (owner, newline, user).
+/// Returns {0} missing, {1} bound (or re-bound by the same owner), {3} bound to another.
+pub(super) static BIND: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r#"
-local owner = redis.call('GET', KEYS[2])
-if owner ~= ARGV[1] then
-  if redis.call('EXISTS', KEYS[1]) == 1 then return {3} end
-  return {0}
-end
-local v = redis.call('GETDEL', KEYS[1])
-redis.call('DEL', KEYS[2])
-if not v then return {0} end
-return {1, v}
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl <= 0 then return {0} end
+local b = redis.call('GET', KEYS[2])
+local m = #ARGV[1]
+if b and (string.sub(b, m + 1, m + 1) ~= '\n' or string.sub(b, 1, m) ~= ARGV[1]) then return {3} end
+redis.call('SET', KEYS[2], ARGV[2], 'PX', ttl)
+return {1}
 "#,
     )
 });
 
-/// Redeems an authorization code: GETDEL the record and, if it existed, mark the code used
-/// with the record's `grant_id` (for replay detection) in the same atomic step — one round
-/// trip instead of two, and no window in which a replay finds neither the code nor the
-/// marker. KEYS: code, used marker (same hash tag). ARGV: marker ttl.
-/// Returns {0} missing, {1, v} taken.
+/// Takes (deletes) a pushed request at the point of authorization: exactly one winner. A
+/// request bound to a browser can be taken only by that browser.
+/// KEYS: record, binding, opened marker. ARGV: owner.
+/// Returns {0} missing, {1} taken, {3} bound to another browser.
+pub(super) static TAKE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local b = redis.call('GET', KEYS[2])
+local m = #ARGV[1]
+if b and (string.sub(b, m + 1, m + 1) ~= '\n' or string.sub(b, 1, m) ~= ARGV[1]) then
+  if redis.call('EXISTS', KEYS[1]) == 1 then return {3} end
+  return {0}
+end
+if redis.call('DEL', KEYS[1]) == 0 then return {0} end
+redis.call('DEL', KEYS[2], KEYS[3])
+return {1}
+"#,
+    )
+});
+
+/// Redeems an authorization code, checking before anything is consumed (RFC 6749 §4.1.3,
+/// RFC 7636 §4.6): the code's client, then each expected field. A code presented by another
+/// client, or with a field that does not match, is left untouched and redeemable by its
+/// rightful client. A live code that passes is deleted and kept as the used marker (for
+/// replay detection) in the same step; a used code that passes every check is a real replay.
+/// KEYS: code, used marker (same hash tag). ARGV: marker ttl, client_id, then pairs
+/// (field, expected value); a field named `?f` is compared only when the record has `f`.
+/// Returns {0} unknown (or another client's), {1, v} redeemed, {2, grant_id} replayed,
+/// {3, field} a field does not match.
 pub(super) static REDEEM: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r#"
-local v = redis.call('GETDEL', KEYS[1])
-if not v then return {0} end
+local v = redis.call('GET', KEYS[1])
+local live = v ~= false
+if not live then
+  v = redis.call('GET', KEYS[2])
+  if not v then return {0} end
+end
 local ok, rec = pcall(cjson.decode, v)
-local grant = ''
-if ok and type(rec) == 'table' and type(rec['grant_id']) == 'string' then grant = rec['grant_id'] end
-redis.call('SET', KEYS[2], grant, 'EX', ARGV[1])
+if not ok or type(rec) ~= 'table' then return {0} end
+local function field(name)
+  local x = rec[name]
+  if type(x) ~= 'string' then return '' end
+  return x
+end
+if field('client_id') ~= ARGV[2] then return {0} end
+for i = 3, #ARGV - 1, 2 do
+  local name = ARGV[i]
+  local optional = string.sub(name, 1, 1) == '?'
+  if optional then name = string.sub(name, 2) end
+  if not (optional and rec[name] == nil) and field(name) ~= ARGV[i + 1] then return {3, name} end
+end
+if not live then return {2, field('grant_id')} end
+redis.call('DEL', KEYS[1])
+redis.call('SET', KEYS[2], v, 'EX', ARGV[1])
 return {1, v}
 "#,
     )

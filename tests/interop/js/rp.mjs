@@ -141,7 +141,50 @@ async function basic() {
   };
 }
 
-const SCENARIOS = { basic };
+/**
+ * FAPI 2.0 §5.3.2.2 (note), conformance module
+ * par-ensure-reused-request-uri-prior-to-auth-completion-succeeds: a first browser loads the
+ * authorization URL, a second fresh browser loads it too and signs in; the library redeems
+ * that code. The first browser's later sign-in finds the request spent.
+ */
+async function reuse() {
+  const config = await configuration();
+  const { params, checks } = await freshRequest();
+  const url = await client.buildAuthorizationUrlWithPAR(config, params);
+  const first = new UserAgent();
+  const firstPage = await first.open(url);
+  const second = new UserAgent();
+  const callback = await signIn(second, await second.open(url));
+  const { claims } = await redeem(config, callback, checks);
+  const late = await first.submit(firstPage.form, { username: env('USERNAME'), password: env('PASSWORD') });
+  return {
+    first_load: firstPage.status,
+    sub: claims.sub,
+    first_browser_after: late.status,
+    first_browser_error: /<code>([a-z_]+)<\/code>/.exec(late.body)?.[1] ?? null,
+  };
+}
+
+/** Twenty browsers load one authorization URL, then all sign in at once: one code. */
+async function race() {
+  const config = await configuration();
+  const { params, checks } = await freshRequest();
+  const url = await client.buildAuthorizationUrlWithPAR(config, params);
+  const agents = Array.from({ length: 20 }, () => new UserAgent());
+  const pages = await Promise.all(agents.map((a) => a.open(url)));
+  const fields = { username: env('USERNAME'), password: env('PASSWORD') };
+  const results = await Promise.all(agents.map((a, i) => a.submit(pages[i].form, fields)));
+  const winners = results.filter((r) => r.status === 303);
+  const { claims } = await redeem(config, new URL(winners[0].location), checks);
+  return {
+    pages: pages.filter((p) => p.status === 200 && p.form).length,
+    codes: winners.length,
+    invalid_request_uri: results.filter((r) => r.status === 400 && r.body.includes('<code>invalid_request_uri</code>')).length,
+    sub: claims.sub,
+  };
+}
+
+const SCENARIOS = { basic, reuse, race };
 
 const name = process.argv[2];
 if (!SCENARIOS[name]) {

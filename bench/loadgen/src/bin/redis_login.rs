@@ -26,7 +26,7 @@ use par_server::oauth::authorization::AuthorizationRequest;
 use par_server::oauth::code::AuthorizationCode;
 use par_server::oauth::interaction::Session;
 use par_server::oauth::request_uri::Reference;
-use par_server::store::{Claim, RedisOptions, Store, Take, Topology};
+use par_server::store::{CodeCheck, Redemption, RedisOptions, Store, Take, Topology, Visit};
 use serde_json::json;
 
 #[path = "../redis_info.rs"]
@@ -104,10 +104,10 @@ async fn login(store: &Store, sso_cookie: &str, recs: &Records) -> bool {
         return false;
     }
     let (claimed, session) = tokio::join!(
-        store.claim_request(&reference, CLIENT, &owner, Duration::from_secs(600)),
+        store.visit_request(&reference, CLIENT, &owner, Duration::from_secs(600), true),
         store.sso_session(sso_cookie)
     );
-    if !matches!(claimed, Ok(Claim::Claimed(_))) || !matches!(session, Ok(Some(_))) {
+    if !matches!(claimed, Ok(Visit::Open { .. })) || !matches!(session, Ok(Some(_))) {
         return false;
     }
     if !matches!(
@@ -117,14 +117,27 @@ async fn login(store: &Store, sso_cookie: &str, recs: &Records) -> bool {
         return false;
     }
     matches!(
-        store.redeem_code(&code, Duration::from_secs(600)).await,
-        Ok(Some(_))
+        store
+            .redeem_code(&code, &recs.check(), Duration::from_secs(600))
+            .await,
+        Ok(Redemption::Redeemed(_))
     )
 }
 
 struct Records {
     par: AuthorizationRequest,
     code: AuthorizationCode,
+}
+
+impl Records {
+    /// What the token request asserts about the code (no PKCE in these records).
+    fn check(&self) -> CodeCheck<'_> {
+        CodeCheck {
+            client_id: &self.code.client_id,
+            redirect_uri: &self.code.redirect_uri,
+            code_challenge: None,
+        }
+    }
 }
 
 fn main() {
