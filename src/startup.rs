@@ -19,6 +19,8 @@ use crate::telemetry::RootSpan;
 pub struct Application {
     address: SocketAddr,
     server: Server,
+    /// The admin listener (`http.admin_bind`): metrics and probes.
+    admin: Option<(SocketAddr, Server)>,
     state: web::Data<AppState>,
     drain_delay: Duration,
 }
@@ -40,11 +42,12 @@ impl Application {
         }
         let base = http.base_path.clone();
         let app_state = state.clone();
+        let metrics_here = http.admin_bind.is_none();
         let mut server = HttpServer::new(move || {
             App::new()
                 .wrap(TracingLogger::<RootSpan>::new())
                 .app_data(app_state.clone())
-                .configure(|cfg| routes_table(cfg, &base))
+                .configure(|cfg| routes_table(cfg, &base, metrics_here))
         })
         .shutdown_timeout(http.shutdown_grace_secs)
         .client_request_timeout(Duration::from_secs(10))
@@ -57,9 +60,14 @@ impl Application {
             server = server.workers(http.workers);
         }
         let server = server.listen(listener)?.run();
+        let admin = match &http.admin_bind {
+            Some(bind) => Some(admin_server(bind, state.clone())?),
+            None => None,
+        };
         Ok(Self {
             address,
             server,
+            admin,
             state,
             drain_delay: Duration::from_secs(http.drain_delay_secs),
         })
@@ -73,6 +81,11 @@ impl Application {
         self.address.port()
     }
 
+    /// The admin listener's address, when `http.admin_bind` is set.
+    pub fn admin_address(&self) -> Option<SocketAddr> {
+        self.admin.as_ref().map(|(a, _)| *a)
+    }
+
     pub fn issuer(&self) -> &str {
         &self.state.endpoints.issuer
     }
@@ -82,7 +95,13 @@ impl Application {
     }
 
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        match self.admin {
+            Some((_, admin)) => {
+                let (main, admin) = tokio::join!(self.server, admin);
+                main.and(admin)
+            }
+            None => self.server.await,
+        }
     }
 
     /// Serves until SIGTERM/SIGINT, then drains and stops gracefully (`crate::shutdown`).
@@ -106,6 +125,12 @@ impl Application {
         ));
         let result = self.server.await;
         watcher.abort();
+        // The admin listener outlives the public one's drain (probes keep answering), then
+        // stops with it.
+        if let Some((_, admin)) = self.admin {
+            admin.handle().stop(true).await;
+            let _ = admin.await;
+        }
         result
     }
 }
@@ -142,8 +167,30 @@ async fn check_eviction_policy(store: &crate::store::Store, allow: bool) -> anyh
     }
 }
 
-/// The route table: every endpoint of the service, in one place.
-fn routes_table(cfg: &mut web::ServiceConfig, base: &str) {
+/// The admin listener: `/metrics` and copies of the probes, one worker, for the scraper
+/// and the orchestrator only (docs/operations.md, "Admin listener").
+fn admin_server(bind: &str, state: web::Data<AppState>) -> anyhow::Result<(SocketAddr, Server)> {
+    let listener = TcpListener::bind(bind)
+        .map_err(|e| anyhow::anyhow!("cannot listen on {bind} (http.admin_bind): {e}"))?;
+    let address = listener.local_addr()?;
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .route("/healthz", web::get().to(health::live))
+            .route("/readyz", web::get().to(health::ready))
+            .route("/metrics", web::get().to(metrics::metrics))
+    })
+    .workers(1)
+    .disable_signals()
+    .shutdown_timeout(1)
+    .listen(listener)?
+    .run();
+    Ok((address, server))
+}
+
+/// The route table: every endpoint of the service, in one place. `/metrics` is here unless
+/// the admin listener serves it (`http.admin_bind`).
+fn routes_table(cfg: &mut web::ServiceConfig, base: &str, metrics_here: bool) {
     let post_only = |path: String, handler| {
         web::resource(path)
             .route(handler)
@@ -189,6 +236,8 @@ fn routes_table(cfg: &mut web::ServiceConfig, base: &str) {
         ))
         .route("/playground/callback", web::get().to(playground::callback))
         .route("/healthz", get().to(health::live))
-        .route("/readyz", get().to(health::ready))
-        .route("/metrics", get().to(metrics::metrics));
+        .route("/readyz", get().to(health::ready));
+    if metrics_here {
+        cfg.route("/metrics", get().to(metrics::metrics));
+    }
 }

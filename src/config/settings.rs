@@ -37,6 +37,9 @@ pub struct Settings {
 pub struct HttpSettings {
     /// Listen address, `host:port`.
     pub bind: String,
+    /// The admin listener, `host:port`: `/metrics` and copies of `/healthz` and `/readyz`.
+    /// When set, `/metrics` is no longer served on `bind`.
+    pub admin_bind: Option<String>,
     /// Path under which the OAuth endpoints live (`/oauth2/par`, …).
     pub base_path: String,
     /// actix worker threads; 0 = one per core.
@@ -54,6 +57,7 @@ impl Default for HttpSettings {
     fn default() -> Self {
         Self {
             bind: "127.0.0.1:8080".into(),
+            admin_bind: None,
             base_path: "/oauth2".into(),
             workers: 0,
             body_limit: 64 * 1024,

@@ -62,6 +62,14 @@ impl Settings {
             .filter(|(_, port)| port.parse::<u16>().is_ok())
             .map(|(host, _)| host)
             .ok_or_else(|| ConfigError::new("http.bind", "must be host:port"))?;
+        if let Some(admin) = &self.http.admin_bind
+            && (admin.parse::<std::net::SocketAddr>().is_err() || *admin == self.http.bind)
+        {
+            return fail(
+                "http.admin_bind",
+                "must be an ip:port other than http.bind, e.g. 0.0.0.0:9090",
+            );
+        }
         if self.issuer.is_none() && !is_loopback_host(bind_host) {
             return fail("issuer", "required when http.bind is not a loopback address");
         }

@@ -40,7 +40,7 @@ pub async fn authorize(
     let params = if req.method() == Method::POST {
         form::read(&req, body, state.body_limit)
             .await
-            .map_err(|e| BrowserError::Page(e.error))?
+            .map_err(BrowserError::from)?
     } else {
         Params::parse(req.query_string().as_bytes())?
     };

@@ -62,7 +62,7 @@ pub async fn userinfo(req: HttpRequest, state: web::Data<AppState>) -> Result<Ht
 /// `Authorization: Bearer <b64token>` (RFC 6750 §2.1; the scheme is case-insensitive).
 /// `None` when the request carries no Bearer credentials at all.
 fn bearer_token(req: &HttpRequest) -> Result<Option<&str>, OAuthError> {
-    let Some(value) = req.headers().get(header::AUTHORIZATION) else {
+    let Some(value) = super::support::client_auth::one_authorization(req)? else {
         return Ok(None);
     };
     let value = value

@@ -549,3 +549,60 @@ fn wait_exit(child: &mut std::process::Child, within: Duration) -> Option<std::p
     let _ = child.kill();
     None
 }
+
+/// Finding 6's request hygiene: malformed HTTP is a client's fault (logged at WARN, never
+/// ERROR); two `Authorization` headers are `400 invalid_request`, not a guess; a login form
+/// over `http.body_limit` is `413`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_requests_are_refused_and_logged_as_the_clients_fault() {
+    let _one_at_a_time = serial().await;
+    let redis = RedisNode::start(&[]);
+    let stack = Stack::start_with(1, &redis, ReplicaOptions::default(), |c| {
+        c.log_format = Some("json");
+    });
+    let replica = &stack.replicas[0];
+    let base = replica.url();
+
+    for garbage in [
+        &b"GARBAGE\x01 / HTTP/9\r\n\r\n"[..],
+        &b"POST /oauth2/par HTTP/1.1\r\nHost: x\r\nContent-Length: nope\r\n\r\n"[..],
+    ] {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", replica.port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        s.write_all(garbage).unwrap();
+        let mut answer = String::new();
+        let _ = s.read_to_string(&mut answer);
+        assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    }
+
+    let twice = browser()
+        .post(format!("{base}/oauth2/par"))
+        .header("authorization", "Basic YXBwOnNjYWxlLXNlY3JldC0wMTIzNDU2Nzg5")
+        .header("authorization", "Basic b3RoZXI6b3RoZXI=")
+        .form(&[("response_type", "code")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(twice.status(), 400);
+    let body: serde_json::Value = twice.json().await.unwrap();
+    assert_eq!(body["error"], "invalid_request", "{body}");
+
+    let http = browser();
+    let uri = push(&http, &base).await.expect("push");
+    let page = authorize(&http, &base, &uri).await.expect("login page");
+    let mut form = login_form(&page, "alice", "x");
+    form.push(("padding".into(), "x".repeat(70 * 1024)));
+    let (status, _, body) = post_login(&http, &base, &form).await;
+    assert_eq!(status, 413, "{body}");
+    assert!(body.contains("too large"), "a page that says why: {body}");
+
+    // Give the log a moment to reach the file.
+    let logged = topology::poll(Duration::from_secs(5), || {
+        std::fs::read_to_string(&replica.log).is_ok_and(|t| t.contains("malformed or broken HTTP request"))
+    });
+    let log = std::fs::read_to_string(&replica.log).unwrap_or_default();
+    assert!(logged, "malformed requests are logged: {log}");
+    let errors: Vec<&str> = log.lines().filter(|l| l.contains("\"ERROR\"")).collect();
+    assert!(errors.is_empty(), "nothing at ERROR: {errors:?}");
+}

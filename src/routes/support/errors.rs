@@ -163,6 +163,8 @@ pub(crate) enum BrowserError {
     Page(OAuthError),
     /// A rate limit's refusal: a page saying how long to wait, `429` + `Retry-After`.
     TooMany(TooMany),
+    /// A form that could not be read, with its own status (`413` too large, `400`).
+    Form(OAuthError, StatusCode),
 }
 
 impl BrowserError {
@@ -191,6 +193,14 @@ impl From<OAuthError> for BrowserError {
     }
 }
 
+impl From<JsonError> for BrowserError {
+    /// A form body refused by `form::read`: the page keeps the status (413 for a body over
+    /// `http.body_limit`).
+    fn from(e: JsonError) -> Self {
+        BrowserError::Form(e.error, e.status)
+    }
+}
+
 impl From<Refusal> for BrowserError {
     fn from(r: Refusal) -> Self {
         match r {
@@ -212,6 +222,7 @@ impl std::fmt::Display for BrowserError {
             BrowserError::Redirect(_) => f.write_str("authorization error (redirected)"),
             BrowserError::Page(error) => error.fmt(f),
             BrowserError::TooMany(_) => f.write_str("rate limit reached"),
+            BrowserError::Form(error, _) => error.fmt(f),
         }
     }
 }
@@ -222,6 +233,7 @@ impl ResponseError for BrowserError {
             BrowserError::Redirect(_) => StatusCode::SEE_OTHER,
             BrowserError::Page(error) => crate::browser::page_status(error),
             BrowserError::TooMany(_) => StatusCode::TOO_MANY_REQUESTS,
+            BrowserError::Form(_, status) => *status,
         }
     }
 
@@ -229,6 +241,11 @@ impl ResponseError for BrowserError {
         match self {
             BrowserError::Redirect(location) => crate::browser::see_other(location),
             BrowserError::Page(error) => crate::browser::error_page(error),
+            BrowserError::Form(error, status) => {
+                let mut res = crate::browser::error_page(error);
+                *res.status_mut() = *status;
+                res
+            }
             BrowserError::TooMany(t) => crate::browser::too_many_page(
                 &format!(
                     "Too many requests came from your network. Wait {} seconds, then try again.",
