@@ -98,6 +98,10 @@ pub struct Limits {
     pub clients: HashMap<String, ClientRates>,
     pub password_per_user: Backoff,
     pub password_per_user_address: Backoff,
+    /// Pushes per client within one redemption window (`per` = `par.request_uri_lifetime`).
+    pub outstanding_per_client: Rate,
+    /// Pushes of public clients per address within one redemption window.
+    pub outstanding_per_public_address: Rate,
 }
 
 impl Default for Limits {
@@ -130,6 +134,8 @@ impl Default for Limits {
                 max: Duration::from_secs(300),
                 forget: Duration::from_secs(900),
             },
+            outstanding_per_client: minute(100_000),
+            outstanding_per_public_address: minute(100),
         }
     }
 }

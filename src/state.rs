@@ -86,7 +86,8 @@ impl AppState {
         let store = match &redis {
             Some(options) => Store::redis(options, &settings.redis.key_prefix)?,
             None => Store::memory(&settings.redis.key_prefix),
-        };
+        }
+        .limit_record_size(settings.par.max_record_bytes);
         let signing_keys = match signing_keys {
             Some(keys) => keys,
             None => SigningKeys::generate()?,

@@ -8,8 +8,21 @@ use super::settings::{BackoffSettings, ClientSettings, LimitSettings, RateSettin
 use crate::limits::{Cidr, ClientRates, Limits};
 use crate::store::{Backoff, Rate};
 
-pub(super) fn limits(settings: &LimitSettings, clients: &[ClientSettings]) -> Result<Limits, ConfigError> {
+pub(super) fn limits(
+    settings: &LimitSettings,
+    clients: &[ClientSettings],
+    request_uri_lifetime: Duration,
+) -> Result<Limits, ConfigError> {
     let mut limits = Limits::default();
+    // "Outstanding" = pushed within one redemption window: a GCRA of that period.
+    limits.outstanding_per_client.per = request_uri_lifetime;
+    limits.outstanding_per_public_address.per = request_uri_lifetime;
+    if let Some(n) = settings.outstanding_per_client {
+        limits.outstanding_per_client.requests = n;
+    }
+    if let Some(n) = settings.outstanding_per_public_address {
+        limits.outstanding_per_public_address.requests = n;
+    }
     if settings.password_queue > 100_000 {
         return fail("limits.password_queue", "must be at most 100000 (0 = 32 per CPU)");
     }

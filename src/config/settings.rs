@@ -200,6 +200,9 @@ pub struct ParSettings {
     pub request_uri_prefix: String,
     /// Further prefixes accepted at `/authorize` (e.g. during a prefix migration).
     pub accepted_request_uri_prefixes: Vec<String>,
+    /// Largest pushed request kept in the store (bytes, as stored); larger → 400
+    /// `invalid_request`. Apart from `http.body_limit`.
+    pub max_record_bytes: usize,
 }
 
 impl Default for ParSettings {
@@ -210,6 +213,7 @@ impl Default for ParSettings {
             required: true,
             request_uri_prefix: RFC_PREFIX.into(),
             accepted_request_uri_prefixes: Vec::new(),
+            max_record_bytes: 16 * 1024,
         }
     }
 }
@@ -233,6 +237,11 @@ pub struct LimitSettings {
     pub token_per_address: Option<RateSettings>,
     pub password_per_user: Option<BackoffSettings>,
     pub password_per_user_address: Option<BackoffSettings>,
+    /// Pushed requests per client within one `par.request_uri_lifetime` (0 = off).
+    pub outstanding_per_client: Option<u32>,
+    /// Pushed requests of public clients (`none`) per source address within one
+    /// `par.request_uri_lifetime` (0 = off).
+    pub outstanding_per_public_address: Option<u32>,
 }
 
 /// `requests` per `per_secs` seconds (all at once, or spread out); `requests: 0` = off.

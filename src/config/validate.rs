@@ -144,7 +144,14 @@ impl Settings {
         {
             return fail("playground.client_id", format!("no client '{id}' is configured"));
         }
-        let limits = limits::limits(&self.limits, &self.clients)?;
+        if !(1024..=1024 * 1024).contains(&self.par.max_record_bytes) {
+            return fail("par.max_record_bytes", "must be between 1024 and 1048576 bytes");
+        }
+        let limits = limits::limits(
+            &self.limits,
+            &self.clients,
+            std::time::Duration::from_secs(self.par.request_uri_lifetime),
+        )?;
         Ok(ValidSettings {
             settings: self,
             limits,

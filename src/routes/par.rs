@@ -9,7 +9,6 @@ use serde::Serialize;
 
 use super::support::errors::JsonError;
 use super::support::{client_auth, limits};
-use crate::limits::Endpoint;
 use crate::oauth::OAuthError;
 use crate::oauth::authorization::AuthorizationRequest;
 use crate::oauth::request_uri::Reference;
@@ -29,7 +28,7 @@ pub async fn push(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, JsonError> {
     let (params, client) = client_auth::authenticated_form(&req, body, &state).await?;
-    limits::check(&state, &req, Endpoint::Par, Some(&client.id)).await?;
+    limits::check_push(&state, &req, &client).await?;
     // RFC 9126 §2.1: a request_uri in the push is forbidden.
     if params.contains("request_uri") {
         return Err(OAuthError::invalid_request("request_uri must not be pushed").into());

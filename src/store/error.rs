@@ -10,6 +10,10 @@ pub enum StoreError {
     Unavailable(String),
     #[error("store error: {0}")]
     Backend(String),
+    /// A record over the store's size cap (`Store::limit_record_size`): the client's input
+    /// was too large to keep, not a fault of the store.
+    #[error("record of {0} bytes is over the cap of {1}")]
+    TooLarge(usize, usize),
 }
 
 impl From<RedisError> for StoreError {

@@ -116,6 +116,8 @@ pub struct PlaygroundLogin {
 pub struct Store {
     pub(super) backend: Backend,
     pub(super) keys: KeySpace,
+    /// Largest pushed request stored, in bytes (`usize::MAX`: no cap).
+    max_record: usize,
 }
 
 impl Store {
@@ -124,7 +126,16 @@ impl Store {
         Self {
             backend: Backend::Memory(MemoryStore::default()),
             keys: KeySpace::new(key_prefix),
+            max_record: usize::MAX,
         }
+    }
+
+    /// Caps the size of a stored pushed request at `bytes` (encoded): a larger one is
+    /// [`StoreError::TooLarge`]. Apart from `http.body_limit`: the body also carries client
+    /// credentials and encoding, and what is kept for minutes should be small.
+    pub fn limit_record_size(mut self, bytes: usize) -> Self {
+        self.max_record = bytes;
+        self
     }
 
     /// Redis, without contacting it yet: the service starts (not ready) while Redis is down.
@@ -133,6 +144,7 @@ impl Store {
         Ok(Self {
             backend: Backend::Redis(RedisStore::connect(options)?),
             keys: KeySpace::new(key_prefix),
+            max_record: usize::MAX,
         })
     }
 
@@ -164,6 +176,9 @@ impl Store {
         lifetime: Duration,
     ) -> Result<(), StoreError> {
         let value = records::encode_tagged(&request.client_id, request)?;
+        if value.len() > self.max_record {
+            return Err(StoreError::TooLarge(value.len(), self.max_record));
+        }
         if self
             .backend
             .put_new(&self.keys.par(&reference.digest()), &value, lifetime)

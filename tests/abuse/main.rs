@@ -606,3 +606,80 @@ async fn malformed_requests_are_refused_and_logged_as_the_clients_fault() {
     let errors: Vec<&str> = log.lines().filter(|l| l.contains("\"ERROR\"")).collect();
     assert!(errors.is_empty(), "nothing at ERROR: {errors:?}");
 }
+
+/// Finding 2: a public client let anyone store 49–64 KiB per push. Now a push is capped
+/// in size (`par.max_record_bytes`), and the requests a client — and, for a public client,
+/// one address — may have outstanding (pushed within the redemption window) are capped, in
+/// Redis, for every replica.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outstanding_requests_and_their_size_are_capped() {
+    let _one_at_a_time = serial().await;
+    let redis = RedisNode::start(&[]);
+    let stack = Stack::start_with(2, &redis, ReplicaOptions::default(), |c| {
+        let scopes = ["openid", "email", "profile"];
+        c.extra = json!({
+            "par": { "max_record_bytes": 4096 },
+            "limits": {
+                "trusted_proxies": ["127.0.0.1"],
+                "outstanding_per_client": 7,
+                "outstanding_per_public_address": 3,
+            },
+            "clients": [
+                { "client_id": harness::CLIENT, "client_secret": harness::SECRET,
+                  "redirect_uris": [config_file::REDIRECT], "scopes": scopes },
+                { "client_id": "spa", "token_endpoint_auth_method": "none",
+                  "redirect_uris": [config_file::REDIRECT], "scopes": scopes },
+            ],
+        });
+    });
+    let lb = stack.lb.url();
+    let push_from = |client: &'static str, xff: &'static str, state: String| {
+        let lb = lb.clone();
+        async move {
+            let mut post = browser()
+                .post(format!("{lb}/oauth2/par"))
+                .header("x-forwarded-for", xff);
+            if client == harness::CLIENT {
+                post = post.basic_auth(client, Some(harness::SECRET));
+            }
+            let res = post
+                .form(&[
+                    ("client_id", client),
+                    ("response_type", "code"),
+                    ("scope", "openid"),
+                    ("redirect_uri", config_file::REDIRECT),
+                    ("code_challenge", harness::CHALLENGE),
+                    ("code_challenge_method", "S256"),
+                    ("state", state.as_str()),
+                ])
+                .send()
+                .await
+                .unwrap();
+            let status = res.status().as_u16();
+            let body: serde_json::Value = res.json().await.unwrap_or_default();
+            (status, body["error"].as_str().unwrap_or_default().to_owned())
+        }
+    };
+    // Size: a push whose stored record would exceed 4 KiB is refused, a normal one is not.
+    let big = push_from(harness::CLIENT, "192.0.2.1", "s".repeat(5000)).await;
+    assert_eq!(big, (400, "invalid_request".to_owned()));
+    // Per public client and address: three outstanding, then no more from that address…
+    let mut spa = Vec::new();
+    for _ in 0..4 {
+        spa.push(push_from("spa", "198.51.100.7", "s".into()).await.0);
+    }
+    assert_eq!(spa, [201, 201, 201, 429]);
+    // …while another address may.
+    assert_eq!(push_from("spa", "198.51.100.8", "s".into()).await.0, 201);
+    // Per client: seven outstanding (the refused big push counted too), then none.
+    let mut app = Vec::new();
+    for i in 0..7 {
+        let from: &'static str = ["192.0.2.1", "192.0.2.2", "192.0.2.3"][i % 3];
+        app.push(push_from(harness::CLIENT, from, "s".into()).await.0);
+    }
+    assert_eq!(
+        app,
+        [201, 201, 201, 201, 201, 201, 429],
+        "the refused big push counts"
+    );
+}

@@ -26,6 +26,12 @@ fn store_error(e: StoreError) -> OAuthError {
             tracing::error!(%cause, "store error");
             OAuthError::internal()
         }
+        StoreError::TooLarge(size, cap) => {
+            tracing::info!(size, cap, "authorization request too large to store");
+            OAuthError::invalid_request(format!(
+                "the authorization request is too large ({size} bytes stored; at most {cap})"
+            ))
+        }
     }
 }
 

@@ -12,8 +12,9 @@ use actix_web::HttpRequest;
 use futures_util::future::join_all;
 
 use crate::limits::{Endpoint, address_subject};
+use crate::oauth::client::{AuthMethod, Client};
 use crate::state::AppState;
-use crate::store::{Admission, StoreError};
+use crate::store::{Admission, Rate, StoreError};
 
 /// A request over a limit: how long to wait, and the limit's size.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,22 +60,57 @@ pub(crate) async fn check(
     endpoint: Endpoint,
     client_id: Option<&str>,
 ) -> Result<(), Refusal> {
-    let (client_scope, address_scope) = endpoint.scopes();
     let address = source(state, req);
-    let mut checks = Vec::with_capacity(2);
-    if let Some(address) = &address {
+    let checks = applicable(state, endpoint, address.as_deref(), client_id);
+    admit_all(state, &checks).await
+}
+
+/// A push: its rates, and the caps on outstanding requests — per client, and per address
+/// for public clients, which anyone can use (an outstanding request is one pushed within
+/// the redemption window, `par.request_uri_lifetime`).
+pub(crate) async fn check_push(state: &AppState, req: &HttpRequest, client: &Client) -> Result<(), Refusal> {
+    let address = source(state, req);
+    let mut checks = applicable(state, Endpoint::Par, address.as_deref(), Some(&client.id));
+    checks.push((
+        "outstanding_per_client",
+        &client.id,
+        state.limits.outstanding_per_client,
+    ));
+    if client.auth_method == AuthMethod::None
+        && let Some(a) = &address
+    {
         checks.push((
-            address_scope,
-            address.as_str(),
-            state.limits.address_rate(endpoint),
+            "outstanding_per_public_address",
+            a,
+            state.limits.outstanding_per_public_address,
         ));
+    }
+    admit_all(state, &checks).await
+}
+
+/// The rates of `endpoint` for this address and client.
+fn applicable<'a>(
+    state: &AppState,
+    endpoint: Endpoint,
+    address: Option<&'a str>,
+    client_id: Option<&'a str>,
+) -> Vec<(&'static str, &'a str, Rate)> {
+    let (client_scope, address_scope) = endpoint.scopes();
+    let mut checks = Vec::with_capacity(4);
+    if let Some(address) = address {
+        checks.push((address_scope, address, state.limits.address_rate(endpoint)));
     }
     if let Some(id) = client_id
         && let Some(rate) = state.limits.client_rate(endpoint, id)
     {
         checks.push((client_scope, id, rate));
     }
-    let checks: Vec<_> = checks.into_iter().filter(|(_, _, rate)| !rate.is_off()).collect();
+    checks
+}
+
+/// Counts one request against every limit in `checks`, all sent together: one round trip.
+async fn admit_all(state: &AppState, checks: &[(&'static str, &str, Rate)]) -> Result<(), Refusal> {
+    let checks: Vec<_> = checks.iter().filter(|(_, _, rate)| !rate.is_off()).collect();
     if checks.is_empty() {
         return Ok(());
     }
