@@ -50,15 +50,20 @@ impl Application {
                 .configure(|cfg| routes_table(cfg, &base, metrics_here))
         })
         .shutdown_timeout(http.shutdown_grace_secs)
-        .client_request_timeout(Duration::from_secs(10))
+        .client_request_timeout(Duration::from_secs(http.header_timeout_secs))
         // A client that closes its side has gone: drop its request (and any password check
         // it queued, src/password.rs) instead of finishing work nobody will read.
         .h1_allow_half_closed(false)
         // Signals are ours (crate::shutdown): drain before the listener closes.
         .disable_signals();
-        if http.workers > 0 {
-            server = server.workers(http.workers);
-        }
+        let workers = match http.workers {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        };
+        // actix counts connections per worker.
+        server = server
+            .workers(workers)
+            .max_connections(http.max_connections.div_ceil(workers).max(1));
         let server = server.listen(listener)?.run();
         let admin = match &http.admin_bind {
             Some(bind) => Some(admin_server(bind, state.clone())?),

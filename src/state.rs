@@ -55,7 +55,8 @@ pub struct AppState {
     pub signing_keys: SigningKeys,
     pub(crate) par: ParPolicy,
     pub lifetimes: Lifetimes,
-    pub(crate) body_limit: usize,
+    /// Request bodies: size cap and deadline (`http.body_limit`, `http.body_timeout_secs`).
+    pub(crate) body: crate::routes::support::form::BodyLimits,
     /// Admission to password checks (`limits.password_queue`).
     pub(crate) passwords: crate::password::PasswordQueue,
     /// Rate limits and the password back-off (`limits.*`).
@@ -128,7 +129,10 @@ impl AppState {
                 id_token: Duration::from_secs(settings.tokens.id_token_lifetime),
                 session: Duration::from_secs(settings.session.lifetime),
             },
-            body_limit: settings.http.body_limit,
+            body: crate::routes::support::form::BodyLimits {
+                max: settings.http.body_limit,
+                deadline: Duration::from_secs(settings.http.body_timeout_secs),
+            },
             passwords: crate::password::PasswordQueue::new(limits.password_queue),
             limits,
             secure_cookies: !issuer.starts_with("http://"),

@@ -46,6 +46,15 @@ pub struct HttpSettings {
     pub workers: usize,
     /// Largest accepted request body in bytes (PAR and token); larger → 413.
     pub body_limit: usize,
+    /// Seconds a client has to send its request head (request line and headers); then the
+    /// connection is closed (408).
+    pub header_timeout_secs: u64,
+    /// Seconds a client has to send a whole form body once its handler reads it; then 408
+    /// and the connection is closed.
+    pub body_timeout_secs: u64,
+    /// Open connections per replica (spread over the workers); beyond it new connections
+    /// wait in the listen backlog.
+    pub max_connections: usize,
     /// Seconds in-flight requests get to finish after SIGTERM.
     pub shutdown_grace_secs: u64,
     /// Seconds between SIGTERM (`/readyz` turns 503) and closing the listener, so load
@@ -61,6 +70,9 @@ impl Default for HttpSettings {
             base_path: "/oauth2".into(),
             workers: 0,
             body_limit: 64 * 1024,
+            header_timeout_secs: 10,
+            body_timeout_secs: 10,
+            max_connections: 4096,
             shutdown_grace_secs: 30,
             drain_delay_secs: 5,
         }

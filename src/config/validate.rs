@@ -84,6 +84,15 @@ impl Settings {
         if !(1024..=10 * 1024 * 1024).contains(&self.http.body_limit) {
             return fail("http.body_limit", "must be between 1024 and 10485760 bytes");
         }
+        if !(1..=300).contains(&self.http.header_timeout_secs) {
+            return fail("http.header_timeout_secs", "must be between 1 and 300 seconds");
+        }
+        if !(1..=300).contains(&self.http.body_timeout_secs) {
+            return fail("http.body_timeout_secs", "must be between 1 and 300 seconds");
+        }
+        if !(16..=1_000_000).contains(&self.http.max_connections) {
+            return fail("http.max_connections", "must be between 16 and 1000000");
+        }
         let redis = redis::redis_options(&self.redis)?;
         if self.http.shutdown_grace_secs > 3600 {
             return fail("http.shutdown_grace_secs", "must be at most 3600 seconds");

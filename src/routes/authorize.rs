@@ -38,7 +38,7 @@ pub async fn authorize(
     }
     limits::check(&state, &req, Endpoint::Authorize, None).await?;
     let params = if req.method() == Method::POST {
-        form::read(&req, body, state.body_limit)
+        form::read(&req, body, &state.body)
             .await
             .map_err(BrowserError::from)?
     } else {

@@ -72,7 +72,7 @@ pub(crate) async fn authenticated_form(
     body: web::Payload,
     state: &AppState,
 ) -> Result<(Params, Arc<Client>), JsonError> {
-    let params = form::read(req, body, state.body_limit).await?;
+    let params = form::read(req, body, &state.body).await?;
     let client = authenticate(req, &params, state).await?;
     tracing::Span::current().record("client_id", client.id.as_str());
     Ok((params, client))

@@ -105,7 +105,7 @@ impl Interaction {
         body: web::Payload,
         state: &AppState,
     ) -> Result<(Params, Self), BrowserError> {
-        let params = form::read(req, body, state.body_limit)
+        let params = form::read(req, body, &state.body)
             .await
             .map_err(BrowserError::from)?;
         let browser_id = binding::browser_id(req, state.secure_cookies).ok_or_else(|| {
