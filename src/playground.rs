@@ -84,8 +84,8 @@ pub(crate) async fn start(state: web::Data<AppState>) -> HttpResponse {
     let Some(pg) = &state.playground else {
         return HttpResponse::NotFound().finish();
     };
-    let verifier = random_token(32);
     let oauth_state = random_token(16);
+    let verifier = pkce_verifier(pg, &oauth_state);
     let form = [
         ("client_id", pg.client_id.as_str()),
         ("response_type", "code"),
@@ -122,8 +122,7 @@ pub(crate) async fn start(state: web::Data<AppState>) -> HttpResponse {
         return render(&state, pg, Some("the push returned no request_uri".into()), None);
     };
     let pending = PlaygroundLogin {
-        verifier,
-        request_uri: request_uri.to_owned(),
+        started: crate::clock::now(),
     };
     if let Err(e) = state
         .store
@@ -140,10 +139,12 @@ pub(crate) async fn start(state: web::Data<AppState>) -> HttpResponse {
         Err(e) => return render(&state, pg, Some(format!("bad authorization URL: {e}")), None),
     };
     let mut res = browser::see_other(&authorize);
+    // The browser keeps its state and the request_uri (already in its address bar) for the
+    // callback; the store keeps neither in clear.
     let cookie = browser::cookie(
         state.secure_cookies,
         COOKIE,
-        oauth_state,
+        format!("{oauth_state}.{request_uri}"),
         Some(state.par.interaction_lifetime),
     );
     let _ = res.add_cookie(&cookie);
@@ -185,7 +186,14 @@ pub(crate) async fn callback(
             None,
         );
     }
-    let bound = req.cookie(COOKIE).map(|c| c.value().to_owned());
+    let cookie = req
+        .cookie(COOKIE)
+        .map(|c| c.value().to_owned())
+        .unwrap_or_default();
+    let (bound, request_uri) = match cookie.split_once('.') {
+        Some((s, uri)) => (Some(s.to_owned()), uri.to_owned()),
+        None => (None, String::new()),
+    };
     let (Some(code), Some(returned_state)) = (q.code, q.state) else {
         return render(&state, pg, Some("the callback has no code or state".into()), None);
     };
@@ -203,7 +211,7 @@ pub(crate) async fn callback(
         .await
         .ok()
         .flatten();
-    let Some(pending) = pending else {
+    let Some(_pending) = pending else {
         return render(
             &state,
             pg,
@@ -211,7 +219,7 @@ pub(crate) async fn callback(
             None,
         );
     };
-    match redeem(pg, &code, &pending.verifier).await {
+    match redeem(pg, &code, &pkce_verifier(pg, &returned_state)).await {
         Ok((tokens, userinfo)) => {
             let claims = |field: &str| tokens[field].as_str().map(jwt_claims).unwrap_or_default();
             let id_token = claims("id_token");
@@ -221,7 +229,7 @@ pub(crate) async fn callback(
                 .unwrap_or_default();
             let outcome = Outcome {
                 subject,
-                request_uri: pending.request_uri,
+                request_uri,
                 id_token,
                 access_token: claims("access_token"),
                 userinfo: serde_json::to_string_pretty(&userinfo).unwrap_or_default(),
@@ -270,6 +278,17 @@ async fn redeem(pg: &Playground, code: &str, verifier: &str) -> Result<(Value, V
 
 /// The claims of a JWT, pretty-printed. The token endpoint's response came over a direct
 /// back-channel call, so the playground shows them without re-verifying the signature.
+/// The PKCE verifier of the login with this `state` (RFC 7636 §4.1: 43 characters of
+/// base64url): derived with the playground's client secret, so nobody who reads the store —
+/// or sees `state` — can redeem the code.
+fn pkce_verifier(pg: &Playground, oauth_state: &str) -> String {
+    crate::crypto::sha256_parts_b64(&[
+        b"par-server playground PKCE verifier",
+        pg.client_secret.expose().as_bytes(),
+        oauth_state.as_bytes(),
+    ])
+}
+
 fn jwt_claims(jwt: &str) -> String {
     jwt.split('.')
         .nth(1)

@@ -105,11 +105,14 @@ pub enum Redemption {
     Unknown,
 }
 
-/// What the playground keeps between its push and its callback.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// What the playground keeps between its push and its callback: that a login was started
+/// (taken once at the callback), and nothing secret — its PKCE verifier is derived from
+/// `state` with the playground's client secret, its `request_uri` travels in the browser's
+/// own cookie.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PlaygroundLogin {
-    pub verifier: String,
-    pub request_uri: String,
+    /// When the playground pushed (Unix seconds).
+    pub started: u64,
 }
 
 /// The shared state of every flow.

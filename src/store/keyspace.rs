@@ -10,7 +10,7 @@
 //! | `code:{C}:used`                   | the redeemed record (for replay detection) | access-token lifetime   | redeem script (replay → revoke) |
 //! | `grant:{G}:revoked`               | `1`                           | access-token lifetime                | replayed code; checked at `/userinfo` |
 //! | `jti:{J}`                         | `1`                           | assertion lifetime + skew            | `SET EX NX` per `private_key_jwt` assertion |
-//! | `playground:{P}`                  | the playground's PKCE verifier | `par.interaction_lifetime`        | `/playground/start` / callback (`GETDEL`) |
+//! | `playground:{P}`                  | that a playground login started (no secret: its verifier is derived, its request_uri is in the browser's cookie) | `par.interaction_lifetime`        | `/playground/start` / callback (`GETDEL`) |
 //! | `sso:{S}`                         | SSO session (JSON)            | `session.lifetime`                   | login / `/authorize` |
 //! | `rl:{H}`, `pw:{H}`                | rate-limit bucket, password back-off (`store::limits`) | until they no longer matter | every limited request |
 //!
@@ -84,7 +84,7 @@ impl KeySpace {
         )
     }
 
-    /// The playground's pending login (PKCE verifier), by digest of its `state`.
+    /// The playground's pending login (a start time only), by digest of its `state`.
     pub(crate) fn playground(&self, digest: &str) -> Key {
         self.key("playground", digest, "")
     }
