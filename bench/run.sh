@@ -9,6 +9,8 @@
 #   bench/run.sh --no-peer  skip oidc-provider (no npm needed)
 #   bench/run.sh --capacity per-login cost, Redis memory per record, Redis Cluster scaling
 #                           (bench/capacity.sh, 10-15 min) and the sizing table (bench/capacity.py)
+#   bench/run.sh --ab       this build against AB_BASE (another par-server binary), interleaved
+#                           rounds of PAR and SSO at c=64 (bench/ab.sh)
 #
 # Environment: BENCH_SECS (seconds per measured point, default 10), BENCH_CONNS (concurrency
 # levels, default "1 16 64 256"), SOAK_SECS (default 600). All load goes to 127.0.0.1.
@@ -25,6 +27,7 @@ for a in "$@"; do
     --no-soak) SOAK=0 ;;
     --no-peer) PEER=0 ;;
     --capacity) MODE=capacity ;;
+    --ab) MODE=ab ;;
     *) echo "unknown option $a" >&2; exit 2 ;;
   esac
 done
@@ -150,6 +153,12 @@ cat "$OUT/machine.txt"
 if [ "$MODE" = capacity ]; then
   # shellcheck source=bench/capacity.sh
   . "$ROOT/bench/capacity.sh"
+  exit 0
+fi
+
+if [ "$MODE" = ab ]; then
+  # shellcheck source=bench/ab.sh
+  . "$ROOT/bench/ab.sh"
   exit 0
 fi
 

@@ -13,6 +13,7 @@ use actix_web::{HttpResponse, HttpResponseBuilder};
 use askama::Template;
 use url::Url;
 
+use crate::oauth::authorization_details::Readable;
 use crate::oauth::{ErrorKind, OAuthError};
 
 /// RFC 9700 §4.16 (clickjacking) and no caching of pages that carry CSRF tokens. No
@@ -142,14 +143,17 @@ pub(crate) struct ConsentPage<'a> {
     assets: &'a str,
     form: InteractionForm<'a>,
     username: &'a str,
+    /// RFC 9396 authorization details, for people to read.
+    details: Vec<Readable>,
 }
 
 impl<'a> ConsentPage<'a> {
-    pub fn new(form: InteractionForm<'a>, username: &'a str) -> Self {
+    pub fn new(form: InteractionForm<'a>, username: &'a str, details: Vec<Readable>) -> Self {
         Self {
             assets: ASSETS,
             form,
             username,
+            details,
         }
     }
 }

@@ -30,7 +30,12 @@ enum Command {
     /// Read a password from stdin and print its argon2id PHC string for `users[].password_hash`.
     HashPassword,
     /// Load and validate a configuration file, then exit.
-    CheckConfig { file: PathBuf },
+    CheckConfig {
+        file: PathBuf,
+        /// Also write the FAPI 2.0 conformance report of this configuration (Markdown) here.
+        #[arg(long, value_name = "REPORT")]
+        report: Option<PathBuf>,
+    },
     /// Probe a running server (the container HEALTHCHECK): exit 0 if the URL answers 200.
     Healthcheck {
         #[arg(long, env = "PAR_HEALTHCHECK_URL", default_value = par_server::healthcheck::DEFAULT_URL)]
@@ -48,7 +53,7 @@ fn main() -> ExitCode {
     match cli.command.unwrap_or(Command::Run) {
         Command::Run => run(cli.config),
         Command::HashPassword => hash_password(),
-        Command::CheckConfig { file } => check_config(file),
+        Command::CheckConfig { file, report } => check_config(file, report),
         Command::Healthcheck { url, timeout_ms } => healthcheck(&url, timeout_ms),
         Command::GenKey { file } => gen_key(&file),
     }
@@ -111,8 +116,25 @@ fn hash_password() -> ExitCode {
     }
 }
 
-fn check_config(file: PathBuf) -> ExitCode {
-    match Settings::load(Some(&file)).and_then(|(s, _)| s.validate()) {
+fn check_config(file: PathBuf, report: Option<PathBuf>) -> ExitCode {
+    let loaded = Settings::load(Some(&file)).map(|(s, _)| s);
+    if let (Some(path), Ok(settings)) = (&report, &loaded) {
+        // The report shows every requirement, met or not: assess without enforcing.
+        let mut unenforced = settings.clone();
+        unenforced.profile = par_server::config::Profile::None;
+        match unenforced.validate() {
+            Ok(valid) => {
+                let text = par_server::config::fapi2::report(settings, &valid.fapi2);
+                if let Err(e) = std::fs::write(path, text) {
+                    eprintln!("{}: {e}", path.display());
+                    return ExitCode::FAILURE;
+                }
+                println!("wrote the FAPI 2.0 report to {}", path.display());
+            }
+            Err(e) => eprintln!("no report: {e}"),
+        }
+    }
+    match loaded.and_then(|s| s.validate()) {
         Ok(valid) => {
             println!(
                 "{}: ok ({} clients, {} users)",

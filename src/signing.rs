@@ -285,7 +285,7 @@ pub(crate) fn alg_name(alg: Algorithm) -> &'static str {
 }
 
 /// Bit length of a base64url big-endian RSA modulus.
-fn modulus_bits(n_b64: &str) -> usize {
+pub(crate) fn modulus_bits(n_b64: &str) -> usize {
     use base64::Engine;
     let Ok(n) = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(n_b64.trim_end_matches('=')) else {
         return 0;

@@ -5,9 +5,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use crate::config::{Settings, ValidSettings};
+use crate::config::{Profile, Settings, ValidSettings};
 use crate::oauth::client::ClientRegistry;
 use crate::oauth::discovery::{self, Capabilities, Endpoints};
+use crate::oauth::request_object;
 use crate::signing::SigningKeys;
 use crate::store::Store;
 use crate::users::UserDirectory;
@@ -21,6 +22,8 @@ pub(crate) struct ParPolicy {
     pub interaction_lifetime: Duration,
     pub prefix: String,
     pub accepted_prefixes: Vec<String>,
+    /// What signed request objects must satisfy (JAR).
+    pub request_objects: request_object::Policy,
 }
 
 /// Lifetimes of what the login and token steps issue.
@@ -82,7 +85,9 @@ impl AppState {
             signing_keys,
             redis,
             limits,
+            ..
         } = valid;
+        let fapi2 = settings.profile == Profile::Fapi2;
         let settings = &settings;
         let store = match &redis {
             Some(options) => Store::redis(options, &settings.redis.key_prefix)?,
@@ -103,7 +108,10 @@ impl AppState {
             }
         }
         let capabilities = Capabilities {
-            require_par: settings.par.required,
+            require_par: clients.all_require_par(),
+            require_signed_request_objects: clients.all_require_signed_request_objects(),
+            authorization_details_types: clients.authorization_details_types(),
+            fapi2,
             auth_methods: clients.methods_in_use(),
             scopes,
             signing_algs: signing_keys.signing_algs(),
@@ -122,6 +130,12 @@ impl AppState {
                 interaction_lifetime: Duration::from_secs(settings.par.interaction_lifetime),
                 prefix: settings.par.request_uri_prefix.clone(),
                 accepted_prefixes: settings.accepted_prefixes(),
+                request_objects: request_object::Policy {
+                    max_lifetime_secs: settings.par.request_object_max_lifetime,
+                    require_typ: settings.par.request_object_require_typ,
+                    // FAPI 2.0 Message Signing §5.3.1: nbf is required.
+                    require_nbf: fapi2,
+                },
             },
             lifetimes: Lifetimes {
                 code: Duration::from_secs(settings.tokens.code_lifetime),

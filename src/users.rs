@@ -6,6 +6,8 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
+use crate::oauth::claims::released;
+
 use crate::secret::Secret;
 
 #[derive(Debug, Clone)]
@@ -21,29 +23,29 @@ pub struct User {
 }
 
 impl User {
-    /// Claims released for `scopes`: `openid` → `sub`; `email` → `email`, `email_verified`;
-    /// `profile` → `name`, `given_name`, `family_name`, `preferred_username`.
-    pub(crate) fn claims_for(&self, scopes: &[String]) -> Map<String, Value> {
+    /// Claims released for `scopes` (OIDC Core §5.4: `openid` → `sub`; `email` → `email`,
+    /// `email_verified`; `profile` → `name`, `given_name`, `family_name`,
+    /// `preferred_username`) and the single claims `requested` by name (§5.5), where the
+    /// user has them (`oauth::claims`).
+    pub(crate) fn claims_for(&self, scopes: &[String], requested: &[String]) -> Map<String, Value> {
         let mut claims = Map::new();
         claims.insert("sub".into(), Value::String(self.sub.clone()));
-        let has = |s: &str| scopes.iter().any(|x| x == s);
-        if has("email")
-            && let Some(email) = &self.email
-        {
-            claims.insert("email".into(), Value::String(email.clone()));
-            claims.insert("email_verified".into(), Value::Bool(self.email_verified));
-        }
-        if has("profile") {
-            for (k, v) in [
-                ("name", &self.name),
-                ("given_name", &self.given_name),
-                ("family_name", &self.family_name),
-            ] {
-                if let Some(v) = v {
-                    claims.insert(k.into(), Value::String(v.clone()));
-                }
+        let email = self.email.as_ref().map(|e| Value::String(e.clone()));
+        let verified = self.email.as_ref().map(|_| Value::Bool(self.email_verified));
+        let text = |v: &Option<String>| v.as_ref().map(|v| Value::String(v.clone()));
+        for (name, value) in [
+            ("email", email),
+            ("email_verified", verified),
+            ("name", text(&self.name)),
+            ("given_name", text(&self.given_name)),
+            ("family_name", text(&self.family_name)),
+            ("preferred_username", Some(Value::String(self.username.clone()))),
+        ] {
+            if let Some(value) = value
+                && released(name, scopes, requested)
+            {
+                claims.insert(name.into(), value);
             }
-            claims.insert("preferred_username".into(), Value::String(self.username.clone()));
         }
         claims
     }

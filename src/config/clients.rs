@@ -7,14 +7,14 @@ use jsonwebtoken::jwk::JwkSet;
 
 use super::error::{ConfigError, fail};
 use super::net::is_loopback_host;
-use super::settings::ClientSettings;
+use super::settings::{ApplicationType, ClientSettings, ParSettings};
 use crate::oauth::client::{AuthMethod, Client, ClientRegistry, Credential};
 
-/// The client registry; `par_required` is the global `par.required`, the default of each
-/// client's own setting.
+/// The client registry; `par` holds the global defaults of each client's own PAR and
+/// request object requirements.
 pub(super) fn client_registry(
     clients: &[ClientSettings],
-    par_required: bool,
+    par: &ParSettings,
 ) -> Result<ClientRegistry, ConfigError> {
     let mut seen = HashSet::new();
     let mut out = Vec::with_capacity(clients.len());
@@ -25,12 +25,12 @@ pub(super) fn client_registry(
                 format!("duplicate client_id '{}'", c.client_id),
             );
         }
-        out.push(client_from(i, c, par_required)?);
+        out.push(client_from(i, c, par)?);
     }
     Ok(ClientRegistry::new(out))
 }
 
-fn client_from(i: usize, c: &ClientSettings, par_required: bool) -> Result<Client, ConfigError> {
+fn client_from(i: usize, c: &ClientSettings, par: &ParSettings) -> Result<Client, ConfigError> {
     let key = |field: &str| format!("clients[{i}].{field}");
     if c.client_id.is_empty() || c.client_id.len() > 256 || c.client_id.chars().any(char::is_control) {
         return fail(key("client_id"), "must be 1-256 printable characters");
@@ -99,6 +99,15 @@ fn client_from(i: usize, c: &ClientSettings, par_required: bool) -> Result<Clien
         validate_redirect_uri(uri)
             .map_err(|reason| ConfigError::new(format!("clients[{i}].redirect_uris[{j}]"), reason))?;
     }
+    for (j, r) in c.resources.iter().enumerate() {
+        // RFC 8707 §2: an absolute URI without a fragment.
+        if !url::Url::parse(r).is_ok_and(|u| u.fragment().is_none()) {
+            return Err(ConfigError::new(
+                format!("clients[{i}].resources[{j}]"),
+                format!("'{r}' must be an absolute URI without a fragment"),
+            ));
+        }
+    }
     if c.scopes.is_empty() {
         return fail(key("scopes"), "at least one scope is required");
     }
@@ -112,9 +121,15 @@ fn client_from(i: usize, c: &ClientSettings, par_required: bool) -> Result<Clien
         credential,
         redirect_uris: c.redirect_uris.clone(),
         scopes: c.scopes.clone(),
-        require_par: c.require_pushed_authorization_requests.unwrap_or(par_required),
+        require_par: c.require_pushed_authorization_requests.unwrap_or(par.required),
         require_pkce: c.require_pkce,
+        require_signed_request_object: c
+            .require_signed_request_object
+            .unwrap_or(par.require_signed_request_object),
         consent: c.consent,
+        native: c.application_type == ApplicationType::Native,
+        resources: c.resources.clone(),
+        authorization_details_types: c.authorization_details_types.clone(),
     })
 }
 

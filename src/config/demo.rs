@@ -2,7 +2,7 @@
 //! the in-memory store, one confidential demo client and one demo user whose credentials are
 //! generated now and printed once.
 
-use super::settings::{ClientSettings, Settings, Source, UserSettings};
+use super::settings::{ApplicationType, ClientSettings, Settings, Source, UserSettings};
 use crate::crypto::random_token;
 use crate::secret::Secret;
 
@@ -33,7 +33,13 @@ pub fn apply(settings: &mut Settings) -> anyhow::Result<DemoCredentials> {
         token_endpoint_auth_method: None,
         jwks: None,
         jwks_file: None,
-        // Loopback redirect URIs may use any port (RFC 8252 §7.3).
+        // The demo listens on loopback on a port chosen at start (the playground calls back
+        // there): registered as native, its loopback redirect URIs may use any port (RFC 8252
+        // §7.3).
+        application_type: ApplicationType::Native,
+        resources: Vec::new(),
+        require_signed_request_object: None,
+        authorization_details_types: Vec::new(),
         redirect_uris: vec![
             "http://127.0.0.1/playground/callback".into(),
             "http://127.0.0.1:9000/callback".into(),

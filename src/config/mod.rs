@@ -1,10 +1,12 @@
 //! Configuration: the settings tree and its loading (`settings`), start-up validation that
 //! names the offending key and builds what the service runs on, once (`validate`, with the
-//! sections `clients`, `keys`, `redis`), and the zero-config demo (`demo`).
+//! sections `clients`, `keys`, `redis`), the FAPI 2.0 profile's rules and report (`fapi2`),
+//! and the zero-config demo (`demo`).
 
 mod clients;
 pub mod demo;
 mod error;
+pub mod fapi2;
 mod keys;
 mod limits;
 mod net;
@@ -16,7 +18,7 @@ pub use self::error::ConfigError;
 pub use self::net::is_loopback_bind;
 pub use self::settings::{
     ClientSettings, HttpSettings, KeySettings, LogFormat, LogSettings, OtlpProtocol, ParSettings,
-    PlaygroundSettings, RedisConnection, RedisMode, RedisSettings, SessionSettings, Settings, Source,
-    TelemetrySettings, TokenSettings, UserSettings,
+    PlaygroundSettings, Profile, RedisConnection, RedisMode, RedisSettings, SessionSettings, Settings,
+    Source, TelemetrySettings, TokenSettings, UserSettings,
 };
 pub use self::validate::ValidSettings;

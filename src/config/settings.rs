@@ -15,6 +15,8 @@ use super::error::ConfigError;
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Settings {
+    /// `fapi2`: enforce the FAPI 2.0 Security Profile at start (`config::fapi2`).
+    pub profile: Profile,
     /// Issuer identifier (RFC 8414 §2). Defaults to `http://<http.bind>`, which is only
     /// accepted for loopback addresses.
     pub issuer: Option<String>,
@@ -30,6 +32,16 @@ pub struct Settings {
     pub playground: PlaygroundSettings,
     pub telemetry: TelemetrySettings,
     pub limits: LimitSettings,
+}
+
+/// A rule set the whole configuration must follow.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Profile {
+    #[default]
+    None,
+    /// FAPI 2.0 Security Profile, plus the request-object part of Message Signing.
+    Fapi2,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -215,6 +227,13 @@ pub struct ParSettings {
     /// Largest pushed request kept in the store (bytes, as stored); larger → 400
     /// `invalid_request`. Apart from `http.body_limit`.
     pub max_record_bytes: usize,
+    /// Every client must send its authorization request as a signed request object (JAR,
+    /// RFC 9101); clients may override.
+    pub require_signed_request_object: bool,
+    /// Longest accepted request object lifetime (`exp` after `nbf`), seconds.
+    pub request_object_max_lifetime: u64,
+    /// Request objects must carry `typ: oauth-authz-req+jwt` (otherwise it may be absent).
+    pub request_object_require_typ: bool,
 }
 
 impl Default for ParSettings {
@@ -226,6 +245,9 @@ impl Default for ParSettings {
             request_uri_prefix: RFC_PREFIX.into(),
             accepted_request_uri_prefixes: Vec::new(),
             max_record_bytes: 16 * 1024,
+            require_signed_request_object: false,
+            request_object_max_lifetime: 3600,
+            request_object_require_typ: false,
         }
     }
 }
@@ -353,6 +375,10 @@ pub struct ClientSettings {
     pub scopes: Vec<String>,
     /// Per-client PAR requirement; the global `par.required` applies when absent.
     pub require_pushed_authorization_requests: Option<bool>,
+    /// Per-client signed request object requirement (RFC 9101 §10.5); the global
+    /// `par.require_signed_request_object` applies when absent.
+    #[serde(default)]
+    pub require_signed_request_object: Option<bool>,
     #[serde(default = "yes")]
     pub require_pkce: bool,
     #[serde(default)]
@@ -360,6 +386,25 @@ pub struct ClientSettings {
     /// This client's own rate limits (docs/operations.md, "Limits").
     #[serde(default)]
     pub limits: ClientLimitSettings,
+    /// `web` (default) or `native` (OIDC Registration §2): a native client's loopback
+    /// redirect URIs may use any port (RFC 8252 §7.3).
+    #[serde(default)]
+    pub application_type: ApplicationType,
+    /// Resource indicators (RFC 8707) the client may ask for; each becomes the access
+    /// token's `aud`. Absolute URIs without a fragment.
+    #[serde(default)]
+    pub resources: Vec<String>,
+    /// Authorization details types (RFC 9396) the client may ask for.
+    #[serde(default)]
+    pub authorization_details_types: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ApplicationType {
+    #[default]
+    Web,
+    Native,
 }
 
 fn default_scopes() -> Vec<String> {

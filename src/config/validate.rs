@@ -8,7 +8,7 @@ use std::collections::HashSet;
 use super::error::{ConfigError, fail};
 use super::net::is_loopback_host;
 use super::settings::{Settings, TelemetrySettings, UserSettings};
-use super::{clients, keys, limits, redis};
+use super::{clients, fapi2, keys, limits, redis};
 use crate::oauth::client::ClientRegistry;
 use crate::signing::SigningKeys;
 use crate::store::RedisOptions;
@@ -27,6 +27,8 @@ pub struct ValidSettings {
     pub(crate) signing_keys: Option<SigningKeys>,
     /// `None`: no Redis configured (the in-memory store).
     pub(crate) redis: Option<RedisOptions>,
+    /// Where this configuration stands against FAPI 2.0 (enforced with `profile: fapi2`).
+    pub fapi2: Vec<fapi2::Requirement>,
 }
 
 impl std::fmt::Debug for ValidSettings {
@@ -113,6 +115,12 @@ impl Settings {
                 "must be at least par.request_uri_lifetime and at most 86400",
             );
         }
+        if !(1..=86_400).contains(&par.request_object_max_lifetime) {
+            return fail(
+                "par.request_object_max_lifetime",
+                "must be between 1 and 86400 seconds",
+            );
+        }
         for (i, p) in self.accepted_prefixes().iter().enumerate() {
             let key = if i == 0 {
                 "par.request_uri_prefix".to_owned()
@@ -146,7 +154,7 @@ impl Settings {
             );
         }
         let signing_keys = keys::signing_keys(&self.keys)?;
-        let clients = clients::client_registry(&self.clients, self.par.required)?;
+        let clients = clients::client_registry(&self.clients, &self.par)?;
         let users = user_directory(&self.users)?;
         if let Some(id) = &self.playground.client_id
             && clients.get(id).is_none()
@@ -161,7 +169,12 @@ impl Settings {
             &self.clients,
             std::time::Duration::from_secs(self.par.request_uri_lifetime),
         )?;
+        let fapi2 = fapi2::assess(&self, &clients, signing_keys.as_ref());
+        if let Some((key, message)) = fapi2::first_unmet(&self, &fapi2) {
+            return fail(key, message);
+        }
         Ok(ValidSettings {
+            fapi2,
             settings: self,
             limits,
             clients,
@@ -253,6 +266,10 @@ mod tests {
             require_pkce: true,
             consent: false,
             limits: Default::default(),
+            application_type: Default::default(),
+            resources: Vec::new(),
+            require_signed_request_object: None,
+            authorization_details_types: Vec::new(),
         }
     }
 

@@ -5,6 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::authorization_details;
 use super::client::Client;
 use super::error::OAuthError;
 use super::params::Params;
@@ -74,6 +75,9 @@ pub struct AuthorizationRequest {
     pub acr_values: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ui_locales: Option<String>,
+    /// RFC 9396 `authorization_details`, validated (compact JSON array).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authorization_details: Option<String>,
     /// Non-secret id linking the steps of one login in traces and logs; set when the
     /// request is stored.
     #[serde(default)]
@@ -135,11 +139,6 @@ impl AuthorizationRequest {
             redirect: target.clone().map(Box::new),
         };
 
-        if params.contains("request") {
-            return Err(reject(OAuthError::request_not_supported(
-                "request objects are not supported; push the parameters instead",
-            )));
-        }
         match params.get("response_type") {
             None => return Err(reject(OAuthError::invalid_request("response_type is required"))),
             Some("code") => {}
@@ -205,6 +204,12 @@ impl AuthorizationRequest {
             }
         }
 
+        let authorization_details = params
+            .get("authorization_details")
+            .map(|raw| authorization_details::parse(raw, client))
+            .transpose()
+            .map_err(reject)?;
+
         let request = Self {
             client_id: client.id.clone(),
             redirect_uri: redirect_uri.to_owned(),
@@ -219,6 +224,7 @@ impl AuthorizationRequest {
             claims,
             acr_values: params.get("acr_values").map(str::to_owned),
             ui_locales: params.get("ui_locales").map(str::to_owned),
+            authorization_details,
             flow_id: String::new(),
             trace: None,
         };
@@ -242,6 +248,16 @@ impl AuthorizationRequest {
             return Err(reject(OAuthError::invalid_scope(format!(
                 "scope '{s}' is not allowed for this client"
             ))));
+        }
+        // RFC 9396 §5: the types must still be the client's.
+        if let Some(details) = &self.authorization_details {
+            authorization_details::parse(details, client).map_err(reject)?;
+        }
+        // RFC 8707 §2: only resources registered for the client (`invalid_target`).
+        if self.resource.iter().any(|r| !client.resource_allowed(r)) {
+            return Err(reject(OAuthError::invalid_target(
+                "resource is not registered for this client",
+            )));
         }
         if client.require_pkce && self.code_challenge.is_none() {
             return Err(reject(OAuthError::invalid_request(
@@ -289,7 +305,7 @@ fn parse_prompt(raw: Option<&str>) -> Result<Vec<String>, OAuthError> {
     let Some(raw) = raw else { return Ok(Vec::new()) };
     let mut values: Vec<String> = Vec::new();
     for p in raw.split(' ').filter(|s| !s.is_empty()) {
-        if !matches!(p, "none" | "login" | "consent" | "select_account") {
+        if !super::discovery::PROMPTS_SUPPORTED.contains(&p) {
             return Err(OAuthError::invalid_request(format!(
                 "unsupported prompt value '{p}'"
             )));
@@ -379,7 +395,6 @@ mod tests {
             (vec![("max_age", Some("-1"))], "invalid_request"),
             (vec![("claims", Some("[1]"))], "invalid_request"),
             (vec![("response_mode", Some("fragment"))], "invalid_request"),
-            (vec![("request", Some("eyJ.x.y"))], "request_not_supported"),
         ];
         for (change, code) in table {
             let rej = AuthorizationRequest::parse(&with(&change), &c).unwrap_err();

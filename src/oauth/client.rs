@@ -58,15 +58,30 @@ pub struct Client {
     pub require_pkce: bool,
     /// Show a consent screen after login.
     pub consent: bool,
+    /// The authorization request must come as a signed request object (RFC 9101 §10.5).
+    pub require_signed_request_object: bool,
+    /// A native application (OIDC Registration `application_type: native`): its loopback
+    /// redirect URIs may use any port (RFC 8252 §7.3).
+    pub native: bool,
+    /// Resource indicators this client may ask for (RFC 8707 §2); empty: none.
+    pub resources: Vec<String>,
+    /// Authorization details types this client may ask for (RFC 9396 §5); empty: none.
+    pub authorization_details_types: Vec<String>,
 }
 
 impl Client {
-    /// RFC 9700 §2.1 / RFC 6749 §3.1.2.3: exact string match; only the port of a loopback
-    /// `http` redirect URI may vary (RFC 8252 §7.3).
+    /// RFC 9700 §2.1 / RFC 6749 §3.1.2.3: exact string match. Only for a native client may
+    /// the port of a loopback `http` redirect URI vary (RFC 8252 §7.3), with or without an
+    /// explicit port (`:80` included) on either side.
     pub(crate) fn redirect_uri_allowed(&self, candidate: &str) -> bool {
-        self.redirect_uris
-            .iter()
-            .any(|registered| registered == candidate || loopback_equal_except_port(registered, candidate))
+        self.redirect_uris.iter().any(|registered| {
+            registered == candidate || (self.native && loopback_equal_except_port(registered, candidate))
+        })
+    }
+
+    /// RFC 8707 §2: a resource this client is registered for.
+    pub(crate) fn resource_allowed(&self, resource: &str) -> bool {
+        self.resources.iter().any(|r| r == resource)
     }
 
     pub(crate) fn scope_allowed(&self, scope: &str) -> bool {
@@ -90,14 +105,23 @@ fn loopback_equal_except_port(registered: &str, candidate: &str) -> bool {
     r == c && strip_port(registered) == strip_port(candidate)
 }
 
+/// `uri` with any port written in its authority removed, including a default one (`:80`,
+/// which a parsed URL forgets).
 fn strip_port(uri: &str) -> String {
-    let Ok(u) = url::Url::parse(uri) else {
+    let Some((scheme, rest)) = uri.split_once("://") else {
         return uri.to_owned();
     };
-    match u.port() {
-        Some(p) => uri.replacen(&format!(":{p}"), "", 1),
-        None => uri.to_owned(),
-    }
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(end);
+    let host = match authority.rsplit_once(':') {
+        Some((host, port))
+            if !host.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) && !host.ends_with(':') =>
+        {
+            host
+        }
+        _ => authority,
+    };
+    format!("{scheme}://{host}{path}")
 }
 
 /// The clients known to this server, by `client_id`.
@@ -115,6 +139,28 @@ impl ClientRegistry {
 
     pub fn get(&self, client_id: &str) -> Option<&Arc<Client>> {
         self.clients.get(client_id)
+    }
+
+    /// Whether every registered client must send signed request objects (RFC 9101 §10.5).
+    pub(crate) fn all_require_signed_request_objects(&self) -> bool {
+        self.clients.values().all(|c| c.require_signed_request_object)
+    }
+
+    /// Every authorization details type some client may use (RFC 9396 §10 metadata).
+    pub(crate) fn authorization_details_types(&self) -> Vec<String> {
+        let mut types: Vec<String> = self
+            .clients
+            .values()
+            .flat_map(|c| c.authorization_details_types.iter().cloned())
+            .collect();
+        types.sort();
+        types.dedup();
+        types
+    }
+
+    /// Whether every registered client must use PAR (RFC 9126 §5 metadata).
+    pub(crate) fn all_require_par(&self) -> bool {
+        self.clients.values().all(|c| c.require_par)
     }
 
     pub(crate) fn methods_in_use(&self) -> Vec<AuthMethod> {
@@ -137,6 +183,10 @@ pub(crate) fn test_client(id: &str) -> Client {
         require_par: true,
         require_pkce: true,
         consent: false,
+        native: false,
+        resources: vec![],
+        require_signed_request_object: false,
+        authorization_details_types: vec![],
     }
 }
 
@@ -160,11 +210,36 @@ mod tests {
         }
     }
 
+    /// RFC 8252 §7.3: for native apps only, any port, written or not (`:80` too).
     #[test]
-    fn loopback_port_may_vary() {
-        let c = test_client("a");
-        assert!(c.redirect_uri_allowed("http://127.0.0.1:53123/cb"));
-        assert!(!c.redirect_uri_allowed("http://127.0.0.1:53123/cb2"));
-        assert!(!c.redirect_uri_allowed("http://localhost:53123/cb"));
+    fn loopback_port_may_vary_for_native_clients_only() {
+        let web = test_client("a");
+        assert!(web.redirect_uri_allowed("http://127.0.0.1/cb"));
+        for other in ["http://127.0.0.1:53123/cb", "http://127.0.0.1:80/cb"] {
+            assert!(!web.redirect_uri_allowed(other), "{other}");
+        }
+        let native = Client {
+            native: true,
+            redirect_uris: vec!["http://127.0.0.1/cb".into(), "http://[::1]:8080/cb".into()],
+            ..test_client("n")
+        };
+        for ok in [
+            "http://127.0.0.1/cb",
+            "http://127.0.0.1:53123/cb",
+            "http://127.0.0.1:80/cb",
+            "http://[::1]/cb",
+            "http://[::1]:80/cb",
+            "http://[::1]:9/cb",
+        ] {
+            assert!(native.redirect_uri_allowed(ok), "{ok}");
+        }
+        for bad in [
+            "http://127.0.0.1:53123/cb2",
+            "http://localhost:53123/cb",
+            "http://127.0.0.1:x/cb",
+            "https://127.0.0.1:53123/cb",
+        ] {
+            assert!(!native.redirect_uri_allowed(bad), "{bad}");
+        }
     }
 }

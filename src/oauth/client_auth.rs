@@ -7,6 +7,7 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
 
@@ -24,7 +25,7 @@ pub(crate) const CLOCK_SKEW_SECS: u64 = 10;
 pub(crate) const MAX_ASSERTION_LIFETIME_SECS: u64 = 3600;
 /// Asymmetric algorithms accepted for client assertions (RFC 8725 §3.1: no `none`, no HMAC
 /// with a public key).
-const ASSERTION_ALGS: &[Algorithm] = &[
+pub(crate) const ASSERTION_ALGS: &[Algorithm] = &[
     Algorithm::ES256,
     Algorithm::ES384,
     Algorithm::PS256,
@@ -35,6 +36,9 @@ const ASSERTION_ALGS: &[Algorithm] = &[
     Algorithm::RS512,
     Algorithm::EdDSA,
 ];
+
+/// The algorithms FAPI 2.0 §5.4 allows for anything signed or verified (`profile: fapi2`).
+pub(crate) const FAPI2_ALGS: &[&str] = &["PS256", "ES256", "EdDSA"];
 
 /// The credentials a request presented, before they are checked.
 #[derive(Debug)]
@@ -144,6 +148,46 @@ fn form_decode(s: &str) -> Option<String> {
         .map(|c| c.into_owned())
 }
 
+/// An algorithm's JOSE name (`ES256`, …), as JWK `alg` and JWS `alg` both spell it.
+pub(crate) fn alg_name<T: serde::Serialize>(alg: &T) -> String {
+    serde_json::to_value(alg)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+/// The client's key that verifies a JWS with `header`: the one its `kid` names, or the only
+/// key; a key registered with an `alg` verifies that algorithm only (RFC 7517 §4.4). `Err`
+/// says why there is none.
+pub(crate) fn client_key(jwks: &JwkSet, header: &jsonwebtoken::Header) -> Result<DecodingKey, &'static str> {
+    let jwk = match &header.kid {
+        Some(kid) => jwks.find(kid),
+        None if jwks.keys.len() == 1 => jwks.keys.first(),
+        None => None,
+    }
+    .ok_or("no registered key of the client matches its kid")?;
+    if let Some(key_alg) = &jwk.common.key_algorithm
+        && alg_name(key_alg) != alg_name(&header.alg)
+    {
+        return Err("algorithm does not match the client key's alg");
+    }
+    DecodingKey::from_jwk(jwk).map_err(|_| "the client's key is unusable")
+}
+
+/// A JWS's protected header as JSON, unverified (for what `jsonwebtoken` does not model:
+/// `crit`, or an algorithm it does not know such as `none`).
+pub(crate) fn raw_header(jwt: &str) -> Option<serde_json::Value> {
+    jwt.split('.')
+        .next()
+        .and_then(|h| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(h).ok())
+        .and_then(|b| serde_json::from_slice(&b).ok())
+}
+
+/// Whether the JWS protected header carries `crit` (read before any other check).
+pub(crate) fn has_crit(jwt: &str) -> bool {
+    raw_header(jwt).is_some_and(|h| h.get("crit").is_some())
+}
+
 fn unverified_subject(jwt: &str) -> Option<String> {
     #[derive(Deserialize)]
     struct Sub {
@@ -210,7 +254,7 @@ struct AssertionClaims {
 /// `jti` present. Returns `(jti, seconds to remember it)`.
 fn verify_assertion(
     client_id: &str,
-    jwks: &jsonwebtoken::jwk::JwkSet,
+    jwks: &JwkSet,
     jwt: &str,
     audiences: &[String],
     now: u64,
@@ -220,13 +264,12 @@ fn verify_assertion(
     if !ASSERTION_ALGS.contains(&header.alg) {
         return Err(invalid("algorithm not allowed"));
     }
-    let jwk = match &header.kid {
-        Some(kid) => jwks.find(kid),
-        None if jwks.keys.len() == 1 => jwks.keys.first(),
-        None => None,
+    // RFC 7515 §4.1.11: a recipient MUST reject a JWS whose `crit` names extensions it does
+    // not understand; this server understands none.
+    if has_crit(jwt) {
+        return Err(invalid("unsupported critical header parameters (crit)"));
     }
-    .ok_or_else(|| invalid("no matching client key"))?;
-    let key = DecodingKey::from_jwk(jwk).map_err(|_| invalid("unusable client key"))?;
+    let key = client_key(jwks, &header).map_err(invalid)?;
 
     let mut validation = Validation::new(header.alg);
     validation.set_audience(audiences);

@@ -4,6 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::claims::RequestedClaims;
 use crate::crypto::random_token;
 
 /// Random bytes in an authorization code (FAPI 2.0 §5.4: ≥ 128 bits).
@@ -30,6 +31,12 @@ pub struct AuthorizationCode {
     pub auth_time: u64,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub resource: Vec<String>,
+    /// Claims asked for by name (OIDC Core §5.5), kept to the client's scopes.
+    #[serde(default, skip_serializing_if = "RequestedClaims::is_empty")]
+    pub claims: RequestedClaims,
+    /// RFC 9396 authorization details granted (compact JSON array).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authorization_details: Option<String>,
     /// Identifies the grant: every token minted from this code carries it, so a replayed
     /// code can revoke them all (RFC 6749 §4.1.2, RFC 9700 §4.2.4).
     pub grant_id: String,

@@ -5,6 +5,12 @@
 use serde_json::{Value, json};
 
 use super::client::AuthMethod;
+use super::client_auth;
+
+/// The `prompt` values `oauth::authorization` accepts and `oauth::interaction` honours
+/// (OIDC Core §3.1.2.1): `select_account` shows the login form, where the user picks the
+/// account by signing in.
+pub(crate) const PROMPTS_SUPPORTED: &[&str] = &["none", "login", "consent", "select_account"];
 
 /// Absolute URLs of every endpoint, derived from the issuer and the base path.
 #[derive(Debug, Clone)]
@@ -40,7 +46,15 @@ impl Endpoints {
 /// What the deployment supports, as far as metadata needs to know.
 #[derive(Debug, Clone)]
 pub(crate) struct Capabilities {
+    /// RFC 9126 §5: true only when no client may skip PAR (per-client values stay in the
+    /// client registry).
     pub require_par: bool,
+    /// `profile: fapi2`: advertise only the algorithms FAPI 2.0 §5.4 allows.
+    pub fapi2: bool,
+    /// RFC 9396 §10: every type some client may use; empty: not advertised.
+    pub authorization_details_types: Vec<String>,
+    /// RFC 9101 §10.5: true only when every client must send signed request objects.
+    pub require_signed_request_objects: bool,
     pub auth_methods: Vec<AuthMethod>,
     pub scopes: Vec<String>,
     pub signing_algs: Vec<String>,
@@ -53,17 +67,25 @@ pub(crate) const CLAIMS_SUPPORTED: &[&str] = &[
     "exp",
     "iat",
     "auth_time",
+    "amr",
     "nonce",
     "email",
     "email_verified",
     "name",
     "given_name",
     "family_name",
+    "preferred_username",
 ];
 
 pub(crate) fn metadata(e: &Endpoints, c: &Capabilities) -> Value {
     let methods: Vec<&str> = c.auth_methods.iter().map(|m| m.as_str()).collect();
-    json!({
+    // Exactly what `oauth::client_auth` accepts for `private_key_jwt`.
+    let assertion_algs: Vec<String> = client_auth::ASSERTION_ALGS
+        .iter()
+        .map(client_auth::alg_name)
+        .filter(|a| !c.fapi2 || client_auth::FAPI2_ALGS.contains(&a.as_str()))
+        .collect();
+    let mut metadata = json!({
         "issuer": e.issuer,
         "authorization_endpoint": e.authorize,
         "token_endpoint": e.token,
@@ -77,15 +99,21 @@ pub(crate) fn metadata(e: &Endpoints, c: &Capabilities) -> Value {
         "grant_types_supported": ["authorization_code"],
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": c.signing_algs,
-        "userinfo_signing_alg_values_supported": [],
         "scopes_supported": c.scopes,
         "claims_supported": CLAIMS_SUPPORTED,
-        "prompt_values_supported": ["none", "login", "consent"],
+        "prompt_values_supported": PROMPTS_SUPPORTED,
         "token_endpoint_auth_methods_supported": methods,
-        "token_endpoint_auth_signing_alg_values_supported": ["ES256", "ES384", "PS256", "PS384", "PS512", "RS256", "RS384", "RS512", "EdDSA"],
+        "token_endpoint_auth_signing_alg_values_supported": assertion_algs,
         "code_challenge_methods_supported": ["S256"],
-        "request_parameter_supported": false,
+        "request_parameter_supported": true,
+        "request_object_signing_alg_values_supported": assertion_algs,
+        "require_signed_request_object": c.require_signed_request_objects,
         "request_uri_parameter_supported": false,
-        "claims_parameter_supported": false,
-    })
+        "claims_parameter_supported": true,
+    });
+    // No empty list for a feature nobody is registered for.
+    if !c.authorization_details_types.is_empty() {
+        metadata["authorization_details_types_supported"] = json!(c.authorization_details_types);
+    }
+    metadata
 }

@@ -13,6 +13,10 @@ pub enum ErrorKind {
     UnsupportedGrantType,
     UnsupportedResponseType,
     InvalidScope,
+    /// RFC 9396 §5: authorization details malformed, of an unknown type, or not allowed.
+    InvalidAuthorizationDetails,
+    /// RFC 8707 §2: the requested resource is invalid, unknown, or not for this client.
+    InvalidTarget,
     AccessDenied,
     InvalidRequestUri,
     InvalidRequestObject,
@@ -58,6 +62,8 @@ impl OAuthError {
         unsupported_grant_type => UnsupportedGrantType,
         unsupported_response_type => UnsupportedResponseType,
         invalid_scope => InvalidScope,
+        invalid_target => InvalidTarget,
+        invalid_authorization_details => InvalidAuthorizationDetails,
         access_denied => AccessDenied,
         invalid_request_uri => InvalidRequestUri,
         invalid_request_object => InvalidRequestObject,
@@ -86,6 +92,8 @@ impl OAuthError {
             ErrorKind::UnsupportedGrantType => "unsupported_grant_type",
             ErrorKind::UnsupportedResponseType => "unsupported_response_type",
             ErrorKind::InvalidScope => "invalid_scope",
+            ErrorKind::InvalidTarget => "invalid_target",
+            ErrorKind::InvalidAuthorizationDetails => "invalid_authorization_details",
             ErrorKind::AccessDenied => "access_denied",
             ErrorKind::InvalidRequestUri => "invalid_request_uri",
             ErrorKind::InvalidRequestObject => "invalid_request_object",

@@ -31,10 +31,11 @@ pub(crate) enum Next {
     Fail(OAuthError),
 }
 
-/// Consent is asked when the client is registered for it or the request says
-/// `prompt=consent` (OIDC Core §3.1.2.1).
+/// Consent is asked when the client is registered for it, the request says
+/// `prompt=consent` (OIDC Core §3.1.2.1), or it carries authorization details, which the
+/// user must see before they are granted (RFC 9396 §7).
 fn wants_consent(request: &AuthorizationRequest, client: &Client) -> bool {
-    client.consent || request.has_prompt("consent")
+    client.consent || request.has_prompt("consent") || request.authorization_details.is_some()
 }
 
 /// At `/authorize`: `session` is the browser's SSO session, if any.
@@ -49,7 +50,10 @@ pub(crate) fn decide(
         Some(max) => now.saturating_sub(s.auth_time) <= max,
         None => true,
     };
-    let session = session.filter(|s| !request.has_prompt("login") && fresh_enough(s));
+    // `select_account`: the user picks the account by signing in (one method, no account
+    // list to show), so like `login` it shows the form.
+    let reauthenticate = request.has_prompt("login") || request.has_prompt("select_account");
+    let session = session.filter(|s| !reauthenticate && fresh_enough(s));
     let consent = wants_consent(request, client);
     if request.has_prompt("none") {
         return match session {
@@ -111,6 +115,10 @@ mod tests {
         ));
         assert_eq!(
             decide(&request(&[("prompt", "login")]), &c, session(50), 100),
+            Next::Login
+        );
+        assert_eq!(
+            decide(&request(&[("prompt", "select_account")]), &c, session(50), 100),
             Next::Login
         );
         assert_eq!(

@@ -3,6 +3,8 @@
 //! callers pass `now` and the registered client, so every rule is unit-testable.
 
 pub mod authorization;
+pub(crate) mod authorization_details;
+pub mod claims;
 pub mod client;
 pub(crate) mod client_auth;
 pub mod code;
@@ -11,6 +13,7 @@ pub mod error;
 pub mod interaction;
 pub mod params;
 pub(crate) mod pkce;
+pub(crate) mod request_object;
 pub mod request_uri;
 pub mod response;
 pub mod token;

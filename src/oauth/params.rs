@@ -70,8 +70,7 @@ impl Params {
             .ok_or_else(|| OAuthError::invalid_request(format!("{name} is required")))
     }
 
-    /// Builds a parameter list from pairs (unit tests).
-    #[cfg(test)]
+    /// Builds a parameter list from pairs (a request object's claims; unit tests).
     pub(crate) fn from_pairs<I, K, V>(pairs: I) -> Self
     where
         I: IntoIterator<Item = (K, V)>,

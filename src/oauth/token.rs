@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256, Sha512};
 
+use super::authorization_details;
 use super::code::AuthorizationCode;
 use super::error::OAuthError;
 use super::params::Params;
@@ -120,6 +121,12 @@ pub struct AccessTokenClaims {
     pub scope: String,
     pub auth_time: u64,
     pub gid: String,
+    /// Claims the client asked userinfo for by name (OIDC Core §5.5), for `/userinfo`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub userinfo_claims: Vec<String>,
+    /// RFC 9396 §9.1: the granted authorization details.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub authorization_details: Option<Value>,
 }
 
 /// What a resource (userinfo) needs from a verified access token. `exp`, `iss`, `aud` are
@@ -132,6 +139,8 @@ pub(crate) struct VerifiedAccessToken {
     #[serde(default)]
     pub scope: String,
     pub gid: String,
+    #[serde(default)]
+    pub userinfo_claims: Vec<String>,
 }
 
 impl VerifiedAccessToken {
@@ -172,6 +181,11 @@ pub(crate) fn access_token_claims(
         scope: record.scope.join(" "),
         auth_time: record.auth_time,
         gid: record.grant_id.clone(),
+        userinfo_claims: record.claims.userinfo.clone(),
+        authorization_details: record
+            .authorization_details
+            .as_deref()
+            .and_then(authorization_details::json),
     }
 }
 
@@ -212,6 +226,10 @@ pub(crate) fn id_token_claims(
     set("exp", Value::from(now + lifetime));
     set("iat", Value::from(now));
     set("auth_time", Value::from(record.auth_time));
+    // RFC 8176 §2: the one authentication method, a password. No `acr` is asserted: with a
+    // single method there is no level to tell apart (`acr_values` is voluntary, OIDC Core
+    // §3.1.2.1, and ignored).
+    set("amr", serde_json::json!(["pwd"]));
     set("at_hash", Value::from(at_hash));
     if let Some(nonce) = &record.nonce {
         set("nonce", Value::from(nonce.as_str()));
@@ -228,6 +246,9 @@ pub(crate) struct TokenResponse {
     pub scope: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub id_token: Option<String>,
+    /// RFC 9396 §7: the granted authorization details.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub authorization_details: Option<Value>,
 }
 
 fn truncate(s: &str) -> &str {
@@ -254,6 +275,8 @@ mod tests {
             sub: "u1".into(),
             auth_time: 1000,
             resource: vec![],
+            claims: Default::default(),
+            authorization_details: None,
             grant_id: "g1".into(),
             flow_id: "f1".into(),
             trace: None,

@@ -24,6 +24,7 @@ use crate::oauth::authorization::AuthorizationRequest;
 use crate::oauth::client::Client;
 use crate::oauth::interaction::decide;
 use crate::oauth::params::Params;
+use crate::oauth::request_object;
 use crate::oauth::request_uri::Reference;
 use crate::state::AppState;
 
@@ -121,8 +122,7 @@ async fn look(
         }
         None => {
             refuse_plain_if_par_required(&client)?;
-            AuthorizationRequest::parse(params, &client)
-                .map_err(|r| BrowserError::rejected(r, &state.endpoints.issuer))?;
+            parse_plain(state, &client, params)?;
         }
     }
     Ok(HttpResponse::Ok()
@@ -142,6 +142,24 @@ fn refuse_plain_if_par_required(client: &Client) -> Result<(), BrowserError> {
     Ok(())
 }
 
+/// A plain request's parameters, from its signed request object when it has one (RFC 9101
+/// §5); errors before the redirect URI is proven stay on a local page.
+fn parse_plain(
+    state: &AppState,
+    client: &Client,
+    params: &Params,
+) -> Result<AuthorizationRequest, BrowserError> {
+    let params = request_object::authorization_parameters(
+        params,
+        client,
+        &state.endpoints.issuer,
+        &state.par.request_objects,
+        crate::clock::now(),
+    )?;
+    AuthorizationRequest::parse(&params, client)
+        .map_err(|r| BrowserError::rejected(r, &state.endpoints.issuer))
+}
+
 /// A front-channel authorization request without PAR.
 async fn plain_request(
     state: &AppState,
@@ -150,8 +168,7 @@ async fn plain_request(
     browser_id: String,
 ) -> Result<Interaction, BrowserError> {
     refuse_plain_if_par_required(&client)?;
-    let mut request = AuthorizationRequest::parse(params, &client)
-        .map_err(|r| BrowserError::rejected(r, &state.endpoints.issuer))?;
+    let mut request = parse_plain(state, &client, params)?;
     request.flow_id = uuid::Uuid::now_v7().simple().to_string();
     let reference = Reference::generate();
     state

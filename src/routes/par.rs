@@ -11,6 +11,7 @@ use super::support::errors::JsonError;
 use super::support::{client_auth, limits};
 use crate::oauth::OAuthError;
 use crate::oauth::authorization::AuthorizationRequest;
+use crate::oauth::request_object;
 use crate::oauth::request_uri::Reference;
 use crate::state::AppState;
 use crate::telemetry;
@@ -33,6 +34,14 @@ pub async fn push(
     if params.contains("request_uri") {
         return Err(OAuthError::invalid_request("request_uri must not be pushed").into());
     }
+    // RFC 9126 §3: a pushed request object carries the parameters.
+    let params = request_object::authorization_parameters(
+        &params,
+        &client,
+        &state.endpoints.issuer,
+        &state.par.request_objects,
+        crate::clock::now(),
+    )?;
     let mut request = AuthorizationRequest::parse(&params, &client).map_err(|r| JsonError::from(r.error))?;
     request.flow_id = uuid::Uuid::now_v7().simple().to_string();
     request.trace = telemetry::flow::push_traceparent(&req);

@@ -81,7 +81,7 @@ pub async fn exchange(
     let id_token = if token::has_openid(&record.scope) {
         let claims = token::id_token_claims(
             &record,
-            user.claims_for(&record.scope),
+            user.claims_for(&record.scope, &record.claims.id_token),
             &state.endpoints.issuer,
             now,
             state.lifetimes.id_token.as_secs(),
@@ -103,6 +103,10 @@ pub async fn exchange(
             expires_in: state.lifetimes.access_token.as_secs(),
             scope: record.scope.join(" "),
             id_token,
+            authorization_details: record
+                .authorization_details
+                .as_deref()
+                .and_then(crate::oauth::authorization_details::json),
         }))
 }
 

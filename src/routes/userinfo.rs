@@ -56,7 +56,7 @@ pub async fn userinfo(req: HttpRequest, state: web::Data<AppState>) -> Result<Ht
         .ok_or_else(|| OAuthError::invalid_token("the user of this token no longer exists"))?;
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
-        .json(user.claims_for(&scopes)))
+        .json(user.claims_for(&scopes, &claims.userinfo_claims)))
 }
 
 /// `Authorization: Bearer <b64token>` (RFC 6750 §2.1; the scheme is case-insensitive).

@@ -28,7 +28,7 @@ fn root_span(req: &HttpRequest) -> Option<Span> {
 /// when tracing is off or the trace was not sampled (a link to an unsampled span leads
 /// nowhere, and the record stays as small as before).
 pub fn push_traceparent(req: &HttpRequest) -> Option<String> {
-    if !super::otel_enabled() {
+    if !super::otel::enabled() {
         return None;
     }
     let span = root_span(req)?;
@@ -55,7 +55,7 @@ pub fn step(req: &HttpRequest, client_id: &str, flow_id: &str, trace: Option<&st
 /// Adds a link from the current span to the push's span. For steps without the request at
 /// hand (code issuance, the token endpoint): `link_to_push(code.trace.as_deref())`.
 pub fn link_to_push(trace: Option<&str>) {
-    if !super::otel_enabled() {
+    if !super::otel::enabled() {
         return;
     }
     if let Some(sc) = trace.and_then(super::otel::from_traceparent) {

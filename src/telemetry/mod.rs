@@ -18,8 +18,6 @@ pub mod metrics;
 mod otel;
 mod root_span;
 
-use std::sync::atomic::{AtomicBool, Ordering};
-
 use tracing_subscriber::filter::FilterExt;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
@@ -29,14 +27,6 @@ use crate::config::{LogFormat, LogSettings, TelemetrySettings};
 
 pub use otel::ExportPlan;
 pub use root_span::RootSpan;
-
-/// Whether an OpenTelemetry layer is installed in this process. Read on every request to skip
-/// header extraction and context work when tracing is off.
-static OTEL_ON: AtomicBool = AtomicBool::new(false);
-
-pub(crate) fn otel_enabled() -> bool {
-    OTEL_ON.load(Ordering::Relaxed)
-}
 
 /// Keeps the span exporter alive; dropping it flushes what is queued (bounded by the
 /// exporter timeout) and shuts the exporter down. Hold it in `main` until the server stopped.
@@ -128,7 +118,7 @@ pub fn init(log: &LogSettings, telemetry: &TelemetrySettings) -> anyhow::Result<
         return Ok(TelemetryGuard::none());
     }
     if let (Some(_), Some(plan)) = (&exporter, &plan) {
-        OTEL_ON.store(true, Ordering::Relaxed);
+        otel::set_enabled();
         tracing::info!(
             endpoint = %plan.endpoint_for_log(),
             protocol = plan.protocol.as_str(),

@@ -5,11 +5,12 @@
 //! The batch processor runs on its own thread and takes finished spans through a bounded
 //! queue (`OTEL_BSP_MAX_QUEUE_SIZE`, 2048 by default); when the queue is full spans are
 //! dropped, never waited for, so a slow or unreachable collector costs no request anything.
-//! HTTP/protobuf uses the blocking reqwest client (deps-notes pitfall 2: the async one panics
-//! on the processor thread); gRPC gets a one-thread Tokio runtime of its own, so its channel
+//! HTTP/protobuf uses the blocking reqwest client (the async one panics on the processor
+//! thread, which has no Tokio runtime); gRPC gets a one-thread Tokio runtime of its own, so its channel
 //! outlives the actix runtime and can still flush after the server stopped.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Context as _;
 use opentelemetry::propagation::{Extractor, TextMapPropagator};
@@ -20,6 +21,18 @@ use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::{BatchSpanProcessor, Sampler, SdkTracerProvider};
 use tracing::Subscriber;
 use tracing_subscriber::registry::LookupSpan;
+
+/// Whether an OpenTelemetry layer is installed in this process. Read on every request to skip
+/// header extraction and context work when tracing is off.
+static OTEL_ON: AtomicBool = AtomicBool::new(false);
+
+pub(crate) fn enabled() -> bool {
+    OTEL_ON.load(Ordering::Relaxed)
+}
+
+pub(super) fn set_enabled() {
+    OTEL_ON.store(true, Ordering::Relaxed);
+}
 
 use crate::config::{OtlpProtocol, TelemetrySettings};
 

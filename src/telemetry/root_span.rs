@@ -5,7 +5,8 @@
 //! `/authorize?request_uri=…` must not put a live reference in logs or traces. An incoming
 //! W3C `traceparent` becomes the span's parent. tracing-actix-web's `opentelemetry_0_*`
 //! features only do that for its default builder, so this builder extracts the context with
-//! the app's own propagator (deps-notes §2, pitfall 1).
+//! the app's own propagator (one OpenTelemetry version in the tree: see
+//! `scripts/check-otel-versions.sh`).
 
 use std::time::Instant;
 
@@ -45,7 +46,7 @@ impl RootSpanBuilder for RootSpan {
             client_id = Empty,
             flow_id = Empty,
         );
-        if super::otel_enabled() {
+        if super::otel::enabled() {
             // A missing or malformed traceparent extracts as an empty context: a new trace.
             let _ = span.set_parent(super::otel::extract(request.headers()));
         }

@@ -52,6 +52,40 @@ async fn metadata_follows_the_par_switch() {
     let app = spawn_app_with(Backend::Memory, |s| s.par.required = false).await;
     let m: Value = app.metadata().await;
     assert_eq!(m["require_pushed_authorization_requests"], false);
+    // PAR required globally, but one client may skip it: the global flag must not claim
+    // that every request is pushed (RFC 9126 §5).
+    let app = spawn_app_with(Backend::Memory, |s| {
+        s.clients[1].require_pushed_authorization_requests = Some(false);
+    })
+    .await;
+    let m: Value = app.metadata().await;
+    assert_eq!(m["require_pushed_authorization_requests"], false);
+}
+
+/// Metadata lists what works, nothing more: no empty arrays for unsupported features, the
+/// assertion algorithms that are verified, the prompt values that are honoured.
+#[tokio::test]
+async fn metadata_lists_exactly_what_is_supported() {
+    let app = spawn_app().await;
+    let m: Value = app.metadata().await;
+    for (key, value) in m.as_object().unwrap() {
+        assert!(
+            value.as_array().is_none_or(|a| !a.is_empty()),
+            "{key} is an empty list"
+        );
+    }
+    assert!(m.get("userinfo_signing_alg_values_supported").is_none());
+    assert_eq!(
+        m["token_endpoint_auth_signing_alg_values_supported"],
+        serde_json::json!([
+            "ES256", "ES384", "PS256", "PS384", "PS512", "RS256", "RS384", "RS512", "EdDSA"
+        ])
+    );
+    assert_eq!(
+        m["prompt_values_supported"],
+        serde_json::json!(["none", "login", "consent", "select_account"])
+    );
+    assert_eq!(m["claims_parameter_supported"], true);
 }
 
 #[tokio::test]

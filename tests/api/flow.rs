@@ -90,3 +90,58 @@ async fn a_wrong_pkce_verifier_after_a_real_login_is_refused() {
     assert_eq!(app.post_token(&token_params(&code)).await.status(), 200);
     assert_oauth_error(app.post_token(&token_params(&code)).await, 400, "invalid_grant").await;
 }
+
+/// Pushed parameters that do something (OIDC Core §3.1.2.1, §5.5; RFC 8707): `login_hint`
+/// prefills the username; `claims` releases single claims in the ID token and at userinfo
+/// without their scope; `resource` becomes the access token's `aud`; `select_account`
+/// shows the form to a signed-in browser.
+#[tokio::test]
+async fn pushed_parameters_show_in_the_page_and_the_tokens() {
+    let app = spawn_app_with(Backend::Redis, |s| {
+        s.clients[0].resources = vec!["https://api.example/a".into()];
+    })
+    .await;
+    let browser = http_client();
+    let claims = r#"{"id_token":{"email":{"essential":true}},"userinfo":{"name":null}}"#;
+    let params = with(
+        push_params("app"),
+        &[
+            ("scope", Some("openid")),
+            ("login_hint", Some("alice")),
+            ("claims", Some(claims)),
+        ],
+    );
+    let uri = request_uri_of(app.push(&params).await).await;
+    let html = app.authorize(&browser, "app", &uri).await.text().await.unwrap();
+    assert_eq!(form_value(&html, "username").as_deref(), Some("alice"));
+    let code = code_from(app.login(&browser, &html, "alice", PASSWORD).await, &app).await;
+    let tokens: Value = app.post_token(&token_params(&code)).await.json().await.unwrap();
+    let id = crate::token::jwt_part(tokens["id_token"].as_str().unwrap(), 1);
+    assert_eq!(id["email"], "alice@example.com", "asked for by name");
+    assert!(
+        id.get("name").is_none(),
+        "neither scoped nor asked for in the ID token"
+    );
+    let info: Value = app
+        .userinfo(tokens["access_token"].as_str().unwrap())
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(info["name"], "Alice Example", "asked for by name at userinfo");
+    assert!(info.get("email").is_none());
+
+    // The signed-in browser: select_account shows the form; without it, SSO issues the code.
+    let select = with(push_params("app"), &[("prompt", Some("select_account"))]);
+    let uri = request_uri_of(app.push(&select).await).await;
+    let page = app.authorize(&browser, "app", &uri).await;
+    assert_eq!(page.status(), 200);
+    assert!(page.text().await.unwrap().contains(r#"name="password""#));
+
+    let resource = with(push_params("app"), &[("resource", Some("https://api.example/a"))]);
+    let uri = request_uri_of(app.push(&resource).await).await;
+    let code = code_from(app.authorize(&browser, "app", &uri).await, &app).await;
+    let tokens: Value = app.post_token(&token_params(&code)).await.json().await.unwrap();
+    let at = crate::token::jwt_part(tokens["access_token"].as_str().unwrap(), 1);
+    assert_eq!(at["aud"], "https://api.example/a");
+}

@@ -71,6 +71,10 @@ fn client(id: &str, method: Option<AuthMethod>, secret: Option<&str>) -> ClientS
         require_pkce: true,
         consent: false,
         limits: Default::default(),
+        application_type: Default::default(),
+        resources: Vec::new(),
+        require_signed_request_object: None,
+        authorization_details_types: Vec::new(),
     }
 }
 
@@ -132,6 +136,8 @@ pub fn code_record(client_id: &str) -> AuthorizationCode {
         sub: ALICE_SUB.into(),
         auth_time: par_server::clock::now() - 5,
         resource: vec![],
+        claims: Default::default(),
+        authorization_details: None,
         grant_id: par_server::crypto::random_token(16),
         flow_id: uuid::Uuid::new_v4().to_string(),
         trace: None,
@@ -353,11 +359,15 @@ impl TestApp {
 
     /// Pushes a valid request for `app` and returns its request_uri.
     pub async fn push_valid(&self) -> String {
-        let res = self.push(&push_params("app")).await;
-        assert_eq!(res.status(), 201);
-        let body: Value = res.json().await.unwrap();
-        body["request_uri"].as_str().unwrap().to_owned()
+        request_uri_of(self.push(&push_params("app")).await).await
     }
+}
+
+/// The `request_uri` of a `201` push response.
+pub async fn request_uri_of(res: reqwest::Response) -> String {
+    assert_eq!(res.status(), 201);
+    let body: Value = res.json().await.unwrap();
+    body["request_uri"].as_str().unwrap().to_owned()
 }
 
 /// Asserts an OAuth JSON error with `status` and `code`; returns the body.
@@ -460,6 +470,20 @@ impl TestApp {
         form.push(("password", password.into()));
         browser
             .post(self.url("/oauth2/login"))
+            .form(&form)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Submits the consent form found in `page` with `decision` (`allow` or `deny`).
+    pub async fn consent(&self, browser: &reqwest::Client, page: &str, decision: &str) -> reqwest::Response {
+        let mut form: Vec<(&str, String)> = ["client_id", "request_uri", "csrf_token"]
+            .map(|n| (n, form_value(page, n).unwrap_or_default()))
+            .to_vec();
+        form.push(("decision", decision.into()));
+        browser
+            .post(self.url("/oauth2/consent"))
             .form(&form)
             .send()
             .await

@@ -12,9 +12,11 @@ mod flow;
 mod helpers;
 #[path = "../support/html.rs"]
 mod html;
+mod jar;
 mod jwks;
 mod observability;
 mod par;
+mod rar;
 mod redis_topologies;
 mod store_contract;
 mod token;

@@ -57,6 +57,10 @@ async fn metrics_count_a_login_its_reuse_and_a_cross_client_attempt() {
             require_pkce: true,
             consent: false,
             limits: Default::default(),
+            application_type: Default::default(),
+            resources: Vec::new(),
+            require_signed_request_object: None,
+            authorization_details_types: Vec::new(),
         })
     })
     .await;

@@ -218,6 +218,45 @@ async fn bad_client_assertions_are_invalid_client() {
     }
 }
 
+/// RFC 7515 §4.1.11: an unknown `crit` header is refused; RFC 7517 §4.4: a key registered
+/// with an `alg` verifies only that algorithm.
+#[tokio::test]
+async fn assertions_with_crit_or_against_the_keys_alg_are_invalid_client() {
+    let app = spawn_app().await;
+    let jwt = client_assertion("client-es256.pem", json!(app.issuer.clone()), json!({}));
+    let claims = jwt.split('.').nth(1).unwrap();
+    let b64 = |v: Value| {
+        use base64::Engine as _;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
+    };
+    let header = b64(json!({"alg": "ES256", "kid": "k1", "crit": ["urn:example:x"], "urn:example:x": 1}));
+    let message = format!("{header}.{claims}");
+    let pem = std::fs::read(fixture("client-es256.pem")).unwrap();
+    let key = jsonwebtoken::EncodingKey::from_ec_pem(&pem).unwrap();
+    let signature =
+        jsonwebtoken::crypto::sign(message.as_bytes(), &key, jsonwebtoken::Algorithm::ES256).unwrap();
+    let res = app
+        .push_unauthenticated(&assertion_push(&format!("{message}.{signature}")))
+        .await;
+    let body = assert_oauth_error(res, 401, "invalid_client").await;
+    assert!(
+        body["error_description"].as_str().unwrap().contains("crit"),
+        "{body}"
+    );
+
+    for (key_alg, status) in [("ES384", 401), ("ES256", 201)] {
+        let app = spawn_app_with(Backend::Memory, |s| {
+            let mut jwks = jwks_of("client-es256.pem", "k1");
+            jwks["keys"][0]["alg"] = json!(key_alg);
+            s.clients[2].jwks = Some(jwks);
+        })
+        .await;
+        let jwt = client_assertion("client-es256.pem", json!(app.issuer.clone()), json!({}));
+        let res = app.push_unauthenticated(&assertion_push(&jwt)).await;
+        assert_eq!(res.status(), status, "key alg {key_alg}");
+    }
+}
+
 /// FAPI 2.0 §5.3.2.1: `iat` up to 10 s in the future is accepted.
 #[tokio::test]
 async fn assertions_slightly_in_the_future_are_accepted() {
@@ -321,7 +360,7 @@ async fn invalid_authorization_parameters_get_their_error_codes() {
         (vec![("prompt", Some("none login"))], "invalid_request"),
         (
             vec![("request", Some("eyJhbGciOiJub25lIn0.e30."))],
-            "request_not_supported",
+            "invalid_request_object",
         ),
     ];
     for (change, code) in table {
@@ -331,10 +370,14 @@ async fn invalid_authorization_parameters_get_their_error_codes() {
     }
 }
 
-/// RFC 9126 §2.1 (PAR-03): extension parameters are accepted, `resource` may repeat.
+/// RFC 9126 §2.1 (PAR-03): extension parameters are accepted, `resource` may repeat; a
+/// resource the client is not registered for is `invalid_target` (RFC 8707 §2).
 #[tokio::test]
 async fn extension_parameters_are_accepted() {
-    let app = spawn_app().await;
+    let app = spawn_app_with(Backend::Redis, |s| {
+        s.clients[0].resources = vec!["https://api.example/a".into(), "https://api.example/b".into()];
+    })
+    .await;
     let mut params = with(
         push_params("app"),
         &[
@@ -346,6 +389,8 @@ async fn extension_parameters_are_accepted() {
     params.push(("resource".into(), "https://api.example/a".into()));
     params.push(("resource".into(), "https://api.example/b".into()));
     assert_eq!(app.push(&params).await.status(), 201);
+    params.push(("resource".into(), "https://api.example/c".into()));
+    assert_oauth_error(app.push(&params).await, 400, "invalid_target").await;
 }
 
 /// RFC 9126 §2.3 / RFC 9110: 405 with `Allow`, 413 over the body limit, 400 for a JSON body.

@@ -447,3 +447,31 @@ async fn the_memory_backend_redeems_codes() {
     assert_eq!(app.post_token(&token_params(&code)).await.status(), 200);
     assert_oauth_error(app.post_token(&token_params(&code)).await, 400, "invalid_grant").await;
 }
+
+/// A code presented by another client leaves it redeemable by its own client and answers
+/// like an unknown code; a body `client_id` contradicting the credentials is `invalid_client`.
+#[tokio::test]
+async fn another_clients_attempt_burns_nothing_and_reveals_nothing() {
+    let app = spawn_app().await;
+    let code = app.issue_code(code_record("app")).await;
+    let unknown = app
+        .post_token(&token_params("no-such-code"))
+        .await
+        .json::<Value>()
+        .await
+        .unwrap();
+    let mut as_other = token_params(&code);
+    as_other.push(("client_id".into(), "post-app".into()));
+    as_other.push(("client_secret".into(), SECRET.into()));
+    let other = assert_oauth_error(
+        app.post_token_unauthenticated(&as_other).await,
+        400,
+        "invalid_grant",
+    )
+    .await;
+    assert_eq!(other, unknown, "another client learns nothing about the code");
+    let mut contradicting = token_params(&code);
+    contradicting.push(("client_id".into(), "post-app".into()));
+    assert_oauth_error(app.post_token(&contradicting).await, 401, "invalid_client").await;
+    assert_eq!(app.post_token(&token_params(&code)).await.status(), 200);
+}

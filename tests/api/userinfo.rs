@@ -114,6 +114,8 @@ fn claims(app: &TestApp, exp: u64, aud: &str, scope: &str) -> AccessTokenClaims 
         scope: scope.into(),
         auth_time: now - 100,
         gid: "g".into(),
+        userinfo_claims: Vec::new(),
+        authorization_details: None,
     }
 }
 

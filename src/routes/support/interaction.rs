@@ -16,6 +16,8 @@ use super::form;
 use crate::browser::{ConsentPage, InteractionForm, LoginPage};
 use crate::crypto::random_token;
 use crate::oauth::authorization::AuthorizationRequest;
+use crate::oauth::authorization_details;
+use crate::oauth::claims::RequestedClaims;
 use crate::oauth::client::Client;
 use crate::oauth::code::{AuthorizationCode, new_code};
 use crate::oauth::interaction::{Next, Session};
@@ -150,7 +152,11 @@ impl Interaction {
     /// Acts on the decision for this request: login form, consent page, code, or error.
     pub async fn proceed(self, state: &AppState, next: Next) -> Result<HttpResponse, BrowserError> {
         match next {
-            Next::Login => self.login_page(state, None, ""),
+            // OIDC Core §3.1.2.1: `login_hint` prefills the username (the user may change it).
+            Next::Login => {
+                let hint = self.request.login_hint.clone().unwrap_or_default();
+                self.login_page(state, None, &hint)
+            }
             Next::Consent(session) => self.ask_consent(state, session).await,
             Next::IssueCode(session) => self.issue_code(state, &session).await,
             Next::Fail(error) => self.fail(state, error).await,
@@ -179,6 +185,8 @@ impl Interaction {
             sub: session.sub.clone(),
             auth_time: session.auth_time,
             resource: request.resource.clone(),
+            claims: RequestedClaims::from_parameter(request.claims.as_deref(), &self.client),
+            authorization_details: request.authorization_details.clone(),
             grant_id: random_token(16),
             flow_id: request.flow_id.clone(),
             trace: request.trace.clone(),
@@ -239,7 +247,13 @@ impl Interaction {
             .by_sub(&session.sub)
             .map(|u| u.username.as_str())
             .unwrap_or_default();
-        let page = ConsentPage::new(self.form(state, "consent"), username);
+        let details = self
+            .request
+            .authorization_details
+            .as_deref()
+            .map(authorization_details::readable)
+            .unwrap_or_default();
+        let page = ConsentPage::new(self.form(state, "consent"), username, details);
         Ok(crate::browser::render(StatusCode::OK, &page))
     }
 
