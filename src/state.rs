@@ -48,6 +48,13 @@ pub(crate) struct Playground {
     pub local_base: String,
 }
 
+/// Request bodies: how much, and how long to wait for all of it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct BodyLimits {
+    pub max: usize,
+    pub deadline: Duration,
+}
+
 pub struct AppState {
     pub(crate) endpoints: Endpoints,
     pub(crate) assertion_audiences: Vec<String>,
@@ -59,7 +66,7 @@ pub struct AppState {
     pub(crate) par: ParPolicy,
     pub lifetimes: Lifetimes,
     /// Request bodies: size cap and deadline (`http.body_limit`, `http.body_timeout_secs`).
-    pub(crate) body: crate::routes::support::form::BodyLimits,
+    pub(crate) body: BodyLimits,
     /// Admission to password checks (`limits.password_queue`).
     pub(crate) passwords: crate::password::PasswordQueue,
     /// Rate limits and the password back-off (`limits.*`).
@@ -143,7 +150,7 @@ impl AppState {
                 id_token: Duration::from_secs(settings.tokens.id_token_lifetime),
                 session: Duration::from_secs(settings.session.lifetime),
             },
-            body: crate::routes::support::form::BodyLimits {
+            body: BodyLimits {
                 max: settings.http.body_limit,
                 deadline: Duration::from_secs(settings.http.body_timeout_secs),
             },

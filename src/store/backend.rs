@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use super::error::StoreError;
 use super::keyspace::Key;
-use super::limits::{Backoff, Bucket};
 use super::memory::MemoryStore;
 use super::outcome::{Bind, OpenOutcome, RedeemOutcome, Take};
+use super::rate::{Backoff, Bucket};
 use super::redis::RedisStore;
 
 pub(crate) enum Backend {

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use super::error::StoreError;
 use super::keyspace::Key;
-use super::limits::{Backoff, Bucket, backoff_after, gcra};
 use super::outcome::{Bind, OpenOutcome, RedeemOutcome, Take};
+use super::rate::{Backoff, Bucket, backoff_after, gcra};
 
 struct Entry {
     value: Vec<u8>,

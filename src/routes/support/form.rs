@@ -3,8 +3,6 @@
 //! by the deadline → 408 (a stalled body holds a connection and its buffer: it is cut);
 //! another content type → 400.
 
-use std::time::Duration;
-
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, web};
 use futures_util::StreamExt;
@@ -12,13 +10,7 @@ use futures_util::StreamExt;
 use super::errors::JsonError;
 use crate::oauth::OAuthError;
 use crate::oauth::params::Params;
-
-/// How much body, and how long to wait for all of it.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct BodyLimits {
-    pub max: usize,
-    pub deadline: Duration,
-}
+use crate::state::BodyLimits;
 
 pub(crate) async fn read(
     req: &HttpRequest,

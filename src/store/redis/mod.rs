@@ -25,8 +25,8 @@ use self::options::RedisOptions;
 use super::error::StoreError;
 use super::instrument;
 use super::keyspace::Key;
-use super::limits::{Backoff, Bucket};
 use super::outcome::{Bind, OpenOutcome, RedeemOutcome, Take};
+use super::rate::{Backoff, Bucket};
 
 #[derive(Clone)]
 pub(crate) struct RedisStore {
