@@ -57,21 +57,8 @@ fn login_form(page: &str, username: &str, password: &str) -> Vec<(String, String
 }
 
 /// `POST /oauth2/par` as [`OTHER`]: the status.
-async fn other_push(http: &reqwest::Client, base: &str) -> u16 {
-    let res = http
-        .post(format!("{base}/oauth2/par"))
-        .basic_auth(OTHER, Some(OTHER_SECRET))
-        .form(&[
-            ("client_id", OTHER),
-            ("response_type", "code"),
-            ("scope", "openid"),
-            ("redirect_uri", config_file::REDIRECT),
-            ("code_challenge", harness::CHALLENGE),
-            ("code_challenge_method", "S256"),
-        ])
-        .send()
-        .await;
-    res.map(|r| r.status().as_u16()).unwrap_or(0)
+async fn other_push(base: &str) -> u16 {
+    push_as(base, OTHER, OTHER_SECRET, None).await.0
 }
 
 /// Finding 4: 5,000 fire-and-forget login POSTs queued argon2 checks without bound (a real
@@ -155,12 +142,9 @@ async fn a_login_flood_gets_fast_503s_within_the_memory_limit() {
         .collect();
 
     // Meanwhile another client pushes through the load balancer.
-    let pusher = browser();
     let mut pushes: BTreeMap<u16, usize> = BTreeMap::new();
     while next.load(Ordering::Relaxed) < FLOOD {
-        *pushes
-            .entry(other_push(&pusher, &stack.lb.url()).await)
-            .or_default() += 1;
+        *pushes.entry(other_push(&stack.lb.url()).await).or_default() += 1;
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let mut tally: BTreeMap<String, usize> = BTreeMap::new();
@@ -311,6 +295,36 @@ async fn password_guessing_backs_off_across_replicas_alike_for_unknown_users() {
     assert_eq!(answers[1].2, "incorrect");
 }
 
+/// `POST /oauth2/par` as `client` (`secret`: Basic authentication; `None`: a public
+/// client), optionally "from" `xff` (through a trusted proxy), with this `state`.
+async fn par_post(
+    base: &str,
+    client: &str,
+    secret: Option<&str>,
+    xff: Option<&str>,
+    state: &str,
+) -> reqwest::Response {
+    let mut post = browser().post(format!("{base}/oauth2/par"));
+    if let Some(secret) = secret {
+        post = post.basic_auth(client, Some(secret));
+    }
+    if let Some(a) = xff {
+        post = post.header("x-forwarded-for", a);
+    }
+    post.form(&[
+        ("client_id", client),
+        ("response_type", "code"),
+        ("scope", "openid"),
+        ("redirect_uri", config_file::REDIRECT),
+        ("code_challenge", harness::CHALLENGE),
+        ("code_challenge_method", "S256"),
+        ("state", state),
+    ])
+    .send()
+    .await
+    .expect("push answered")
+}
+
 /// `POST /oauth2/par` as `client` (with `secret`), optionally "from" `xff` (the load balancer
 /// is a trusted proxy here): status and the rate-limit headers.
 async fn push_as(
@@ -319,21 +333,7 @@ async fn push_as(
     secret: &str,
     xff: Option<&str>,
 ) -> (u16, Option<String>, Option<String>) {
-    let mut post = browser()
-        .post(format!("{base}/oauth2/par"))
-        .basic_auth(client, Some(secret))
-        .form(&[
-            ("client_id", client),
-            ("response_type", "code"),
-            ("scope", "openid"),
-            ("redirect_uri", config_file::REDIRECT),
-            ("code_challenge", harness::CHALLENGE),
-            ("code_challenge_method", "S256"),
-        ]);
-    if let Some(a) = xff {
-        post = post.header("x-forwarded-for", a);
-    }
-    let res = post.send().await.expect("push answered");
+    let res = par_post(base, client, Some(secret), xff, "s").await;
     let header = |n: &str| {
         res.headers()
             .get(n)
@@ -456,12 +456,7 @@ async fn a_full_redis_gives_503_and_not_ready_then_recovers() {
     let stack = Stack::start(1, &redis, ReplicaOptions::default());
     let replica = &stack.replicas[0];
     let base = replica.url();
-    let used: u64 = redis
-        .info("memory")
-        .lines()
-        .find_map(|l| l.strip_prefix("used_memory:"))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap();
+    let used = used_memory(&redis);
     // Room for about a thousand pushed requests.
     let limit = (used + 512 * 1024).to_string();
     let _: () = redis.cmd(&["CONFIG", "SET", "maxmemory", &limit]);
@@ -480,12 +475,7 @@ async fn a_full_redis_gives_503_and_not_ready_then_recovers() {
     }
     // At the edge, freed client buffers can let one more small write in: keep Redis
     // clearly over its limit (as a Redis that stays full is) for the readiness check.
-    let used_now: u64 = redis
-        .info("memory")
-        .lines()
-        .find_map(|l| l.strip_prefix("used_memory:"))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap();
+    let used_now = used_memory(&redis);
     let _: () = redis.cmd(&["CONFIG", "SET", "maxmemory", &(used_now - 64 * 1024).to_string()]);
     let not_ready = topology::poll(Duration::from_secs(10), || {
         harness::http_get(replica.port, "/readyz").is_some_and(|(s, _)| s == 503)
@@ -518,6 +508,16 @@ async fn a_full_redis_gives_503_and_not_ready_then_recovers() {
     assert_eq!(push_when_full, Some("503 temporarily_unavailable"));
     assert!(recovered, "/readyz is 200 again once writes succeed");
     assert_eq!(after, "201");
+}
+
+/// Redis' `used_memory` in bytes.
+fn used_memory(redis: &RedisNode) -> u64 {
+    redis
+        .info("memory")
+        .lines()
+        .find_map(|l| l.strip_prefix("used_memory:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap()
 }
 
 /// An evicting `maxmemory-policy` can drop the single-use markers (a code's used-marker, an
@@ -654,25 +654,8 @@ async fn outstanding_requests_and_their_size_are_capped() {
     let push_from = |client: &'static str, xff: &'static str, state: String| {
         let lb = lb.clone();
         async move {
-            let mut post = browser()
-                .post(format!("{lb}/oauth2/par"))
-                .header("x-forwarded-for", xff);
-            if client == harness::CLIENT {
-                post = post.basic_auth(client, Some(harness::SECRET));
-            }
-            let res = post
-                .form(&[
-                    ("client_id", client),
-                    ("response_type", "code"),
-                    ("scope", "openid"),
-                    ("redirect_uri", config_file::REDIRECT),
-                    ("code_challenge", harness::CHALLENGE),
-                    ("code_challenge_method", "S256"),
-                    ("state", state.as_str()),
-                ])
-                .send()
-                .await
-                .unwrap();
+            let secret = (client == harness::CLIENT).then_some(harness::SECRET);
+            let res = par_post(&lb, client, secret, Some(xff), &state).await;
             let status = res.status().as_u16();
             let body: serde_json::Value = res.json().await.unwrap_or_default();
             (status, body["error"].as_str().unwrap_or_default().to_owned())

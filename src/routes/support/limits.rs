@@ -14,7 +14,7 @@ use futures_util::future::join_all;
 use crate::limits::{Endpoint, address_subject};
 use crate::oauth::client::{AuthMethod, Client};
 use crate::state::AppState;
-use crate::store::{Admission, Rate, StoreError};
+use crate::store::{Admission, Backoff, Rate, StoreError};
 
 /// A request over a limit: how long to wait, and the limit's size.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -138,77 +138,76 @@ async fn admit_all(state: &AppState, checks: &[(&'static str, &str, Rate)]) -> R
     }
 }
 
-/// How long `username` must still wait before its password is checked (per user, and per
-/// user and `address`; the longer wait), both read together. Known and unknown usernames
-/// are counted alike.
+/// The password back-offs that apply: per user, and per user and `address` (scope,
+/// subject, policy).
+fn backoffs(state: &AppState, username: &str, address: Option<&str>) -> Vec<(&'static str, String, Backoff)> {
+    let mut all = vec![(PER_USER, username.to_owned(), state.limits.password_per_user)];
+    if let Some(a) = address {
+        all.push((
+            PER_PAIR,
+            user_at(username, a),
+            state.limits.password_per_user_address,
+        ));
+    }
+    all
+}
+
+/// How long `username` must still wait before its password is checked (the longer of the
+/// back-offs), all read together. Known and unknown usernames are counted alike.
 pub(crate) async fn password_wait(
     state: &AppState,
     username: &str,
     address: Option<&str>,
 ) -> Result<Option<Duration>, StoreError> {
-    let (user, pair) = tokio::join!(
-        state
-            .store
-            .password_wait(PER_USER, username, state.limits.password_per_user),
-        async {
-            match address {
-                Some(a) => {
-                    let pair = user_at(username, a);
-                    let policy = state.limits.password_per_user_address;
-                    state.store.password_wait(PER_PAIR, &pair, policy).await
-                }
-                None => Ok(None),
-            }
-        }
-    );
-    let (user, pair) = (user?, pair?);
-    crate::telemetry::metrics::limit(PER_USER, user.is_none());
-    if address.is_some() {
-        crate::telemetry::metrics::limit(PER_PAIR, pair.is_none());
+    let checks = backoffs(state, username, address);
+    let waits = join_all(
+        checks
+            .iter()
+            .map(|(scope, subject, policy)| state.store.password_wait(scope, subject, *policy)),
+    )
+    .await;
+    let mut longest = None;
+    for ((scope, _, _), wait) in checks.iter().zip(waits) {
+        let wait = wait?;
+        crate::telemetry::metrics::limit(scope, wait.is_none());
+        longest = longest.max(wait);
     }
-    Ok(user.max(pair))
+    Ok(longest)
 }
 
-/// Counts a wrong password (or an unknown username) for both back-offs, together.
+/// Counts a wrong password (or an unknown username) for every back-off, together.
 pub(crate) async fn password_failed(
     state: &AppState,
     username: &str,
     address: Option<&str>,
 ) -> Result<(), StoreError> {
-    let (user, pair) = tokio::join!(
-        state
-            .store
-            .password_failed(PER_USER, username, state.limits.password_per_user),
-        async {
-            match address {
-                Some(a) => {
-                    let pair = user_at(username, a);
-                    let policy = state.limits.password_per_user_address;
-                    state.store.password_failed(PER_PAIR, &pair, policy).await
-                }
-                None => Ok(()),
-            }
-        }
-    );
-    user.and(pair)
+    let checks = backoffs(state, username, address);
+    join_all(
+        checks
+            .iter()
+            .map(|(scope, subject, policy)| state.store.password_failed(scope, subject, *policy)),
+    )
+    .await
+    .into_iter()
+    .collect()
+}
+
+/// After a successful login the attempts start over. Housekeeping: a failure is logged.
+pub(crate) async fn password_succeeded(state: &AppState, username: &str, address: Option<&str>) {
+    let checks = backoffs(state, username, address);
+    let done = join_all(
+        checks
+            .iter()
+            .map(|(scope, subject, _)| state.store.password_succeeded(scope, subject)),
+    )
+    .await;
+    if let Some(Err(e)) = done.into_iter().find(Result::is_err) {
+        tracing::debug!(error = %e, "could not reset the password attempts");
+    }
 }
 
 const PER_USER: &str = "password_per_user";
 const PER_PAIR: &str = "password_per_user_address";
-
-/// After a successful login the attempts start over. Housekeeping: a failure is logged.
-pub(crate) async fn password_succeeded(state: &AppState, username: &str, address: Option<&str>) {
-    let pair = address.map(|a| user_at(username, a));
-    let (user, pair) = tokio::join!(state.store.password_succeeded(PER_USER, username), async {
-        match &pair {
-            Some(p) => state.store.password_succeeded(PER_PAIR, p).await,
-            None => Ok(()),
-        }
-    });
-    if let Err(e) = user.and(pair) {
-        tracing::debug!(error = %e, "could not reset the password attempts");
-    }
-}
 
 /// The subject of the per-user-and-address back-off (the store hashes it).
 fn user_at(username: &str, address: &str) -> String {
