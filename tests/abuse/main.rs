@@ -238,7 +238,8 @@ async fn password_guessing_backs_off_across_replicas_alike_for_unknown_users() {
     let redis = RedisNode::start(&[]);
     let stack = Stack::start_with(3, &redis, ReplicaOptions::default(), |c| {
         c.extra = json!({ "limits": {
-            "password_per_user": { "free": 3, "base_ms": 2000, "max_secs": 2, "forget_secs": 60 },
+            // A back-off long enough that no slow request outlives it on a busy machine.
+            "password_per_user": { "free": 3, "base_ms": 6000, "max_secs": 6, "forget_secs": 60 },
         } });
     });
     let bases: Vec<String> = stack.replicas.iter().map(|r| r.url()).collect();
@@ -271,7 +272,7 @@ async fn password_guessing_backs_off_across_replicas_alike_for_unknown_users() {
         let (status, retry, _) = post_login(&http, &bases[2], &right).await;
         seen.push((status, "right password during the back-off"));
         // …and once it has passed, only the real user gets in.
-        tokio::time::sleep(Duration::from_secs(retry.unwrap_or(2) + 1)).await;
+        tokio::time::sleep(Duration::from_secs(retry.unwrap_or(6) + 1)).await;
         let (status, _, body) = post_login(&http, &bases[0], &right).await;
         let after = match status {
             303 => "signed in",
