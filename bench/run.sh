@@ -102,7 +102,23 @@ users:
     password_hash: "$HASH"
     email: "alice@example.com"
     name: "Alice"
+# Every limit in force (one more Redis script per limit, sent together) but never hit: the
+# load comes from one address and one client, thousands of times what a real one sends
+# (docs/operations.md, "Limits"). Section 3 also measures them against all of them off.
+limits:
+  par_per_client: { requests: 100000000, per_secs: 60 }
+  token_per_client: { requests: 100000000, per_secs: 60 }
+  par_per_address: { requests: 100000000, per_secs: 60 }
+  token_per_address: { requests: 100000000, per_secs: 60 }
+  authorize_per_address: { requests: 100000000, per_secs: 60 }
+  login_per_address: { requests: 100000000, per_secs: 60 }
+  outstanding_per_client: 100000000
 EOF
+# The same server with every limit off.
+LIMITS_OFF=(PAR__LIMITS__PAR_PER_CLIENT__REQUESTS=0 PAR__LIMITS__TOKEN_PER_CLIENT__REQUESTS=0
+  PAR__LIMITS__PAR_PER_ADDRESS__REQUESTS=0 PAR__LIMITS__TOKEN_PER_ADDRESS__REQUESTS=0
+  PAR__LIMITS__AUTHORIZE_PER_ADDRESS__REQUESTS=0 PAR__LIMITS__LOGIN_PER_ADDRESS__REQUESTS=0
+  PAR__LIMITS__OUTSTANDING_PER_CLIENT=0 PAR__LIMITS__OUTSTANDING_PER_PUBLIC_ADDRESS=0)
 
 PAR_PID=
 start_par() { # extra env assignments...
@@ -228,6 +244,16 @@ log "argon2 bound"
 echo "$(rss_kib "$PAR_PID")" >"$OUT/par-rss-after-kib.txt"
 stop "$PAR_PID"
 redis-cli -p "$REDIS_PORT" flushall >/dev/null
+
+log "limits in force (never hit) vs all off (c=64)"
+for run in on off; do
+  if [ "$run" = off ]; then start_par "${LIMITS_OFF[@]}"; else start_par; fi
+  for s in push sso; do
+    lg_par "$s" 64 "par-server-$s-limits-$run"
+    redis-cli -p "$REDIS_PORT" flushall >/dev/null
+  done
+  stop "$PAR_PID"
+done
 
 log "log level info (the default) vs warn (c=64)"
 start_par PAR__LOG__LEVEL=info

@@ -93,8 +93,8 @@ pub(crate) async fn start(body: web::Bytes, state: web::Data<AppState>) -> HttpR
         Ok(key) => key,
         Err(e) => return render(&state, pg, Some(e), None),
     };
-    let verifier = random_token(32);
     let oauth_state = random_token(16);
+    let verifier = pkce_verifier(pg, &oauth_state);
     let form = [
         ("client_id", pg.client_id.as_str()),
         ("response_type", "code"),
@@ -136,8 +136,7 @@ pub(crate) async fn start(body: web::Bytes, state: web::Data<AppState>) -> HttpR
         return render(&state, pg, Some("the push returned no request_uri".into()), None);
     };
     let pending = PlaygroundLogin {
-        verifier,
-        request_uri: request_uri.to_owned(),
+        started: crate::clock::now(),
         dpop_key: dpop.map(|k| k.pkcs8().to_owned()),
     };
     if let Err(e) = state
@@ -155,10 +154,12 @@ pub(crate) async fn start(body: web::Bytes, state: web::Data<AppState>) -> HttpR
         Err(e) => return render(&state, pg, Some(format!("bad authorization URL: {e}")), None),
     };
     let mut res = browser::see_other(&authorize);
+    // The browser keeps its state and the request_uri (already in its address bar) for the
+    // callback; the store keeps neither in clear.
     let cookie = browser::cookie(
         state.secure_cookies,
         COOKIE,
-        oauth_state,
+        format!("{oauth_state}.{request_uri}"),
         Some(state.par.interaction_lifetime),
     );
     let _ = res.add_cookie(&cookie);
@@ -200,7 +201,14 @@ pub(crate) async fn callback(
             None,
         );
     }
-    let bound = req.cookie(COOKIE).map(|c| c.value().to_owned());
+    let cookie = req
+        .cookie(COOKIE)
+        .map(|c| c.value().to_owned())
+        .unwrap_or_default();
+    let (bound, request_uri) = match cookie.split_once('.') {
+        Some((s, uri)) => (Some(s.to_owned()), uri.to_owned()),
+        None => (None, String::new()),
+    };
     let (Some(code), Some(returned_state)) = (q.code, q.state) else {
         return render(&state, pg, Some("the callback has no code or state".into()), None);
     };
@@ -230,7 +238,8 @@ pub(crate) async fn callback(
         Ok(key) => key,
         Err(e) => return render(&state, pg, Some(e), None),
     };
-    match redeem(&state, pg, &code, &pending.verifier, dpop.as_ref()).await {
+    let verifier = pkce_verifier(pg, &returned_state);
+    match redeem(&state, pg, &code, &verifier, dpop.as_ref()).await {
         Ok((tokens, userinfo)) => {
             let claims = |field: &str| tokens[field].as_str().map(jwt_claims).unwrap_or_default();
             let id_token = claims("id_token");
@@ -241,7 +250,7 @@ pub(crate) async fn callback(
             let outcome = Outcome {
                 subject,
                 token_type: tokens["token_type"].as_str().unwrap_or_default().to_owned(),
-                request_uri: pending.request_uri,
+                request_uri,
                 id_token,
                 access_token: claims("access_token"),
                 userinfo: serde_json::to_string_pretty(&userinfo).unwrap_or_default(),
@@ -337,6 +346,17 @@ where
 
 /// The claims of a JWT, pretty-printed. The token endpoint's response came over a direct
 /// back-channel call, so the playground shows them without re-verifying the signature.
+/// The PKCE verifier of the login with this `state` (RFC 7636 §4.1: 43 characters of
+/// base64url): derived with the playground's client secret, so nobody who reads the store —
+/// or sees `state` — can redeem the code.
+fn pkce_verifier(pg: &Playground, oauth_state: &str) -> String {
+    crate::crypto::sha256_parts_b64(&[
+        b"par-server playground PKCE verifier",
+        pg.client_secret.expose().as_bytes(),
+        oauth_state.as_bytes(),
+    ])
+}
+
 fn jwt_claims(jwt: &str) -> String {
     jwt.split('.')
         .nth(1)

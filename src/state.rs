@@ -55,6 +55,13 @@ pub(crate) struct Playground {
     pub local_base: String,
 }
 
+/// Request bodies: how much, and how long to wait for all of it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct BodyLimits {
+    pub max: usize,
+    pub deadline: Duration,
+}
+
 pub struct AppState {
     pub(crate) endpoints: Endpoints,
     pub(crate) assertion_audiences: Vec<String>,
@@ -65,7 +72,12 @@ pub struct AppState {
     pub signing_keys: SigningKeys,
     pub(crate) par: ParPolicy,
     pub lifetimes: Lifetimes,
-    pub(crate) body_limit: usize,
+    /// Request bodies: size cap and deadline (`http.body_limit`, `http.body_timeout_secs`).
+    pub(crate) body: BodyLimits,
+    /// Admission to password checks (`limits.password_queue`).
+    pub(crate) passwords: crate::password::PasswordQueue,
+    /// Rate limits and the password back-off (`limits.*`).
+    pub(crate) limits: crate::limits::Limits,
     /// Cookies carry `Secure`: false only when the issuer is plain http on loopback.
     pub(crate) secure_cookies: bool,
     /// URL path of the OAuth endpoints (`http.base_path`).
@@ -91,6 +103,7 @@ impl AppState {
             signing_keys,
             redis,
             dpop,
+            limits,
             ..
         } = valid;
         let fapi2 = settings.profile == Profile::Fapi2;
@@ -98,7 +111,8 @@ impl AppState {
         let store = match &redis {
             Some(options) => Store::redis(options, &settings.redis.key_prefix)?,
             None => Store::memory(&settings.redis.key_prefix),
-        };
+        }
+        .limit_record_size(settings.par.max_record_bytes);
         let signing_keys = match signing_keys {
             Some(keys) => keys,
             None => SigningKeys::generate()?,
@@ -153,7 +167,12 @@ impl AppState {
                 refresh_absolute: Duration::from_secs(settings.tokens.refresh_token_absolute_lifetime),
                 refresh_rotation: settings.tokens.refresh_token_rotation,
             },
-            body_limit: settings.http.body_limit,
+            body: BodyLimits {
+                max: settings.http.body_limit,
+                deadline: Duration::from_secs(settings.http.body_timeout_secs),
+            },
+            passwords: crate::password::PasswordQueue::new(limits.password_queue),
+            limits,
             secure_cookies: !issuer.starts_with("http://"),
             base_path: settings.http.base_path.clone(),
             playground,

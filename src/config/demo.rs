@@ -51,6 +51,7 @@ pub fn apply(settings: &mut Settings) -> anyhow::Result<DemoCredentials> {
         dpop_bound_access_tokens: false,
         require_dpop_nonce: None,
         grant_types: vec!["authorization_code".into()],
+        limits: Default::default(),
     });
     settings.users.push(UserSettings {
         username: DEMO_USER.into(),

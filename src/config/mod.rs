@@ -9,6 +9,7 @@ mod dpop;
 mod error;
 pub mod fapi2;
 mod keys;
+mod limits;
 mod net;
 mod redis;
 mod settings;

@@ -32,6 +32,7 @@ pub struct Settings {
     pub log: LogSettings,
     pub playground: PlaygroundSettings,
     pub telemetry: TelemetrySettings,
+    pub limits: LimitSettings,
 }
 
 /// A rule set the whole configuration must follow.
@@ -49,12 +50,24 @@ pub enum Profile {
 pub struct HttpSettings {
     /// Listen address, `host:port`.
     pub bind: String,
+    /// The admin listener, `host:port`: `/metrics` and copies of `/healthz` and `/readyz`.
+    /// When set, `/metrics` is no longer served on `bind`.
+    pub admin_bind: Option<String>,
     /// Path under which the OAuth endpoints live (`/oauth2/par`, …).
     pub base_path: String,
     /// actix worker threads; 0 = one per core.
     pub workers: usize,
     /// Largest accepted request body in bytes (PAR and token); larger → 413.
     pub body_limit: usize,
+    /// Seconds a client has to send its request head (request line and headers); then the
+    /// connection is closed (408).
+    pub header_timeout_secs: u64,
+    /// Seconds a client has to send a whole form body once its handler reads it; then 408
+    /// and the connection is closed.
+    pub body_timeout_secs: u64,
+    /// Open connections per replica (spread over the workers); beyond it new connections
+    /// wait in the listen backlog.
+    pub max_connections: usize,
     /// Seconds in-flight requests get to finish after SIGTERM.
     pub shutdown_grace_secs: u64,
     /// Seconds between SIGTERM (`/readyz` turns 503) and closing the listener, so load
@@ -66,9 +79,13 @@ impl Default for HttpSettings {
     fn default() -> Self {
         Self {
             bind: "127.0.0.1:8080".into(),
+            admin_bind: None,
             base_path: "/oauth2".into(),
             workers: 0,
             body_limit: 64 * 1024,
+            header_timeout_secs: 10,
+            body_timeout_secs: 10,
+            max_connections: 4096,
             shutdown_grace_secs: 30,
             drain_delay_secs: 5,
         }
@@ -149,6 +166,9 @@ pub struct RedisSettings {
     pub wait_replicas: u32,
     /// Longest `WAIT` for those acknowledgements; fewer in time → 503.
     pub wait_timeout_ms: u64,
+    /// Start even if Redis' `maxmemory-policy` may evict keys (only a loud warning). An
+    /// evicted single-use marker lets a code or an assertion be used twice (docs/redis.md).
+    pub allow_evicting_policy: bool,
 }
 
 impl Default for RedisSettings {
@@ -177,6 +197,7 @@ impl Default for RedisSettings {
             pool_recycle_timeout_ms: None,
             wait_replicas: 0,
             wait_timeout_ms: 500,
+            allow_evicting_policy: false,
         }
     }
 }
@@ -204,6 +225,9 @@ pub struct ParSettings {
     pub request_uri_prefix: String,
     /// Further prefixes accepted at `/authorize` (e.g. during a prefix migration).
     pub accepted_request_uri_prefixes: Vec<String>,
+    /// Largest pushed request kept in the store (bytes, as stored); larger → 400
+    /// `invalid_request`. Apart from `http.body_limit`.
+    pub max_record_bytes: usize,
     /// Every client must send its authorization request as a signed request object (JAR,
     /// RFC 9101); clients may override.
     pub require_signed_request_object: bool,
@@ -221,11 +245,66 @@ impl Default for ParSettings {
             required: true,
             request_uri_prefix: RFC_PREFIX.into(),
             accepted_request_uri_prefixes: Vec::new(),
+            max_record_bytes: 16 * 1024,
             require_signed_request_object: false,
             request_object_max_lifetime: 3600,
             request_object_require_typ: false,
         }
     }
+}
+
+/// Abuse resistance (docs/operations.md, "Limits"); defaults in `crate::limits::Limits`.
+/// An unset key keeps its default.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitSettings {
+    /// Password checks queued or running at once in this process; beyond it a login gets
+    /// `503` + `Retry-After` at once. 0 = 32 per CPU.
+    pub password_queue: usize,
+    /// Peers (addresses or CIDR ranges) whose `X-Forwarded-For` / `Forwarded` name the
+    /// client's address; everyone else is counted by the socket's peer address.
+    pub trusted_proxies: Vec<String>,
+    pub par_per_client: Option<RateSettings>,
+    pub token_per_client: Option<RateSettings>,
+    pub par_per_address: Option<RateSettings>,
+    pub authorize_per_address: Option<RateSettings>,
+    pub login_per_address: Option<RateSettings>,
+    pub token_per_address: Option<RateSettings>,
+    pub password_per_user: Option<BackoffSettings>,
+    pub password_per_user_address: Option<BackoffSettings>,
+    /// Pushed requests per client within one `par.request_uri_lifetime` (0 = off).
+    pub outstanding_per_client: Option<u32>,
+    /// Pushed requests of public clients (`none`) per source address within one
+    /// `par.request_uri_lifetime` (0 = off).
+    pub outstanding_per_public_address: Option<u32>,
+}
+
+/// `requests` per `per_secs` seconds (all at once, or spread out); `requests: 0` = off.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateSettings {
+    pub requests: u32,
+    pub per_secs: u64,
+}
+
+/// Password attempts: `free` without waiting, then a wait of `base_ms` doubling per
+/// attempt up to `max_secs`; forgotten `forget_secs` after the last attempt. `free: 0` = off.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackoffSettings {
+    pub free: u32,
+    pub base_ms: u64,
+    pub max_secs: u64,
+    pub forget_secs: u64,
+}
+
+/// A client's own rates (`clients[].limits`), over `limits.par_per_client` /
+/// `limits.token_per_client`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClientLimitSettings {
+    pub par: Option<RateSettings>,
+    pub token: Option<RateSettings>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -354,6 +433,9 @@ pub struct ClientSettings {
     pub require_pkce: bool,
     #[serde(default)]
     pub consent: bool,
+    /// This client's own rate limits (docs/operations.md, "Limits").
+    #[serde(default)]
+    pub limits: ClientLimitSettings,
     /// `web` (default) or `native` (OIDC Registration §2): a native client's loopback
     /// redirect URIs may use any port (RFC 8252 §7.3).
     #[serde(default)]
@@ -520,7 +602,8 @@ impl Settings {
                 .with_list_parse_key("par.accepted_request_uri_prefixes")
                 .with_list_parse_key("redis.cluster_nodes")
                 .with_list_parse_key("redis.sentinel_nodes")
-                .with_list_parse_key("dpop.signing_algs"),
+                .with_list_parse_key("dpop.signing_algs")
+                .with_list_parse_key("limits.trusted_proxies"),
         );
         let settings: Settings = builder
             .build()

@@ -8,7 +8,7 @@ use std::collections::HashSet;
 use super::error::{ConfigError, fail};
 use super::net::is_loopback_host;
 use super::settings::{Settings, TelemetrySettings, UserSettings};
-use super::{clients, dpop, fapi2, keys, redis};
+use super::{clients, dpop, fapi2, keys, limits, redis};
 use crate::oauth::client::ClientRegistry;
 use crate::oauth::dpop::DpopRules;
 use crate::signing::SigningKeys;
@@ -21,6 +21,8 @@ pub struct ValidSettings {
     pub settings: Settings,
     pub(crate) clients: ClientRegistry,
     pub(crate) users: UserDirectory,
+    /// Rate limits, quotas and the password queue (`limits.*`).
+    pub(crate) limits: crate::limits::Limits,
     /// `None`: no key configured, allowed only without Redis (the single-process demo
     /// generates one at start).
     pub(crate) signing_keys: Option<SigningKeys>,
@@ -65,6 +67,14 @@ impl Settings {
             .filter(|(_, port)| port.parse::<u16>().is_ok())
             .map(|(host, _)| host)
             .ok_or_else(|| ConfigError::new("http.bind", "must be host:port"))?;
+        if let Some(admin) = &self.http.admin_bind
+            && (admin.parse::<std::net::SocketAddr>().is_err() || *admin == self.http.bind)
+        {
+            return fail(
+                "http.admin_bind",
+                "must be an ip:port other than http.bind, e.g. 0.0.0.0:9090",
+            );
+        }
         if self.issuer.is_none() && !is_loopback_host(bind_host) {
             return fail("issuer", "required when http.bind is not a loopback address");
         }
@@ -78,6 +88,15 @@ impl Settings {
         }
         if !(1024..=10 * 1024 * 1024).contains(&self.http.body_limit) {
             return fail("http.body_limit", "must be between 1024 and 10485760 bytes");
+        }
+        if !(1..=300).contains(&self.http.header_timeout_secs) {
+            return fail("http.header_timeout_secs", "must be between 1 and 300 seconds");
+        }
+        if !(1..=300).contains(&self.http.body_timeout_secs) {
+            return fail("http.body_timeout_secs", "must be between 1 and 300 seconds");
+        }
+        if !(16..=1_000_000).contains(&self.http.max_connections) {
+            return fail("http.max_connections", "must be between 16 and 1000000");
         }
         let redis = redis::redis_options(&self.redis)?;
         if self.http.shutdown_grace_secs > 3600 {
@@ -161,6 +180,14 @@ impl Settings {
         {
             return fail("playground.client_id", format!("no client '{id}' is configured"));
         }
+        if !(1024..=1024 * 1024).contains(&self.par.max_record_bytes) {
+            return fail("par.max_record_bytes", "must be between 1024 and 1048576 bytes");
+        }
+        let limits = limits::limits(
+            &self.limits,
+            &self.clients,
+            std::time::Duration::from_secs(self.par.request_uri_lifetime),
+        )?;
         let fapi2 = fapi2::assess(&self, &clients, signing_keys.as_ref());
         if let Some((key, message)) = fapi2::first_unmet(&self, &fapi2) {
             return fail(key, message);
@@ -168,6 +195,7 @@ impl Settings {
         Ok(ValidSettings {
             fapi2,
             settings: self,
+            limits,
             clients,
             users,
             signing_keys,
@@ -257,6 +285,7 @@ mod tests {
             require_pushed_authorization_requests: None,
             require_pkce: true,
             consent: false,
+            limits: Default::default(),
             application_type: Default::default(),
             resources: Vec::new(),
             require_signed_request_object: None,

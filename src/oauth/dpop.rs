@@ -306,7 +306,7 @@ pub struct ProofKey {
 
 impl ProofKey {
     pub fn generate() -> Result<Self, String> {
-        let der = crate::signing::SigningKey::generate_es256_pkcs8().map_err(|e| e.to_string())?;
+        let der = crate::crypto::generate_es256_pkcs8().map_err(|e| e.to_string())?;
         Self::from_pkcs8(&URL_SAFE_NO_PAD.encode(der))
     }
 
@@ -386,7 +386,7 @@ pub(crate) mod tests {
 
     impl ClientKey {
         pub(crate) fn es256() -> Self {
-            let pkcs8 = crate::signing::SigningKey::generate_es256_pkcs8().unwrap();
+            let pkcs8 = crate::crypto::generate_es256_pkcs8().unwrap();
             let encoding = EncodingKey::from_ec_der(&pkcs8);
             let jwk = Jwk::from_encoding_key(&encoding, Algorithm::ES256).unwrap();
             let mut jwk = serde_json::to_value(jwk).unwrap();

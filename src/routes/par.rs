@@ -10,9 +10,9 @@ use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Serialize;
 
-use super::support::client_auth;
 use super::support::dpop::{self, Endpoint};
 use super::support::errors::{DPOP_NONCE, JsonError};
+use super::support::{client_auth, limits};
 use crate::oauth::OAuthError;
 use crate::oauth::authorization::AuthorizationRequest;
 use crate::oauth::request_object;
@@ -33,6 +33,7 @@ pub async fn push(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, JsonError> {
     let (params, client) = client_auth::authenticated_form(&req, body, &state).await?;
+    limits::check_push(&state, &req, &client).await?;
     // RFC 9126 §2.1: a request_uri in the push is forbidden.
     if params.contains("request_uri") {
         return Err(OAuthError::invalid_request("request_uri must not be pushed").into());

@@ -16,10 +16,11 @@
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 
-use super::support::client_auth;
 use super::support::dpop::{self, Endpoint};
 use super::support::errors::{DPOP_NONCE, JsonError};
+use super::support::{client_auth, limits};
 use crate::crypto::random_token;
+use crate::limits::Endpoint as Limited;
 use crate::oauth::OAuthError;
 use crate::oauth::client::Client;
 use crate::oauth::dpop::TOKEN_TYPE as DPOP_TOKEN_TYPE;
@@ -56,6 +57,7 @@ pub async fn exchange(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, JsonError> {
     let (params, client) = client_auth::authenticated_form(&req, body, &state).await?;
+    limits::check(&state, &req, Limited::Token, Some(&client.id)).await?;
     client_auth::same_client(&params, &client)?;
     let parsed = match token::grant_type(&params)? {
         GrantType::AuthorizationCode => Parsed::Code(token::parse_code_request(&params)?),

@@ -141,7 +141,8 @@ struct Presented<'a> {
 /// `Authorization: Bearer <b64token>` (RFC 6750 §2.1) or `Authorization: DPoP <b64token>`
 /// (RFC 9449 §7.1); schemes are case-insensitive. `None` when the request carries neither.
 fn access_token(req: &HttpRequest) -> Result<Option<Presented<'_>>, OAuthError> {
-    let Some(value) = req.headers().get(header::AUTHORIZATION) else {
+    // Two Authorization headers are refused (`client_auth::one_authorization`).
+    let Some(value) = super::support::client_auth::one_authorization(req)? else {
         return Ok(None);
     };
     let value = value

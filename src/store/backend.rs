@@ -11,6 +11,7 @@ use super::error::StoreError;
 use super::keyspace::Key;
 use super::memory::MemoryStore;
 use super::outcome::{Bind, OpenOutcome, RedeemOutcome, RotateOutcome, Take};
+use super::rate::{Backoff, Bucket};
 use super::redis::RedisStore;
 
 pub(crate) enum Backend {
@@ -96,10 +97,21 @@ impl Backend {
         dispatch!(self, rotate(keys, args))
     }
 
-    pub(crate) async fn ping(&self) -> Result<(), StoreError> {
+    /// One GCRA step on the bucket `key` (`store::limits::gcra`), atomically.
+    pub(crate) async fn gcra(&self, key: &Key, interval_ms: u64, burst: u64) -> Result<Bucket, StoreError> {
+        dispatch!(self, gcra(key, interval_ms, burst))
+    }
+
+    /// The password back-off on `key`: the wait in ms while it runs (nothing counted), else
+    /// 0 — with `count`, after counting a failure and setting the next back-off.
+    pub(crate) async fn backoff(&self, key: &Key, policy: Backoff, count: bool) -> Result<u64, StoreError> {
+        dispatch!(self, backoff(key, policy, count))
+    }
+
+    pub(crate) async fn eviction_policy(&self) -> Result<Option<String>, StoreError> {
         match self {
-            Backend::Memory(_) => Ok(()),
-            Backend::Redis(s) => s.ping().await,
+            Backend::Memory(_) => Ok(None),
+            Backend::Redis(s) => s.eviction_policy().await,
         }
     }
 }

@@ -14,6 +14,7 @@
 //! | `/userinfo` | [`Store::access_token_revoked`] | `GET` ×2, sent together (1) |
 //! | `POST /token`, `refresh_token` grant | [`Store::start_refresh`] (at code redemption), [`Store::rotate_refresh`] | `SET` ×2 (1); rotate script (1) |
 //! | `POST /revoke` | [`Store::refresh_record`], [`Store::revoke_grant`], [`Store::revoke_access_token`] | `GET`; `SET` + `DEL` ×2; `SET` |
+//! | rate limits, password back-off (`store::limits`) | [`Store::admit`], [`Store::password_wait`], [`Store::password_failed`] | one script per limit, sent together (1) |
 //! | SSO | [`Store::sso_session`], [`Store::start_sso_session`] | `GET` / `SET` |
 //! | `private_key_jwt` | [`Store::first_use_of_assertion`] | `SET … NX` (1) |
 //! | DPoP proof at PAR, token, userinfo | [`Store::first_use_of_dpop_proof`] | `SET … NX` (1) |
@@ -140,21 +141,25 @@ pub enum Refresh {
     Unknown,
 }
 
-/// What the playground keeps between its push and its callback.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// What the playground keeps between its push and its callback: that a login was started
+/// (taken once at the callback), and nothing of the user's: its PKCE verifier is derived from
+/// `state` with the playground's client secret, its `request_uri` travels in the browser's
+/// own cookie. With DPoP, the playground's throwaway proof key for this one login.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PlaygroundLogin {
-    pub verifier: String,
-    pub request_uri: String,
-    /// With DPoP: the playground's throwaway proof key for this one login (PKCS#8,
-    /// base64url), kept as long as the verifier and taken with it.
+    /// When the playground pushed (Unix seconds).
+    pub started: u64,
+    /// PKCS#8, base64url; taken with the record.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dpop_key: Option<String>,
 }
 
 /// The shared state of every flow.
 pub struct Store {
-    backend: Backend,
-    keys: KeySpace,
+    pub(super) backend: Backend,
+    pub(super) keys: KeySpace,
+    /// Largest pushed request stored, in bytes (`usize::MAX`: no cap).
+    max_record: usize,
 }
 
 impl Store {
@@ -163,7 +168,16 @@ impl Store {
         Self {
             backend: Backend::Memory(MemoryStore::default()),
             keys: KeySpace::new(key_prefix),
+            max_record: usize::MAX,
         }
+    }
+
+    /// Caps the size of a stored pushed request at `bytes` (encoded): a larger one is
+    /// [`StoreError::TooLarge`]. Apart from `http.body_limit`: the body also carries client
+    /// credentials and encoding, and what is kept for minutes should be small.
+    pub fn limit_record_size(mut self, bytes: usize) -> Self {
+        self.max_record = bytes;
+        self
     }
 
     /// Redis, without contacting it yet: the service starts (not ready) while Redis is down.
@@ -172,12 +186,23 @@ impl Store {
         Ok(Self {
             backend: Backend::Redis(RedisStore::connect(options)?),
             keys: KeySpace::new(key_prefix),
+            max_record: usize::MAX,
         })
     }
 
-    /// Readiness: Redis answers `PING` within the command timeout.
+    /// Readiness: a small write (`SET … PX`) succeeds within the command timeout. A Redis
+    /// that answers but refuses writes — out of memory under `noeviction`, or a demoted
+    /// primary — is not ready (docs/redis.md, "Memory").
     pub async fn ping(&self) -> Result<(), StoreError> {
-        self.backend.ping().await
+        self.backend
+            .put(&self.keys.health(), b"1", Duration::from_secs(10))
+            .await
+    }
+
+    /// Redis' `maxmemory-policy` (`CONFIG GET`), or `None` where `CONFIG` is not allowed
+    /// (ACL, managed services) or there is no Redis.
+    pub async fn eviction_policy(&self) -> Result<Option<String>, StoreError> {
+        self.backend.eviction_policy().await
     }
 
     /// Stores a validated pushed request under its reference's digest for `lifetime`
@@ -193,6 +218,9 @@ impl Store {
         lifetime: Duration,
     ) -> Result<(), StoreError> {
         let value = records::encode_tagged(&request.client_id, request)?;
+        if value.len() > self.max_record {
+            return Err(StoreError::TooLarge(value.len(), self.max_record));
+        }
         if self
             .backend
             .put_new(&self.keys.par(&reference.digest()), &value, lifetime)

@@ -15,8 +15,9 @@
 //! | `at:{A}:revoked`                  | `1`                           | the access token's remaining life    | `/revoke`; checked at `/userinfo` |
 //! | `jti:{J}`                         | `1`                           | assertion lifetime + skew            | `SET EX NX` per `private_key_jwt` assertion |
 //! | `dpop:{K}`                        | `1`                           | `dpop.proof_max_age` + `dpop.clock_skew` + 1 s | `SET EX NX` per DPoP proof |
-//! | `playground:{P}`                  | the playground's PKCE verifier | `par.interaction_lifetime`        | `/playground/start` / callback (`GETDEL`) |
+//! | `playground:{P}`                  | that a playground login started, and with DPoP its throwaway proof key (its verifier is derived, its request_uri is in the browser's cookie) | `par.interaction_lifetime`        | `/playground/start` / callback (`GETDEL`) |
 //! | `sso:{S}`                         | SSO session (JSON)            | `session.lifetime`                   | login / `/authorize` |
+//! | `rl:{H}`, `pw:{H}`                | rate-limit bucket, password back-off (`store::limits`) | until they no longer matter | every limited request |
 //!
 //! `D` = SHA-256 of the request_uri's random part, `C` = SHA-256 of the code, `J` = SHA-256
 //! of (client_id, jti), `A` = SHA-256 of an access token's `jti`, `K` = SHA-256 of (DPoP
@@ -115,13 +116,28 @@ impl KeySpace {
         self.key("dpop", &sha256_parts_b64(&[jkt.as_bytes(), jti.as_bytes()]), "")
     }
 
-    /// The playground's pending login (PKCE verifier), by digest of its `state`.
+    /// The playground's pending login (a start time only), by digest of its `state`.
     pub(crate) fn playground(&self, digest: &str) -> Key {
         self.key("playground", digest, "")
     }
 
     pub(crate) fn sso_session(&self, digest: &str) -> Key {
         self.key("sso", digest, "")
+    }
+
+    /// What `/readyz` writes: a replica is ready when a write succeeds.
+    pub(crate) fn health(&self) -> Key {
+        self.key("health", "probe", "")
+    }
+
+    /// A rate limit's GCRA bucket, by digest of (scope, subject).
+    pub(crate) fn rate(&self, digest: &str) -> Key {
+        self.key("rl", digest, "")
+    }
+
+    /// Password attempts and back-off, by digest of (scope, subject).
+    pub(crate) fn password(&self, digest: &str) -> Key {
+        self.key("pw", digest, "")
     }
 }
 

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use super::error::StoreError;
 use super::keyspace::Key;
 use super::outcome::{Bind, OpenOutcome, RedeemOutcome, RotateOutcome, Take};
+use super::rate::{Backoff, Bucket, backoff_after, gcra};
 
 struct Entry {
     value: Vec<u8>,
@@ -260,6 +261,73 @@ impl MemoryStore {
                 map.remove(key.as_str());
             }
             Take::Taken
+        }))
+    }
+}
+
+impl MemoryStore {
+    /// Milliseconds on this process's monotonic clock (the Redis scripts use `TIME`).
+    fn now_ms(now: Instant) -> u64 {
+        static EPOCH: std::sync::LazyLock<Instant> = std::sync::LazyLock::new(Instant::now);
+        now.saturating_duration_since(*EPOCH).as_millis() as u64
+    }
+
+    fn number(entry: Option<&mut Entry>) -> Option<u64> {
+        entry.and_then(|e| std::str::from_utf8(&e.value).ok()?.parse().ok())
+    }
+
+    pub(crate) fn gcra(&self, key: &Key, interval_ms: u64, burst: u64) -> Result<Bucket, StoreError> {
+        Ok(self.with(|map, now| {
+            let tat = Self::number(Self::live(map, key, now));
+            let (bucket, next) = gcra(Self::now_ms(now), tat, interval_ms, burst);
+            if let Some((tat, ttl)) = next {
+                map.insert(
+                    key.as_str().to_owned(),
+                    Entry {
+                        value: tat.to_string().into_bytes(),
+                        expires_at: now + Duration::from_millis(ttl),
+                    },
+                );
+            }
+            bucket
+        }))
+    }
+
+    /// The `BACKOFF` script's contract; the record is `n:until`.
+    pub(crate) fn backoff(&self, key: &Key, policy: Backoff, count: bool) -> Result<u64, StoreError> {
+        Ok(self.with(|map, now| {
+            let ms = Self::now_ms(now);
+            let (n, until) = Self::live(map, key, now)
+                .and_then(|e| {
+                    let text = std::str::from_utf8(&e.value).ok()?;
+                    let (n, until) = text.split_once(':')?;
+                    Some((n.parse::<u64>().ok()?, until.parse::<u64>().ok()?))
+                })
+                .unwrap_or((0, 0));
+            if until > ms {
+                return until - ms;
+            }
+            if !count {
+                return 0;
+            }
+            let n = n + 1;
+            let wait = backoff_after(
+                n,
+                u64::from(policy.free),
+                policy.base.as_millis() as u64,
+                policy.max.as_millis() as u64,
+            );
+            let keep = Duration::from_millis(wait)
+                .max(policy.forget)
+                .max(Duration::from_millis(1));
+            map.insert(
+                key.as_str().to_owned(),
+                Entry {
+                    value: format!("{n}:{}", ms + wait).into_bytes(),
+                    expires_at: now + keep,
+                },
+            );
+            0
         }))
     }
 }

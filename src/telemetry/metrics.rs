@@ -84,7 +84,15 @@ fn describe() {
     );
     describe_counter!(
         "par_logins_total",
-        "Password logins by outcome: ok, bad_credentials"
+        "Password logins by outcome: ok, bad_credentials, backoff (refused unchecked while the password back-off runs)"
+    );
+    describe_counter!(
+        "par_limit_checks_total",
+        "Requests counted against a rate limit or the password back-off, by limit (par_per_client, login_per_address, password_per_user, ...) and outcome: allowed, refused"
+    );
+    describe_counter!(
+        "par_password_checks_total",
+        "Password checks not run: refused (the bounded queue was full: 503 at once) or abandoned (the requester had gone when its turn came)"
     );
     describe_counter!(
         "par_client_auth_failures_total",
@@ -177,6 +185,17 @@ pub fn code_replayed(client_id: &str) {
 
 pub fn login(client_id: &str, outcome: &'static str) {
     counter!("par_logins_total", "client_id" => client_id.to_owned(), "outcome" => outcome).increment(1);
+}
+
+/// One request counted against `limit` (a scope name from a fixed list).
+pub fn limit(limit: &'static str, allowed: bool) {
+    let outcome = if allowed { "allowed" } else { "refused" };
+    counter!("par_limit_checks_total", "limit" => limit, "outcome" => outcome).increment(1);
+}
+
+/// A password check refused at admission or abandoned in the queue.
+pub fn password_check(outcome: &'static str) {
+    counter!("par_password_checks_total", "outcome" => outcome).increment(1);
 }
 
 pub fn client_auth_failed(method: &'static str) {

@@ -70,6 +70,7 @@ fn client(id: &str, method: Option<AuthMethod>, secret: Option<&str>) -> ClientS
         require_pushed_authorization_requests: None,
         require_pkce: true,
         consent: false,
+        limits: Default::default(),
         application_type: Default::default(),
         resources: Vec::new(),
         require_signed_request_object: None,

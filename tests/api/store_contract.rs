@@ -11,8 +11,8 @@ use par_server::oauth::interaction::Session;
 use par_server::oauth::refresh::RefreshRecord;
 use par_server::oauth::request_uri::Reference;
 use par_server::store::{
-    Bind, CodeCheck, PlaygroundLogin, PoolOptions, Redemption, RedisOptions, Refresh, RefreshCheck, Store,
-    Take, Topology, Visit,
+    Admission, Backoff, Bind, CodeCheck, PlaygroundLogin, PoolOptions, Rate, Redemption, RedisOptions,
+    Refresh, RefreshCheck, Store, Take, Topology, Visit,
 };
 
 use crate::topology::{RedisCluster, RedisNode, SentinelGroup};
@@ -454,16 +454,12 @@ async fn sessions_markers_and_replay_guards(f: Fixture) {
     assert!(s.first_use_of_dpop_proof("jkt-b", "jti-1", MINUTE).await.unwrap());
 
     let login = PlaygroundLogin {
-        verifier: "v".into(),
-        request_uri: "urn:x".into(),
-        dpop_key: None,
+        started: 7,
+        dpop_key: Some("k".into()),
     };
     s.put_playground_login("state", &login, MINUTE).await.unwrap();
     let taken = s.take_playground_login("state").await.unwrap().unwrap();
-    assert_eq!(
-        (taken.verifier.as_str(), taken.request_uri.as_str()),
-        ("v", "urn:x")
-    );
+    assert_eq!(taken, login);
     assert!(s.take_playground_login("state").await.unwrap().is_none());
 }
 
@@ -625,6 +621,84 @@ async fn refresh_tokens_rotate_once_and_reuse_revokes(f: Fixture) {
     );
 }
 
+/// GCRA: a burst of `requests`, then refused with the wait until the next slot; subjects and
+/// scopes count apart; a rate of 0 is off. The password back-off: `free` failures cost
+/// nothing, then a wait; a success starts over.
+async fn rate_limits_and_password_backoff(f: Fixture) {
+    let s = &f.store;
+    let rate = Rate {
+        requests: 3,
+        per: MINUTE,
+    };
+    let mut remaining = Vec::new();
+    for _ in 0..3 {
+        match s.admit("par_per_client", "app", rate).await.unwrap() {
+            Admission::Allowed {
+                remaining: r, limit, ..
+            } => {
+                assert_eq!(limit, 3);
+                remaining.push(r);
+            }
+            refused => panic!("refused within the burst: {refused:?}"),
+        }
+    }
+    assert_eq!(remaining, [2, 1, 0]);
+    match s.admit("par_per_client", "app", rate).await.unwrap() {
+        Admission::Refused { retry_after, limit } => {
+            assert_eq!(limit, 3);
+            // One slot frees every 20 s.
+            assert!(
+                retry_after > Duration::from_secs(15) && retry_after <= Duration::from_secs(20),
+                "{retry_after:?}"
+            );
+        }
+        allowed => panic!("over the limit but {allowed:?}"),
+    }
+    assert!(matches!(
+        s.admit("par_per_client", "other", rate).await.unwrap(),
+        Admission::Allowed { remaining: 2, .. }
+    ));
+    assert!(matches!(
+        s.admit("token_per_client", "app", rate).await.unwrap(),
+        Admission::Allowed { remaining: 2, .. }
+    ));
+    let off = Rate {
+        requests: 0,
+        per: MINUTE,
+    };
+    assert!(matches!(
+        s.admit("par_per_client", "app", off).await.unwrap(),
+        Admission::Allowed { .. }
+    ));
+
+    let policy = Backoff {
+        free: 2,
+        base: MINUTE,
+        max: 2 * MINUTE,
+        forget: 2 * MINUTE,
+    };
+    for user in ["alice", "nobody"] {
+        assert_eq!(s.password_wait("pw", user, policy).await.unwrap(), None);
+        s.password_failed("pw", user, policy).await.unwrap();
+        assert_eq!(
+            s.password_wait("pw", user, policy).await.unwrap(),
+            None,
+            "one failure is free"
+        );
+        s.password_failed("pw", user, policy).await.unwrap();
+        let wait = s
+            .password_wait("pw", user, policy)
+            .await
+            .unwrap()
+            .expect("a back-off after two");
+        assert!(wait > Duration::from_secs(50) && wait <= MINUTE, "{wait:?}");
+    }
+    s.password_succeeded("pw", "alice").await.unwrap();
+    assert_eq!(s.password_wait("pw", "alice", policy).await.unwrap(), None);
+    let off = Backoff { free: 0, ..policy };
+    assert_eq!(s.password_wait("pw", "nobody", off).await.unwrap(), None);
+}
+
 macro_rules! contract {
     ($($name:ident),*) => {
         mod redis_backend {
@@ -654,5 +728,6 @@ contract!(
     visits_bind_and_take_follow_the_point_of_authorization,
     concurrent_authorizations_have_one_winner,
     redemption_checks_before_it_consumes,
-    sessions_markers_and_replay_guards
+    sessions_markers_and_replay_guards,
+    rate_limits_and_password_backoff
 );

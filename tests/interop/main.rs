@@ -215,19 +215,18 @@ fn openid_client_completes_a_fapi2_login_with_jar_par_dpop_and_rar() {
             "require_nonce": true,
             "nonce_key": "interop-nonce-key-shared-by-the-three-replicas",
         }));
-        config.extra = Some(json!({
-            "profile": "fapi2",
-            "par": { "require_signed_request_object": true, "request_object_require_typ": true },
-            "tokens": { "access_token_lifetime": 300, "refresh_token_rotation": false },
-        }));
+        config.extra["profile"] = json!("fapi2");
+        config.extra["par"] =
+            json!({ "require_signed_request_object": true, "request_object_require_typ": true });
+        config.extra["tokens"] = json!({ "access_token_lifetime": 300, "refresh_token_rotation": false });
         let mut jwks = client_jwks();
         jwks["keys"][0]["alg"] = json!("ES256");
         config.clients = vec![ClientEntry {
             jwks: Some(jwks),
-            extra: Some(json!({
+            extra: json!({
                 "dpop_bound_access_tokens": true,
                 "authorization_details_types": ["payment_initiation"],
-            })),
+            }),
             ..ClientEntry::new(JWT_CLIENT, "unused")
         }];
     });

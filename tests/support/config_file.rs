@@ -63,8 +63,8 @@ pub struct ClientEntry {
     pub jwks: Option<Value>,
     /// `grant_types`, when not the default (`[authorization_code]`).
     pub grant_types: Option<Vec<String>>,
-    /// Further keys of the client's entry, as written (docs/configuration.md).
-    pub extra: Option<Value>,
+    /// Merged over the client's generated entry (objects key by key).
+    pub extra: Value,
 }
 
 impl ClientEntry {
@@ -76,7 +76,7 @@ impl ClientEntry {
             scopes: ["openid", "email", "profile"].map(String::from).to_vec(),
             jwks: None,
             grant_types: None,
-            extra: None,
+            extra: Value::Null,
         }
     }
 }
@@ -105,8 +105,10 @@ pub struct ConfigFile {
     pub clients: Vec<ClientEntry>,
     /// The `dpop` section as written (docs/configuration.md), when a test sets one.
     pub dpop: Option<Value>,
-    /// Further top-level keys and sections, as written, merged over the ones above.
-    pub extra: Option<Value>,
+    /// The user's argon2id hash; default [`cheap_password_hash`].
+    pub password_hash: Option<String>,
+    /// Merged over the generated settings (objects key by key), for keys no field covers.
+    pub extra: Value,
 }
 
 impl ConfigFile {
@@ -126,7 +128,8 @@ impl ConfigFile {
             otlp_endpoint: None,
             clients: Vec::new(),
             dpop: None,
-            extra: None,
+            password_hash: None,
+            extra: Value::Null,
         }
     }
 
@@ -160,7 +163,7 @@ impl ConfigFile {
                     "redirect_uris": [REDIRECT],
                     "scopes": c.scopes,
                 });
-                merge(&mut entry, c.extra.clone());
+                merge(&mut entry, &c.extra);
                 entry
             })
             .collect();
@@ -184,11 +187,11 @@ impl ConfigFile {
             "clients": clients,
             "users": [{
                 "username": "alice",
-                "password_hash": cheap_password_hash(),
+                "password_hash": self.password_hash.clone().unwrap_or_else(cheap_password_hash),
                 "email": "alice@example.com",
             }],
         });
-        merge(&mut config, self.extra.clone());
+        merge(&mut config, &self.extra);
         let mut out = String::new();
         write_yaml(&without_nulls(config), 0, &mut out);
         out
@@ -236,14 +239,16 @@ pub fn cheap_password_hash() -> String {
     HASH.clone()
 }
 
-/// Sets `extra`'s keys in `target`, mappings merged key by key.
-fn merge(target: &mut Value, extra: Option<Value>) {
-    let Some(Value::Object(extra)) = extra else { return };
-    for (key, value) in extra {
-        match (target.get_mut(&key), value) {
-            (Some(t @ Value::Object(_)), v @ Value::Object(_)) => merge(t, Some(v)),
-            (_, v) => target[key] = v,
+/// `extra`'s entries over `into`'s, mappings merged key by key.
+fn merge(into: &mut Value, extra: &Value) {
+    match (into, extra) {
+        (Value::Object(into), Value::Object(extra)) => {
+            for (k, v) in extra {
+                merge(into.entry(k.clone()).or_insert(Value::Null), v);
+            }
         }
+        (_, Value::Null) => {}
+        (into, extra) => *into = extra.clone(),
     }
 }
 

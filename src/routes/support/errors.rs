@@ -13,6 +13,8 @@ use crate::oauth::authorization::{RedirectTarget, Rejection};
 use crate::oauth::{ErrorKind, OAuthError, response};
 use crate::store::StoreError;
 
+use super::limits::{Refusal, TooMany};
+
 /// The response header that carries a server nonce (RFC 9449 §8.1).
 pub(crate) const DPOP_NONCE: &str = "DPoP-Nonce";
 
@@ -26,6 +28,12 @@ fn store_error(e: StoreError) -> OAuthError {
         StoreError::Backend(cause) => {
             tracing::error!(%cause, "store error");
             OAuthError::internal()
+        }
+        StoreError::TooLarge(size, cap) => {
+            tracing::info!(size, cap, "authorization request too large to store");
+            OAuthError::invalid_request(format!(
+                "the authorization request is too large ({size} bytes stored; at most {cap})"
+            ))
         }
     }
 }
@@ -41,6 +49,8 @@ pub(crate) struct JsonError {
     /// At a resource endpoint that accepts DPoP: the `algs` of the `DPoP` challenge
     /// (RFC 9449 §7.1) that token and proof errors carry there.
     dpop_algs: Option<String>,
+    /// A rate limit's refusal: `Retry-After` and the `RateLimit-*` fields.
+    too_many: Option<TooMany>,
 }
 
 impl JsonError {
@@ -52,6 +62,7 @@ impl JsonError {
             allow: None,
             dpop_nonce: None,
             dpop_algs: None,
+            too_many: None,
         }
     }
 
@@ -83,6 +94,7 @@ impl JsonError {
             allow: Some(allow),
             dpop_nonce: None,
             dpop_algs: None,
+            too_many: None,
         }
     }
 }
@@ -91,6 +103,28 @@ impl From<OAuthError> for JsonError {
     fn from(error: OAuthError) -> Self {
         let status = StatusCode::from_u16(error.status()).unwrap_or(StatusCode::BAD_REQUEST);
         Self::with_status(error, status)
+    }
+}
+
+impl From<Refusal> for JsonError {
+    /// `429` with `Retry-After` (RFC 6585 §4) and the `RateLimit-*` fields of the IETF
+    /// httpapi draft; the OAuth error code is `temporarily_unavailable` (RFC 6749 §5.2 has no
+    /// code of its own for this).
+    fn from(r: Refusal) -> Self {
+        match r {
+            Refusal::Store(e) => e.into(),
+            Refusal::TooMany(t) => {
+                let mut e = Self::with_status(
+                    OAuthError::temporarily_unavailable(format!(
+                        "too many requests; retry after {} s",
+                        t.retry_after_secs()
+                    )),
+                    StatusCode::TOO_MANY_REQUESTS,
+                );
+                e.too_many = Some(t);
+                e
+            }
+        }
     }
 }
 
@@ -153,9 +187,18 @@ impl ResponseError for JsonError {
                     res.insert_header((header::WWW_AUTHENTICATE, v));
                 }
             }
-            ErrorKind::TemporarilyUnavailable => {
-                res.insert_header((header::RETRY_AFTER, "1"));
-            }
+            ErrorKind::TemporarilyUnavailable => match self.too_many {
+                Some(t) => {
+                    let secs = t.retry_after_secs().to_string();
+                    res.insert_header((header::RETRY_AFTER, secs.as_str()))
+                        .insert_header(("RateLimit-Limit", t.limit.to_string()))
+                        .insert_header(("RateLimit-Remaining", "0"))
+                        .insert_header(("RateLimit-Reset", secs));
+                }
+                None => {
+                    res.insert_header((header::RETRY_AFTER, "1"));
+                }
+            },
             _ => {}
         }
         res.json(serde_json::json!({
@@ -172,6 +215,10 @@ pub(crate) enum BrowserError {
     Redirect(Url),
     /// A local error page.
     Page(OAuthError),
+    /// A rate limit's refusal: a page saying how long to wait, `429` + `Retry-After`.
+    TooMany(TooMany),
+    /// A form that could not be read, with its own status (`413` too large, `400`).
+    Form(OAuthError, StatusCode),
 }
 
 impl BrowserError {
@@ -200,6 +247,23 @@ impl From<OAuthError> for BrowserError {
     }
 }
 
+impl From<JsonError> for BrowserError {
+    /// A form body refused by `form::read`: the page keeps the status (413 for a body over
+    /// `http.body_limit`).
+    fn from(e: JsonError) -> Self {
+        BrowserError::Form(e.error, e.status)
+    }
+}
+
+impl From<Refusal> for BrowserError {
+    fn from(r: Refusal) -> Self {
+        match r {
+            Refusal::Store(e) => e.into(),
+            Refusal::TooMany(t) => BrowserError::TooMany(t),
+        }
+    }
+}
+
 impl From<StoreError> for BrowserError {
     fn from(e: StoreError) -> Self {
         BrowserError::Page(store_error(e))
@@ -211,6 +275,8 @@ impl std::fmt::Display for BrowserError {
         match self {
             BrowserError::Redirect(_) => f.write_str("authorization error (redirected)"),
             BrowserError::Page(error) => error.fmt(f),
+            BrowserError::TooMany(_) => f.write_str("rate limit reached"),
+            BrowserError::Form(error, _) => error.fmt(f),
         }
     }
 }
@@ -220,6 +286,8 @@ impl ResponseError for BrowserError {
         match self {
             BrowserError::Redirect(_) => StatusCode::SEE_OTHER,
             BrowserError::Page(error) => crate::browser::page_status(error),
+            BrowserError::TooMany(_) => StatusCode::TOO_MANY_REQUESTS,
+            BrowserError::Form(_, status) => *status,
         }
     }
 
@@ -227,6 +295,18 @@ impl ResponseError for BrowserError {
         match self {
             BrowserError::Redirect(location) => crate::browser::see_other(location),
             BrowserError::Page(error) => crate::browser::error_page(error),
+            BrowserError::Form(error, status) => {
+                let mut res = crate::browser::error_page(error);
+                *res.status_mut() = *status;
+                res
+            }
+            BrowserError::TooMany(t) => crate::browser::too_many_page(
+                &format!(
+                    "Too many requests came from your network. Wait {} seconds, then try again.",
+                    t.retry_after_secs()
+                ),
+                t.retry_after_secs(),
+            ),
         }
     }
 }

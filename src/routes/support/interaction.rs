@@ -107,9 +107,9 @@ impl Interaction {
         body: web::Payload,
         state: &AppState,
     ) -> Result<(Params, Self), BrowserError> {
-        let params = form::read(req, body, state.body_limit)
+        let params = form::read(req, body, &state.body)
             .await
-            .map_err(|e| BrowserError::Page(e.error))?;
+            .map_err(BrowserError::from)?;
         let browser_id = binding::browser_id(req, state.secure_cookies).ok_or_else(|| {
             OAuthError::invalid_request(
                 "your browser did not keep the sign-in cookie; enable cookies and start again",

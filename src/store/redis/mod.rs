@@ -26,6 +26,7 @@ use super::error::StoreError;
 use super::instrument;
 use super::keyspace::Key;
 use super::outcome::{Bind, OpenOutcome, RedeemOutcome, RotateOutcome, Take};
+use super::rate::{Backoff, Bucket};
 
 #[derive(Clone)]
 pub(crate) struct RedisStore {
@@ -172,8 +173,27 @@ impl RedisStore {
         self.query::<()>(redis::cmd("DEL").arg(key.as_str())).await
     }
 
-    pub async fn ping(&self) -> Result<(), StoreError> {
-        self.query::<String>(&redis::cmd("PING")).await.map(|_| ())
+    /// `CONFIG GET maxmemory-policy`; `None` when the server refuses `CONFIG` (ACL
+    /// `NOPERM`, or a managed service that renamed or removed it).
+    pub async fn eviction_policy(&self) -> Result<Option<String>, StoreError> {
+        let reply: Result<Value, StoreError> = self
+            .query(redis::cmd("CONFIG").arg("GET").arg("maxmemory-policy"))
+            .await;
+        let value = match reply {
+            Ok(v) => v,
+            Err(StoreError::Backend(_)) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        // RESP2: [name, value]; RESP3: {name: value}.
+        let pairs: Vec<String> = match value {
+            Value::Map(m) => m
+                .into_iter()
+                .flat_map(|(k, v)| [k, v])
+                .filter_map(|v| String::from_redis_value(v).ok())
+                .collect(),
+            other => Vec::<String>::from_redis_value(other).unwrap_or_default(),
+        };
+        Ok(pairs.get(1).cloned())
     }
 
     pub async fn open(
@@ -270,6 +290,42 @@ impl RedisStore {
             (3, _) => RotateOutcome::KeyMismatch,
             _ => RotateOutcome::Unknown,
         })
+    }
+
+    pub async fn gcra(&self, key: &Key, interval_ms: u64, burst: u64) -> Result<Bucket, StoreError> {
+        let (interval, burst) = (interval_ms.to_string(), burst.to_string());
+        let reply = self
+            .eval("gcra", &scripts::GCRA, &[key], &[&interval, &burst])
+            .await?;
+        let int = |i: usize| match reply.get(i) {
+            Some(Value::Int(n)) => Ok((*n).max(0) as u64),
+            other => Err(StoreError::Backend(format!("unexpected gcra reply: {other:?}"))),
+        };
+        Ok(Bucket {
+            allowed: int(0)? == 1,
+            remaining_or_wait: int(1)?,
+            reset_ms: int(2)?,
+        })
+    }
+
+    pub async fn backoff(&self, key: &Key, policy: Backoff, count: bool) -> Result<u64, StoreError> {
+        let ms = |d: Duration| (d.as_millis() as u64).to_string();
+        let free = policy.free.to_string();
+        let reply = self
+            .eval(
+                "backoff",
+                &scripts::BACKOFF,
+                &[key],
+                &[
+                    &free,
+                    &ms(policy.base),
+                    &ms(policy.max),
+                    &ms(policy.forget),
+                    if count { "1" } else { "0" },
+                ],
+            )
+            .await?;
+        Ok(status(&reply)?.max(0) as u64)
     }
 }
 

@@ -152,3 +152,52 @@ return {0}
 "#,
     )
 });
+
+/// The time on the Redis server in ms, shared by every replica (`TIME`; Redis ≥ 5 replicates
+/// a script's effects, so a script may write after reading the clock).
+const NOW_MS: &str = r#"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+"#;
+
+/// One GCRA step (`store::limits::gcra`, which this mirrors). KEYS: bucket. ARGV: interval
+/// ms, burst. Returns {1, remaining, reset ms} allowed, {0, wait ms, reset ms} refused.
+/// Numbers are written with `%d`: Lua would print a ms timestamp as `1.7e+12`.
+pub(super) static GCRA: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(&format!(
+        r#"{NOW_MS}
+local interval = tonumber(ARGV[1])
+local limit = interval * tonumber(ARGV[2])
+local tat = tonumber(redis.call('GET', KEYS[1]) or now) or now
+if tat < now then tat = now end
+local new_tat = tat + interval
+local ahead = new_tat - now
+if ahead > limit then return {{0, ahead - limit, tat - now}} end
+redis.call('SET', KEYS[1], string.format('%d', new_tat), 'PX', string.format('%d', ahead))
+return {{1, math.floor((limit - ahead) / interval), ahead}}
+"#
+    ))
+});
+
+/// The password back-off (`store::limits::backoff_after`, which this mirrors). KEYS: the
+/// failures hash. ARGV: free, base ms, max ms, forget ms, count (`1`: a failure to count).
+/// Returns {wait ms} while a back-off runs (nothing counted), else {0} — after counting the
+/// failure and setting the next back-off when `count` is `1`.
+pub(super) static BACKOFF: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(&format!(
+        r#"{NOW_MS}
+local wait_until = tonumber(redis.call('HGET', KEYS[1], 'until') or 0) or 0
+if wait_until > now then return {{wait_until - now}} end
+if ARGV[5] ~= '1' then return {{0}} end
+local n = redis.call('HINCRBY', KEYS[1], 'n', 1)
+local free = math.max(tonumber(ARGV[1]), 1)
+local wait = 0
+if n >= free then
+  wait = math.min(tonumber(ARGV[2]) * 2 ^ math.min(n - free, 32), tonumber(ARGV[3]))
+end
+redis.call('HSET', KEYS[1], 'until', string.format('%d', now + wait))
+redis.call('PEXPIRE', KEYS[1], string.format('%d', math.max(tonumber(ARGV[4]), wait, 1)))
+return {{0}}
+"#
+    ))
+});
