@@ -97,9 +97,10 @@ impl Backend {
         dispatch!(self, rotate(keys, args))
     }
 
-    /// One GCRA step on the bucket `key` (`store::limits::gcra`), atomically.
-    pub(crate) async fn gcra(&self, key: &Key, interval_ms: u64, burst: u64) -> Result<Bucket, StoreError> {
-        dispatch!(self, gcra(key, interval_ms, burst))
+    /// One GCRA step (`store::rate::gcra`) on each bucket of `keys`, with `params` (interval
+    /// ms, burst) per key; atomically per bucket.
+    pub(crate) async fn gcra(&self, keys: &[Key], params: &[(u64, u64)]) -> Result<Vec<Bucket>, StoreError> {
+        dispatch!(self, gcra(keys, params))
     }
 
     /// The password back-off on `key`: the wait in ms while it runs (nothing counted), else

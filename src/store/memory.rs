@@ -276,20 +276,25 @@ impl MemoryStore {
         entry.and_then(|e| std::str::from_utf8(&e.value).ok()?.parse().ok())
     }
 
-    pub(crate) fn gcra(&self, key: &Key, interval_ms: u64, burst: u64) -> Result<Bucket, StoreError> {
+    /// The `GCRA` script's contract: one step on each bucket, atomically.
+    pub(crate) fn gcra(&self, keys: &[Key], params: &[(u64, u64)]) -> Result<Vec<Bucket>, StoreError> {
         Ok(self.with(|map, now| {
-            let tat = Self::number(Self::live(map, key, now));
-            let (bucket, next) = gcra(Self::now_ms(now), tat, interval_ms, burst);
-            if let Some((tat, ttl)) = next {
-                map.insert(
-                    key.as_str().to_owned(),
-                    Entry {
-                        value: tat.to_string().into_bytes(),
-                        expires_at: now + Duration::from_millis(ttl),
-                    },
-                );
-            }
-            bucket
+            keys.iter()
+                .zip(params)
+                .map(|(key, (interval_ms, burst))| {
+                    let tat = Self::number(Self::live(map, key, now));
+                    let (bucket, next) = gcra(Self::now_ms(now), tat, *interval_ms, *burst);
+                    if let Some((tat, ttl)) = next {
+                        Self::insert(
+                            map,
+                            key,
+                            tat.to_string().into_bytes(),
+                            now + Duration::from_millis(ttl),
+                        );
+                    }
+                    bucket
+                })
+                .collect()
         }))
     }
 

@@ -693,6 +693,26 @@ async fn rate_limits_and_password_backoff(f: Fixture) {
             .expect("a back-off after two");
         assert!(wait > Duration::from_secs(50) && wait <= MINUTE, "{wait:?}");
     }
+    // Every limit of one request in one call: each bucket answered in order, an exhausted
+    // one refused, one that is off allowed.
+    let answers = s
+        .admit_all(&[
+            ("par_per_client", "app", rate),
+            ("par_per_address", "127.0.0.9", rate),
+            ("token_per_client", "app", off),
+        ])
+        .await
+        .unwrap();
+    assert!(
+        matches!(answers[0], Admission::Refused { limit: 3, .. }),
+        "{answers:?}"
+    );
+    assert!(
+        matches!(answers[1], Admission::Allowed { remaining: 2, .. }),
+        "{answers:?}"
+    );
+    assert!(matches!(answers[2], Admission::Allowed { .. }), "{answers:?}");
+
     s.password_succeeded("pw", "alice").await.unwrap();
     assert_eq!(s.password_wait("pw", "alice", policy).await.unwrap(), None);
     let off = Backoff { free: 0, ..policy };

@@ -114,15 +114,13 @@ async fn admit_all(state: &AppState, checks: &[(&'static str, &str, Rate)]) -> R
     if checks.is_empty() {
         return Ok(());
     }
-    let answers = join_all(
-        checks
-            .iter()
-            .map(|(scope, subject, rate)| state.store.admit(scope, subject, *rate)),
-    )
-    .await;
+    let owned: Vec<(&str, &str, Rate)> = checks
+        .iter()
+        .map(|(scope, subject, rate)| (*scope, *subject, *rate))
+        .collect();
+    let answers = state.store.admit_all(&owned).await?;
     let mut admitted = Vec::with_capacity(answers.len());
     for ((scope, _, _), answer) in checks.iter().zip(answers) {
-        let answer = answer?;
         crate::telemetry::metrics::limit(scope, matches!(answer, Admission::Allowed { .. }));
         admitted.push(answer);
     }

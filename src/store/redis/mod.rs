@@ -292,20 +292,42 @@ impl RedisStore {
         })
     }
 
-    pub async fn gcra(&self, key: &Key, interval_ms: u64, burst: u64) -> Result<Bucket, StoreError> {
-        let (interval, burst) = (interval_ms.to_string(), burst.to_string());
-        let reply = self
-            .eval("gcra", &scripts::GCRA, &[key], &[&interval, &burst])
-            .await?;
+    /// GCRA steps on `keys` (`params`: interval ms and burst per key). One script for all
+    /// of them, except on a Cluster, where the buckets live in different slots: one script
+    /// per bucket there, sent together.
+    pub async fn gcra(&self, keys: &[Key], params: &[(u64, u64)]) -> Result<Vec<Bucket>, StoreError> {
+        if self.conn.is_cluster() && keys.len() > 1 {
+            let each = keys
+                .iter()
+                .zip(params)
+                .map(|(k, p)| self.gcra_script(std::slice::from_ref(k), std::slice::from_ref(p)));
+            let answers = futures_util::future::try_join_all(each).await?;
+            return Ok(answers.into_iter().flatten().collect());
+        }
+        self.gcra_script(keys, params).await
+    }
+
+    async fn gcra_script(&self, keys: &[Key], params: &[(u64, u64)]) -> Result<Vec<Bucket>, StoreError> {
+        let args: Vec<String> = params
+            .iter()
+            .flat_map(|(interval, burst)| [interval.to_string(), burst.to_string()])
+            .collect();
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let keys: Vec<&Key> = keys.iter().collect();
+        let reply = self.eval("gcra", &scripts::GCRA, &keys, &args).await?;
         let int = |i: usize| match reply.get(i) {
             Some(Value::Int(n)) => Ok((*n).max(0) as u64),
             other => Err(StoreError::Backend(format!("unexpected gcra reply: {other:?}"))),
         };
-        Ok(Bucket {
-            allowed: int(0)? == 1,
-            remaining_or_wait: int(1)?,
-            reset_ms: int(2)?,
-        })
+        (0..keys.len())
+            .map(|k| {
+                Ok(Bucket {
+                    allowed: int(3 * k)? == 1,
+                    remaining_or_wait: int(3 * k + 1)?,
+                    reset_ms: int(3 * k + 2)?,
+                })
+            })
+            .collect()
     }
 
     pub async fn backoff(&self, key: &Key, policy: Backoff, count: bool) -> Result<u64, StoreError> {
