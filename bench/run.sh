@@ -4,13 +4,15 @@
 # results + markdown tables + a plot to bench/out/<timestamp>/ (docs/benchmarks.md).
 #
 #   bench/run.sh            full run (~25 min including a 10-minute RSS soak)
-#   bench/run.sh --smoke    ~20 s of load; fails only on request errors, never on speed
+#   bench/run.sh --smoke    ~35 s of load; fails only on request errors, never on speed
 #   bench/run.sh --no-soak  full run without the soak
 #   bench/run.sh --no-peer  skip oidc-provider (no npm needed)
 #   bench/run.sh --log-ab   only the log-level A/B: info (the default) and warn (benchmark
 #                           config) interleaved, AB_ROUNDS rounds (default 2) of push and SSO at c=64
 #   bench/run.sh --capacity per-login cost, Redis memory per record, Redis Cluster scaling
 #                           (bench/capacity.sh, 10-15 min) and the sizing table (bench/capacity.py)
+#   bench/run.sh --ab       this build against AB_BASE (another par-server binary), interleaved
+#                           rounds of PAR and SSO at c=64 (bench/ab.sh)
 #
 # Environment: BENCH_SECS (seconds per measured point, default 10), BENCH_CONNS (concurrency
 # levels, default "1 16 64 256"), SOAK_SECS (default 600). All load goes to 127.0.0.1.
@@ -28,6 +30,7 @@ for a in "$@"; do
     --no-peer) PEER=0 ;;
     --capacity) MODE=capacity ;;
     --log-ab) MODE=log-ab ;;
+    --ab) MODE=ab ;;
     *) echo "unknown option $a" >&2; exit 2 ;;
   esac
 done
@@ -67,8 +70,9 @@ if [ "${BENCH_BUILD:-1}" = 1 ]; then # BENCH_BUILD=0: use the binaries already i
 fi
 BIN=$ROOT/target/release
 LOADGEN=$BIN/loadgen
-# PAR_SERVER_BIN: another par-server binary to measure (e.g. a copy of an earlier build).
-PAR_BIN=${PAR_SERVER_BIN:-$BIN/par-server}
+# PAR_SERVER_BIN: another par-server binary to measure (e.g. a copy of an earlier build);
+# read at each start, as --ab switches BIN between rounds.
+par_bin() { echo "${PAR_SERVER_BIN:-$BIN/par-server}"; }
 
 # ---- Redis: our own, on a free port
 REDIS_PORT=$(free_port)
@@ -86,7 +90,7 @@ REDIRECT_URI=http://127.0.0.1:9000/callback
 USERNAME=alice
 PASSWORD=bench-password
 openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$OUT/signing.pem" 2>/dev/null
-HASH=$(printf %s "$PASSWORD" | "$PAR_BIN" hash-password)
+HASH=$(printf %s "$PASSWORD" | "$(par_bin)" hash-password)
 PAR_PORT=$(free_port)
 cat >"$OUT/par-server.yaml" <<EOF
 issuer: "http://127.0.0.1:$PAR_PORT"
@@ -99,17 +103,34 @@ clients:
   - client_id: "$CLIENT_ID"
     client_secret: "$CLIENT_SECRET"
     redirect_uris: ["$REDIRECT_URI"]
-    scopes: ["openid", "email", "profile"]
+    scopes: ["openid", "email", "profile", "offline_access"]
+    grant_types: ["authorization_code", "refresh_token"]
 users:
   - username: "$USERNAME"
     password_hash: "$HASH"
     email: "alice@example.com"
     name: "Alice"
+# Every limit in force (one more Redis script per limit, sent together) but never hit: the
+# load comes from one address and one client, thousands of times what a real one sends
+# (docs/operations.md, "Limits"). Section 3 also measures them against all of them off.
+limits:
+  par_per_client: { requests: 100000000, per_secs: 60 }
+  token_per_client: { requests: 100000000, per_secs: 60 }
+  par_per_address: { requests: 100000000, per_secs: 60 }
+  token_per_address: { requests: 100000000, per_secs: 60 }
+  authorize_per_address: { requests: 100000000, per_secs: 60 }
+  login_per_address: { requests: 100000000, per_secs: 60 }
+  outstanding_per_client: 100000000
 EOF
+# The same server with every limit off.
+LIMITS_OFF=(PAR__LIMITS__PAR_PER_CLIENT__REQUESTS=0 PAR__LIMITS__TOKEN_PER_CLIENT__REQUESTS=0
+  PAR__LIMITS__PAR_PER_ADDRESS__REQUESTS=0 PAR__LIMITS__TOKEN_PER_ADDRESS__REQUESTS=0
+  PAR__LIMITS__AUTHORIZE_PER_ADDRESS__REQUESTS=0 PAR__LIMITS__LOGIN_PER_ADDRESS__REQUESTS=0
+  PAR__LIMITS__OUTSTANDING_PER_CLIENT=0 PAR__LIMITS__OUTSTANDING_PER_PUBLIC_ADDRESS=0)
 
 PAR_PID=
 start_par() { # extra env assignments...
-  env "$@" "$PAR_BIN" --config "$OUT/par-server.yaml" 2>>"$OUT/par-server.log" &
+  env "$@" "$(par_bin)" --config "$OUT/par-server.yaml" 2>>"$OUT/par-server.log" &
   PAR_PID=$!
   PIDS+=("$PAR_PID")
   wait_http "http://127.0.0.1:$PAR_PORT/readyz"
@@ -169,12 +190,20 @@ if [ "$MODE" = log-ab ]; then
   exit 0
 fi
 
+if [ "$MODE" = ab ]; then
+  # shellcheck source=bench/ab.sh
+  . "$ROOT/bench/ab.sh"
+  exit 0
+fi
+
 if [ "$MODE" = smoke ]; then
   start_par
   SECS=5
   for s in push sso password; do
     lg_par "$s" 4 "smoke-$s" --warmup 1 --fail-on-error
   done
+  lg_par sso 4 "smoke-sso-dpop" --warmup 1 --fail-on-error --dpop
+  lg_par refresh 4 "smoke-refresh" --warmup 1 --fail-on-error --scope "openid offline_access" --dpop
   log "smoke: OK ($OUT)"
   exit 0
 fi
@@ -228,6 +257,12 @@ done
 for c in 2 8 32; do
   lg_par password "$c" "par-server-password"
 done
+log "DPoP-bound SSO logins (proof at PAR and token) and refresh grants (rotation), c=64"
+lg_par sso 64 "par-server-sso-dpop" --dpop
+redis-cli -p "$REDIS_PORT" flushall >/dev/null
+lg_par refresh 64 "par-server-refresh" --scope "openid offline_access"
+lg_par refresh 64 "par-server-refresh-dpop" --scope "openid offline_access" --dpop
+redis-cli -p "$REDIS_PORT" flushall >/dev/null
 log "Redis commands per flow (exact: one client, 500 flows; MONITOR shows which are round trips)"
 for s in push sso password; do
   redis-cli -p "$REDIS_PORT" monitor >"$OUT/monitor-par-server-$s.txt" &
@@ -236,11 +271,22 @@ for s in push sso password; do
   sleep 0.5
   stop "$MON_PID"
 done
+LG_SECS=120 lg_par sso 1 "par-server-sso-dpop-commands" --warmup 0 --count 500 --dpop
 log "argon2 bound"
 "$BIN/argon2_bound" 2 10 | tee "$OUT/argon2-bound.json"
 echo "$(rss_kib "$PAR_PID")" >"$OUT/par-rss-after-kib.txt"
 stop "$PAR_PID"
 redis-cli -p "$REDIS_PORT" flushall >/dev/null
+
+log "limits in force (never hit) vs all off (c=64)"
+for run in on off; do
+  if [ "$run" = off ]; then start_par "${LIMITS_OFF[@]}"; else start_par; fi
+  for s in push sso; do
+    lg_par "$s" 64 "par-server-$s-limits-$run"
+    redis-cli -p "$REDIS_PORT" flushall >/dev/null
+  done
+  stop "$PAR_PID"
+done
 
 log_ab
 

@@ -86,6 +86,17 @@ pub(crate) fn error_page(error: &OAuthError) -> HttpResponse {
     res
 }
 
+/// `429 Too Many Requests` with `Retry-After: secs` (RFC 6585 §4) and the error page saying
+/// `description` (what to do, in words).
+pub(crate) fn too_many_page(description: &str, secs: u64) -> HttpResponse {
+    let mut res = error_page(&OAuthError::temporarily_unavailable(description.to_owned()));
+    *res.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+    if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+        res.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    res
+}
+
 pub(crate) fn page_status(error: &OAuthError) -> StatusCode {
     match error.kind {
         ErrorKind::TemporarilyUnavailable => StatusCode::SERVICE_UNAVAILABLE,

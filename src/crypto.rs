@@ -1,5 +1,5 @@
 //! Small cryptographic helpers used across the crate: CSPRNG tokens, SHA-256 digests in
-//! base64url, and constant-time comparison.
+//! base64url, constant-time comparison, and fresh P-256 keys.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -39,6 +39,16 @@ pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 
 pub(crate) fn b64url_encode(data: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(data)
+}
+
+/// A fresh P-256 private key (PKCS#8 DER), for ES256: our signing keys (`par-server
+/// gen-key`, the demo) and throwaway DPoP proof keys (the playground, the load generator).
+pub(crate) fn generate_es256_pkcs8() -> anyhow::Result<Vec<u8>> {
+    use aws_lc_rs::rand::SystemRandom;
+    use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair};
+    let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &SystemRandom::new())
+        .map_err(|_| anyhow::anyhow!("could not generate an ES256 key"))?;
+    Ok(pkcs8.as_ref().to_vec())
 }
 
 #[cfg(test)]

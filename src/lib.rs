@@ -46,6 +46,7 @@ pub mod config;
 pub mod crypto;
 pub mod healthcheck;
 pub mod keygen;
+pub mod limits;
 pub mod oauth;
 pub mod password;
 pub(crate) mod playground;

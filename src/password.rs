@@ -1,7 +1,8 @@
 //! Password hashing (argon2id, PHC strings) and verification that costs the same whether or
 //! not the user exists. Verification is CPU-heavy and needs 19 MiB per call: request
-//! handlers use `verify_off_thread`, which runs it on a fixed set of threads (one per CPU)
-//! so that neither the async workers block nor memory grows with concurrent logins.
+//! handlers use [`PasswordQueue::verify`], which runs it on a fixed set of threads (one per
+//! CPU) so that neither the async workers block nor memory grows with concurrent logins,
+//! and admits a bounded number of checks so that a flood is refused instead of queued.
 
 use argon2::password_hash::phc::PasswordHash;
 use argon2::{Argon2, PasswordHasher};
@@ -100,16 +101,69 @@ static VERIFIERS: std::sync::LazyLock<std::sync::mpsc::Sender<Job>> = std::sync:
     tx
 });
 
-/// [`verify`] on the verifier threads. `None` if they are gone (never in practice).
-pub(crate) async fn verify_off_thread(password: String, phc: Option<String>) -> Option<bool> {
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    // The span travels with the job, so the check shows under the caller's trace.
-    let span = tracing::info_span!("password.verify");
-    let job: Job = Box::new(move || {
-        let _ = tx.send(span.in_scope(|| verify(&password, phc.as_deref())));
-    });
-    VERIFIERS.send(job).ok()?;
-    rx.await.ok()
+/// Why a check did not run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// The queue is full: answer `503` + `Retry-After` at once rather than wait.
+    Busy,
+    /// The verifier threads are gone (never in practice).
+    Stopped,
+}
+
+/// Admission to the verifier threads: at most `capacity` checks queued or running for this
+/// process. Without it every login POST queued, so a flood of them made a real login wait
+/// for minutes and held each flooding connection (and its buffers) open meanwhile
+/// (docs/operations.md, "Limits").
+#[derive(Debug, Clone)]
+pub struct PasswordQueue {
+    slots: std::sync::Arc<tokio::sync::Semaphore>,
+    capacity: usize,
+}
+
+impl PasswordQueue {
+    /// `capacity` checks at once; 0 = 32 per CPU: a full queue is about 1.5 s of work
+    /// (≈ 45 ms per check and CPU), so a burst of real sign-ins waits instead of failing
+    /// while a flood is refused.
+    pub fn new(capacity: usize) -> Self {
+        let capacity = match capacity {
+            0 => 32 * std::thread::available_parallelism().map_or(2, |n| n.get()),
+            n => n,
+        };
+        Self {
+            slots: std::sync::Arc::new(tokio::sync::Semaphore::new(capacity)),
+            capacity,
+        }
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// [`verify`] on the verifier threads, if a slot is free. A check whose requester has
+    /// gone (the handler future was dropped with its connection) is skipped when its turn
+    /// comes: nobody would read the answer.
+    pub(crate) async fn verify(&self, password: String, phc: Option<String>) -> Result<bool, Refused> {
+        let slot = self
+            .slots
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| Refused::Busy)?;
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        // The span travels with the job, so the check shows under the caller's trace.
+        let span = tracing::info_span!("password.verify");
+        let job: Job = Box::new(move || {
+            if tx.is_closed() {
+                crate::telemetry::metrics::password_check("abandoned");
+                return;
+            }
+            let ok = span.in_scope(|| verify(&password, phc.as_deref()));
+            // The slot is free before the answer arrives.
+            drop(slot);
+            let _ = tx.send(ok);
+        });
+        VERIFIERS.send(job).map_err(|_| Refused::Stopped)?;
+        rx.await.map_err(|_| Refused::Stopped)
+    }
 }
 
 #[cfg(test)]
@@ -146,11 +200,31 @@ mod tests {
 
     #[tokio::test]
     async fn verifies_off_thread() {
+        let queue = PasswordQueue::new(0);
+        assert!(queue.capacity() >= 32);
         let h = hash("correct horse").unwrap();
         assert_eq!(
-            verify_off_thread("correct horse".into(), Some(h.clone())).await,
-            Some(true)
+            queue.verify("correct horse".into(), Some(h.clone())).await,
+            Ok(true)
         );
-        assert_eq!(verify_off_thread("wrong".into(), Some(h)).await, Some(false));
+        assert_eq!(queue.verify("wrong".into(), Some(h)).await, Ok(false));
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_refuses_at_once_and_frees_its_slots() {
+        let queue = PasswordQueue::new(2);
+        let h = hash("correct horse").unwrap();
+        let held = queue.slots.clone().try_acquire_many_owned(2).unwrap();
+        assert_eq!(
+            queue.verify("correct horse".into(), Some(h.clone())).await,
+            Err(Refused::Busy)
+        );
+        drop(held);
+        assert_eq!(queue.verify("correct horse".into(), Some(h)).await, Ok(true));
+        assert_eq!(
+            queue.slots.available_permits(),
+            2,
+            "a finished check frees its slot"
+        );
     }
 }

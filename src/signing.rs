@@ -11,7 +11,7 @@
 //!   at start. With Redis, replicas must share keys, so configuration validation refuses that.
 //!
 //! Private key material never leaves this module — except a freshly generated key that
-//! `par-server gen-key` writes to its file ([`SigningKey::generate_es256_pkcs8`]):
+//! `par-server gen-key` writes to its file ([`crate::crypto::generate_es256_pkcs8`]):
 //! [`SigningKeys::jwks`] holds public parameters only, and `Debug` is redacted by
 //! `jsonwebtoken::EncodingKey`.
 
@@ -117,19 +117,9 @@ impl SigningKey {
 
     /// Generates a fresh ES256 key (demo / single process only).
     pub(crate) fn generate_es256() -> anyhow::Result<Self> {
-        let pkcs8 = Self::generate_es256_pkcs8()?;
+        let pkcs8 = crate::crypto::generate_es256_pkcs8()?;
         Self::from_encoding_key(EncodingKey::from_ec_der(&pkcs8), Algorithm::ES256, None)
             .map_err(anyhow::Error::msg)
-    }
-
-    /// A fresh ES256 (P-256) private key as a PKCS#8 DER document: what the demo signs with,
-    /// and what `par-server gen-key` writes to a file (`crate::keygen`).
-    pub(crate) fn generate_es256_pkcs8() -> anyhow::Result<Vec<u8>> {
-        use aws_lc_rs::rand::SystemRandom;
-        use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair};
-        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &SystemRandom::new())
-            .map_err(|_| anyhow::anyhow!("could not generate an ES256 key"))?;
-        Ok(pkcs8.as_ref().to_vec())
     }
 
     pub(crate) fn alg_name(&self) -> &'static str {

@@ -11,7 +11,8 @@ use tracing_actix_web::TracingLogger;
 use crate::config::ValidSettings;
 use crate::playground;
 use crate::routes::{
-    assets, authorize, consent, discovery, health, jwks, login, methods, metrics, par, token, userinfo,
+    assets, authorize, consent, discovery, health, jwks, login, methods, metrics, par, revoke, token,
+    userinfo,
 };
 use crate::state::AppState;
 use crate::telemetry::RootSpan;
@@ -19,6 +20,8 @@ use crate::telemetry::RootSpan;
 pub struct Application {
     address: SocketAddr,
     server: Server,
+    /// The admin listener (`http.admin_bind`): metrics and probes.
+    admin: Option<(SocketAddr, Server)>,
     state: web::Data<AppState>,
     drain_delay: Duration,
 }
@@ -32,26 +35,45 @@ impl Application {
         let address = listener.local_addr()?;
         let issuer = valid.settings.issuer_or(address);
         crate::telemetry::metrics::install();
+        let redis_configured = valid.settings.redis.is_configured();
+        let allow_evicting = valid.settings.redis.allow_evicting_policy;
         let state = web::Data::new(AppState::build(valid, &issuer, address)?);
+        if redis_configured {
+            check_eviction_policy(&state.store, allow_evicting).await?;
+        }
         let base = http.base_path.clone();
         let app_state = state.clone();
+        let metrics_here = http.admin_bind.is_none();
         let mut server = HttpServer::new(move || {
             App::new()
                 .wrap(TracingLogger::<RootSpan>::new())
                 .app_data(app_state.clone())
-                .configure(|cfg| routes_table(cfg, &base))
+                .configure(|cfg| routes_table(cfg, &base, metrics_here))
         })
         .shutdown_timeout(http.shutdown_grace_secs)
-        .client_request_timeout(Duration::from_secs(10))
+        .client_request_timeout(Duration::from_secs(http.header_timeout_secs))
+        // A client that closes its side has gone: drop its request (and any password check
+        // it queued, src/password.rs) instead of finishing work nobody will read.
+        .h1_allow_half_closed(false)
         // Signals are ours (crate::shutdown): drain before the listener closes.
         .disable_signals();
-        if http.workers > 0 {
-            server = server.workers(http.workers);
-        }
+        let workers = match http.workers {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        };
+        // actix counts connections per worker.
+        server = server
+            .workers(workers)
+            .max_connections(http.max_connections.div_ceil(workers).max(1));
         let server = server.listen(listener)?.run();
+        let admin = match &http.admin_bind {
+            Some(bind) => Some(admin_server(bind, state.clone())?),
+            None => None,
+        };
         Ok(Self {
             address,
             server,
+            admin,
             state,
             drain_delay: Duration::from_secs(http.drain_delay_secs),
         })
@@ -65,6 +87,11 @@ impl Application {
         self.address.port()
     }
 
+    /// The admin listener's address, when `http.admin_bind` is set.
+    pub fn admin_address(&self) -> Option<SocketAddr> {
+        self.admin.as_ref().map(|(a, _)| *a)
+    }
+
     pub fn issuer(&self) -> &str {
         &self.state.endpoints.issuer
     }
@@ -74,7 +101,13 @@ impl Application {
     }
 
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        match self.admin {
+            Some((_, admin)) => {
+                let (main, admin) = tokio::join!(self.server, admin);
+                main.and(admin)
+            }
+            None => self.server.await,
+        }
     }
 
     /// Serves until SIGTERM/SIGINT, then drains and stops gracefully (`crate::shutdown`).
@@ -98,12 +131,72 @@ impl Application {
         ));
         let result = self.server.await;
         watcher.abort();
+        // The admin listener outlives the public one's drain (probes keep answering), then
+        // stops with it.
+        if let Some((_, admin)) = self.admin {
+            admin.handle().stop(true).await;
+            let _ = admin.await;
+        }
         result
     }
 }
 
-/// The route table: every endpoint of the service, in one place.
-fn routes_table(cfg: &mut web::ServiceConfig, base: &str) {
+/// Refuses to start on a Redis whose `maxmemory-policy` may evict keys: every key here has a
+/// TTL, so `volatile-*` policies evict as surely as `allkeys-*`, and an evicted used-marker
+/// or `jti` lets a code or an assertion be used twice. `noeviction` makes a full Redis
+/// refuse writes instead (503 until keys expire). With `redis.allow_evicting_policy` only a
+/// warning. Where `CONFIG` is not allowed, or Redis does not answer yet, a warning says what
+/// to check (docs/redis.md, "Memory").
+async fn check_eviction_policy(store: &crate::store::Store, allow: bool) -> anyhow::Result<()> {
+    match store.eviction_policy().await {
+        Ok(Some(policy)) if policy == "noeviction" => Ok(()),
+        Ok(Some(policy)) if allow => {
+            tracing::warn!(
+                %policy,
+                "redis maxmemory-policy may evict keys: single-use markers can be evicted and a code or assertion reused (redis.allow_evicting_policy is set)"
+            );
+            Ok(())
+        }
+        Ok(Some(policy)) => anyhow::bail!(
+            "redis maxmemory-policy is {policy}: it may evict single-use markers, letting a code or an assertion be used twice; set it to noeviction (docs/redis.md), or redis.allow_evicting_policy: true to start anyway"
+        ),
+        Ok(None) => {
+            tracing::warn!(
+                "could not read redis maxmemory-policy (CONFIG not allowed): make sure it is noeviction (docs/redis.md)"
+            );
+            Ok(())
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "redis did not answer at start: maxmemory-policy not checked; it must be noeviction (docs/redis.md)");
+            Ok(())
+        }
+    }
+}
+
+/// The admin listener: `/metrics` and copies of the probes, one worker, for the scraper
+/// and the orchestrator only (docs/operations.md, "Admin listener").
+fn admin_server(bind: &str, state: web::Data<AppState>) -> anyhow::Result<(SocketAddr, Server)> {
+    let listener = TcpListener::bind(bind)
+        .map_err(|e| anyhow::anyhow!("cannot listen on {bind} (http.admin_bind): {e}"))?;
+    let address = listener.local_addr()?;
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .route("/healthz", web::get().to(health::live))
+            .route("/readyz", web::get().to(health::ready))
+            .route("/metrics", web::get().to(metrics::metrics))
+    })
+    .workers(1)
+    .disable_signals()
+    .shutdown_timeout(1)
+    .listen(listener)?
+    .run();
+    Ok((address, server))
+}
+
+/// The route table: every endpoint of the service, in one place. `/metrics` is here unless
+/// the admin listener serves it (`http.admin_bind`).
+fn routes_table(cfg: &mut web::ServiceConfig, base: &str, metrics_here: bool) {
     let post_only = |path: String, handler| {
         web::resource(path)
             .route(handler)
@@ -129,6 +222,10 @@ fn routes_table(cfg: &mut web::ServiceConfig, base: &str) {
             format!("{base}/token"),
             web::post().to(token::exchange),
         ))
+        .service(post_only(
+            format!("{base}/revoke"),
+            web::post().to(revoke::revoke),
+        ))
         .route(&format!("{base}/jwks"), get().to(jwks::jwks))
         .service(
             web::resource(format!("{base}/userinfo"))
@@ -149,6 +246,8 @@ fn routes_table(cfg: &mut web::ServiceConfig, base: &str) {
         ))
         .route("/playground/callback", web::get().to(playground::callback))
         .route("/healthz", get().to(health::live))
-        .route("/readyz", get().to(health::ready))
-        .route("/metrics", get().to(metrics::metrics));
+        .route("/readyz", get().to(health::ready));
+    if metrics_here {
+        cfg.route("/metrics", get().to(metrics::metrics));
+    }
 }

@@ -8,6 +8,7 @@ use std::time::Duration;
 use crate::config::{Profile, Settings, ValidSettings};
 use crate::oauth::client::ClientRegistry;
 use crate::oauth::discovery::{self, Capabilities, Endpoints};
+use crate::oauth::dpop::DpopRules;
 use crate::oauth::request_object;
 use crate::signing::SigningKeys;
 use crate::store::Store;
@@ -34,6 +35,12 @@ pub struct Lifetimes {
     pub id_token: Duration,
     /// SSO session; zero disables SSO.
     pub session: Duration,
+    /// A refresh token unused this long expires.
+    pub refresh_idle: Duration,
+    /// The end of a grant's refresh tokens, from the code's redemption.
+    pub refresh_absolute: Duration,
+    /// A new refresh token on every use (`tokens.refresh_token_rotation`).
+    pub refresh_rotation: bool,
 }
 
 /// The built-in demo client, when enabled.
@@ -48,6 +55,13 @@ pub(crate) struct Playground {
     pub local_base: String,
 }
 
+/// Request bodies: how much, and how long to wait for all of it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct BodyLimits {
+    pub max: usize,
+    pub deadline: Duration,
+}
+
 pub struct AppState {
     pub(crate) endpoints: Endpoints,
     pub(crate) assertion_audiences: Vec<String>,
@@ -58,7 +72,12 @@ pub struct AppState {
     pub signing_keys: SigningKeys,
     pub(crate) par: ParPolicy,
     pub lifetimes: Lifetimes,
-    pub(crate) body_limit: usize,
+    /// Request bodies: size cap and deadline (`http.body_limit`, `http.body_timeout_secs`).
+    pub(crate) body: BodyLimits,
+    /// Admission to password checks (`limits.password_queue`).
+    pub(crate) passwords: crate::password::PasswordQueue,
+    /// Rate limits and the password back-off (`limits.*`).
+    pub(crate) limits: crate::limits::Limits,
     /// Cookies carry `Secure`: false only when the issuer is plain http on loopback.
     pub(crate) secure_cookies: bool,
     /// URL path of the OAuth endpoints (`http.base_path`).
@@ -66,6 +85,10 @@ pub struct AppState {
     pub(crate) playground: Option<Playground>,
     /// The serialized discovery document.
     pub(crate) metadata: String,
+    /// DPoP proof policy and nonce keys (RFC 9449).
+    pub(crate) dpop: DpopRules,
+    /// The accepted proof algorithms, space-separated, for `DPoP` challenges.
+    pub(crate) dpop_algs: String,
     draining: Arc<AtomicBool>,
 }
 
@@ -79,6 +102,8 @@ impl AppState {
             users,
             signing_keys,
             redis,
+            dpop,
+            limits,
             ..
         } = valid;
         let fapi2 = settings.profile == Profile::Fapi2;
@@ -86,7 +111,8 @@ impl AppState {
         let store = match &redis {
             Some(options) => Store::redis(options, &settings.redis.key_prefix)?,
             None => Store::memory(&settings.redis.key_prefix),
-        };
+        }
+        .limit_record_size(settings.par.max_record_bytes);
         let signing_keys = match signing_keys {
             Some(keys) => keys,
             None => SigningKeys::generate()?,
@@ -108,6 +134,8 @@ impl AppState {
             auth_methods: clients.methods_in_use(),
             scopes,
             signing_algs: signing_keys.signing_algs(),
+            dpop_algs: dpop.policy.alg_names(),
+            refresh_tokens: clients.any(|c| c.grant_types.iter().any(|g| g == "refresh_token")),
         };
         let metadata = discovery::metadata(&endpoints, &capabilities).to_string();
         let playground = playground(settings, &clients, issuer, local)?;
@@ -135,12 +163,22 @@ impl AppState {
                 access_token: Duration::from_secs(settings.tokens.access_token_lifetime),
                 id_token: Duration::from_secs(settings.tokens.id_token_lifetime),
                 session: Duration::from_secs(settings.session.lifetime),
+                refresh_idle: Duration::from_secs(settings.tokens.refresh_token_idle_lifetime),
+                refresh_absolute: Duration::from_secs(settings.tokens.refresh_token_absolute_lifetime),
+                refresh_rotation: settings.tokens.refresh_token_rotation,
             },
-            body_limit: settings.http.body_limit,
+            body: BodyLimits {
+                max: settings.http.body_limit,
+                deadline: Duration::from_secs(settings.http.body_timeout_secs),
+            },
+            passwords: crate::password::PasswordQueue::new(limits.password_queue),
+            limits,
             secure_cookies: !issuer.starts_with("http://"),
             base_path: settings.http.base_path.clone(),
             playground,
             metadata,
+            dpop_algs: dpop.policy.alg_names().join(" "),
+            dpop,
             draining: Arc::new(AtomicBool::new(false)),
         })
     }

@@ -11,10 +11,12 @@ use super::settings::{ApplicationType, ClientSettings, ParSettings};
 use crate::oauth::client::{AuthMethod, Client, ClientRegistry, Credential};
 
 /// The client registry; `par` holds the global defaults of each client's own PAR and
-/// request object requirements.
+/// request object requirements, `nonce_required` the global `dpop.require_nonce`, the default
+/// of each client's `require_dpop_nonce`.
 pub(super) fn client_registry(
     clients: &[ClientSettings],
     par: &ParSettings,
+    nonce_required: bool,
 ) -> Result<ClientRegistry, ConfigError> {
     let mut seen = HashSet::new();
     let mut out = Vec::with_capacity(clients.len());
@@ -25,12 +27,17 @@ pub(super) fn client_registry(
                 format!("duplicate client_id '{}'", c.client_id),
             );
         }
-        out.push(client_from(i, c, par)?);
+        out.push(client_from(i, c, par, nonce_required)?);
     }
     Ok(ClientRegistry::new(out))
 }
 
-fn client_from(i: usize, c: &ClientSettings, par: &ParSettings) -> Result<Client, ConfigError> {
+fn client_from(
+    i: usize,
+    c: &ClientSettings,
+    par: &ParSettings,
+    nonce_required: bool,
+) -> Result<Client, ConfigError> {
     let key = |field: &str| format!("clients[{i}].{field}");
     if c.client_id.is_empty() || c.client_id.len() > 256 || c.client_id.chars().any(char::is_control) {
         return fail(key("client_id"), "must be 1-256 printable characters");
@@ -111,6 +118,17 @@ fn client_from(i: usize, c: &ClientSettings, par: &ParSettings) -> Result<Client
     if c.scopes.is_empty() {
         return fail(key("scopes"), "at least one scope is required");
     }
+    for (j, g) in c.grant_types.iter().enumerate() {
+        if !["authorization_code", "refresh_token"].contains(&g.as_str()) {
+            return fail(
+                format!("clients[{i}].grant_types[{j}]"),
+                format!("'{g}' is not supported; use authorization_code and/or refresh_token"),
+            );
+        }
+    }
+    if !c.grant_types.iter().any(|g| g == "authorization_code") {
+        return fail(key("grant_types"), "must contain authorization_code");
+    }
     if method == AuthMethod::None && !c.require_pkce {
         return fail(key("require_pkce"), "public clients must use PKCE");
     }
@@ -130,6 +148,9 @@ fn client_from(i: usize, c: &ClientSettings, par: &ParSettings) -> Result<Client
         native: c.application_type == ApplicationType::Native,
         resources: c.resources.clone(),
         authorization_details_types: c.authorization_details_types.clone(),
+        dpop_bound_access_tokens: c.dpop_bound_access_tokens,
+        require_dpop_nonce: c.require_dpop_nonce.unwrap_or(nonce_required),
+        grant_types: c.grant_types.clone(),
     })
 }
 

@@ -48,6 +48,10 @@ pub fn apply(settings: &mut Settings) -> anyhow::Result<DemoCredentials> {
         require_pushed_authorization_requests: None,
         require_pkce: true,
         consent: false,
+        dpop_bound_access_tokens: false,
+        require_dpop_nonce: None,
+        grant_types: vec!["authorization_code".into()],
+        limits: Default::default(),
     });
     settings.users.push(UserSettings {
         username: DEMO_USER.into(),

@@ -136,6 +136,26 @@ pub(crate) fn assess(
             "every client: token_endpoint_auth_method private_key_jwt",
         ),
         row(
+            "Security Profile §5.3.2.1",
+            "Sender-constrained access tokens (DPoP; mTLS is not offered)",
+            first_client(settings, clients, |c| {
+                (!c.dpop_bound_access_tokens)
+                    .then_some(("dpop_bound_access_tokens", "may receive bearer tokens".into()))
+            }),
+            "every client: dpop_bound_access_tokens true (a token request without a DPoP proof is refused; tokens carry cnf.jkt)",
+        ),
+        row(
+            "Security Profile §5.3.2.1",
+            "Refresh tokens are not rotated (a retry with the previous one must succeed)",
+            settings.tokens.refresh_token_rotation.then(|| {
+                (
+                    "tokens.refresh_token_rotation".into(),
+                    "refresh tokens rotate on every use".into(),
+                )
+            }),
+            "tokens.refresh_token_rotation: false",
+        ),
+        row(
             "Security Profile §5.3.2.2",
             "PKCE with S256 for every authorization request",
             first_client(settings, clients, |c| {
@@ -149,6 +169,17 @@ pub(crate) fn assess(
             (!ALGS.contains(&signing_alg))
                 .then(|| ("keys".into(), format!("the active signing key is {signing_alg}"))),
             format!("keys[]: the active key signs with {signing_alg}"),
+        ),
+        row(
+            "Security Profile §5.4",
+            "DPoP proofs are PS256, ES256 or EdDSA",
+            settings
+                .dpop
+                .signing_algs
+                .iter()
+                .find(|a| !ALGS.contains(&a.as_str()))
+                .map(|a| ("dpop.signing_algs".into(), format!("{a} is accepted"))),
+            format!("dpop.signing_algs: {}", settings.dpop.signing_algs.join(", ")),
         ),
         row(
             "Security Profile §5.4",

@@ -1,13 +1,15 @@
 //! Configuration: the settings tree and its loading (`settings`), start-up validation that
 //! names the offending key and builds what the service runs on, once (`validate`, with the
-//! sections `clients`, `keys`, `redis`), the FAPI 2.0 profile's rules and report (`fapi2`),
-//! and the zero-config demo (`demo`).
+//! sections `clients`, `dpop`, `keys`, `redis`), the FAPI 2.0 profile's rules and report
+//! (`fapi2`), and the zero-config demo (`demo`).
 
 mod clients;
 pub mod demo;
+mod dpop;
 mod error;
 pub mod fapi2;
 mod keys;
+mod limits;
 mod net;
 mod redis;
 mod settings;
@@ -16,8 +18,8 @@ mod validate;
 pub use self::error::ConfigError;
 pub use self::net::is_loopback_bind;
 pub use self::settings::{
-    ClientSettings, HttpSettings, KeySettings, LogFormat, LogSettings, OtlpProtocol, ParSettings,
-    PlaygroundSettings, Profile, RedisConnection, RedisMode, RedisSettings, SessionSettings, Settings,
-    Source, TelemetrySettings, TokenSettings, UserSettings,
+    ClientSettings, DpopSettings, HttpSettings, KeySettings, LogFormat, LogSettings, OtlpProtocol,
+    ParSettings, PlaygroundSettings, Profile, RedisConnection, RedisMode, RedisSettings, SessionSettings,
+    Settings, Source, TelemetrySettings, TokenSettings, UserSettings,
 };
 pub use self::validate::ValidSettings;

@@ -25,12 +25,14 @@ pub struct Settings {
     pub par: ParSettings,
     pub tokens: TokenSettings,
     pub session: SessionSettings,
+    pub dpop: DpopSettings,
     pub keys: Vec<KeySettings>,
     pub clients: Vec<ClientSettings>,
     pub users: Vec<UserSettings>,
     pub log: LogSettings,
     pub playground: PlaygroundSettings,
     pub telemetry: TelemetrySettings,
+    pub limits: LimitSettings,
 }
 
 /// A rule set the whole configuration must follow.
@@ -48,12 +50,24 @@ pub enum Profile {
 pub struct HttpSettings {
     /// Listen address, `host:port`.
     pub bind: String,
+    /// The admin listener, `host:port`: `/metrics` and copies of `/healthz` and `/readyz`.
+    /// When set, `/metrics` is no longer served on `bind`.
+    pub admin_bind: Option<String>,
     /// Path under which the OAuth endpoints live (`/oauth2/par`, …).
     pub base_path: String,
     /// actix worker threads; 0 = one per core.
     pub workers: usize,
     /// Largest accepted request body in bytes (PAR and token); larger → 413.
     pub body_limit: usize,
+    /// Seconds a client has to send its request head (request line and headers); then the
+    /// connection is closed (408).
+    pub header_timeout_secs: u64,
+    /// Seconds a client has to send a whole form body once its handler reads it; then 408
+    /// and the connection is closed.
+    pub body_timeout_secs: u64,
+    /// Open connections per replica (spread over the workers); beyond it new connections
+    /// wait in the listen backlog.
+    pub max_connections: usize,
     /// Seconds in-flight requests get to finish after SIGTERM.
     pub shutdown_grace_secs: u64,
     /// Seconds between SIGTERM (`/readyz` turns 503) and closing the listener, so load
@@ -65,9 +79,13 @@ impl Default for HttpSettings {
     fn default() -> Self {
         Self {
             bind: "127.0.0.1:8080".into(),
+            admin_bind: None,
             base_path: "/oauth2".into(),
             workers: 0,
             body_limit: 64 * 1024,
+            header_timeout_secs: 10,
+            body_timeout_secs: 10,
+            max_connections: 4096,
             shutdown_grace_secs: 30,
             drain_delay_secs: 5,
         }
@@ -148,6 +166,9 @@ pub struct RedisSettings {
     pub wait_replicas: u32,
     /// Longest `WAIT` for those acknowledgements; fewer in time → 503.
     pub wait_timeout_ms: u64,
+    /// Start even if Redis' `maxmemory-policy` may evict keys (only a loud warning). An
+    /// evicted single-use marker lets a code or an assertion be used twice (docs/redis.md).
+    pub allow_evicting_policy: bool,
 }
 
 impl Default for RedisSettings {
@@ -176,6 +197,7 @@ impl Default for RedisSettings {
             pool_recycle_timeout_ms: None,
             wait_replicas: 0,
             wait_timeout_ms: 500,
+            allow_evicting_policy: false,
         }
     }
 }
@@ -203,6 +225,9 @@ pub struct ParSettings {
     pub request_uri_prefix: String,
     /// Further prefixes accepted at `/authorize` (e.g. during a prefix migration).
     pub accepted_request_uri_prefixes: Vec<String>,
+    /// Largest pushed request kept in the store (bytes, as stored); larger → 400
+    /// `invalid_request`. Apart from `http.body_limit`.
+    pub max_record_bytes: usize,
     /// Every client must send its authorization request as a signed request object (JAR,
     /// RFC 9101); clients may override.
     pub require_signed_request_object: bool,
@@ -220,11 +245,66 @@ impl Default for ParSettings {
             required: true,
             request_uri_prefix: RFC_PREFIX.into(),
             accepted_request_uri_prefixes: Vec::new(),
+            max_record_bytes: 16 * 1024,
             require_signed_request_object: false,
             request_object_max_lifetime: 3600,
             request_object_require_typ: false,
         }
     }
+}
+
+/// Abuse resistance (docs/operations.md, "Limits"); defaults in `crate::limits::Limits`.
+/// An unset key keeps its default.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitSettings {
+    /// Password checks queued or running at once in this process; beyond it a login gets
+    /// `503` + `Retry-After` at once. 0 = 32 per CPU.
+    pub password_queue: usize,
+    /// Peers (addresses or CIDR ranges) whose `X-Forwarded-For` / `Forwarded` name the
+    /// client's address; everyone else is counted by the socket's peer address.
+    pub trusted_proxies: Vec<String>,
+    pub par_per_client: Option<RateSettings>,
+    pub token_per_client: Option<RateSettings>,
+    pub par_per_address: Option<RateSettings>,
+    pub authorize_per_address: Option<RateSettings>,
+    pub login_per_address: Option<RateSettings>,
+    pub token_per_address: Option<RateSettings>,
+    pub password_per_user: Option<BackoffSettings>,
+    pub password_per_user_address: Option<BackoffSettings>,
+    /// Pushed requests per client within one `par.request_uri_lifetime` (0 = off).
+    pub outstanding_per_client: Option<u32>,
+    /// Pushed requests of public clients (`none`) per source address within one
+    /// `par.request_uri_lifetime` (0 = off).
+    pub outstanding_per_public_address: Option<u32>,
+}
+
+/// `requests` per `per_secs` seconds (all at once, or spread out); `requests: 0` = off.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateSettings {
+    pub requests: u32,
+    pub per_secs: u64,
+}
+
+/// Password attempts: `free` without waiting, then a wait of `base_ms` doubling per
+/// attempt up to `max_secs`; forgotten `forget_secs` after the last attempt. `free: 0` = off.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackoffSettings {
+    pub free: u32,
+    pub base_ms: u64,
+    pub max_secs: u64,
+    pub forget_secs: u64,
+}
+
+/// A client's own rates (`clients[].limits`), over `limits.par_per_client` /
+/// `limits.token_per_client`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClientLimitSettings {
+    pub par: Option<RateSettings>,
+    pub token: Option<RateSettings>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -234,6 +314,15 @@ pub struct TokenSettings {
     pub code_lifetime: u64,
     pub access_token_lifetime: u64,
     pub id_token_lifetime: u64,
+    /// A refresh token unused this long (seconds) expires; each rotation starts it again.
+    pub refresh_token_idle_lifetime: u64,
+    /// The end of a grant's refresh tokens (seconds after the code was redeemed), whatever
+    /// the rotations.
+    pub refresh_token_absolute_lifetime: u64,
+    /// A new refresh token on every use, a retired one presented again revoking the grant
+    /// (RFC 9700 §4.14.2). `false`: the same token stays valid until its lifetimes end, so a
+    /// client that lost a response can retry (FAPI 2.0 §5.3.2.1 requires that).
+    pub refresh_token_rotation: bool,
 }
 
 impl Default for TokenSettings {
@@ -242,6 +331,9 @@ impl Default for TokenSettings {
             code_lifetime: 60,
             access_token_lifetime: 600,
             id_token_lifetime: 600,
+            refresh_token_idle_lifetime: 86_400,
+            refresh_token_absolute_lifetime: 30 * 86_400,
+            refresh_token_rotation: true,
         }
     }
 }
@@ -256,6 +348,43 @@ pub struct SessionSettings {
 impl Default for SessionSettings {
     fn default() -> Self {
         Self { lifetime: 8 * 3600 }
+    }
+}
+
+/// DPoP (RFC 9449): sender-constrained tokens (docs/tokens.md).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DpopSettings {
+    /// Proof algorithms accepted and advertised (`dpop_signing_alg_values_supported`);
+    /// asymmetric only.
+    pub signing_algs: Vec<String>,
+    /// How old a proof's `iat` may be, in seconds.
+    pub proof_max_age: u64,
+    /// How far in the future a proof's `iat` may be, in seconds.
+    pub clock_skew: u64,
+    /// Require a server nonce in every proof (RFC 9449 §8), for all clients; a client's
+    /// `require_dpop_nonce` overrides it.
+    pub require_nonce: bool,
+    /// HMAC key (≥ 32 characters) that nonces are made with; replicas must share it.
+    /// Required with a Redis store when any client requires nonces.
+    pub nonce_key: Option<Secret>,
+    /// The key before the last rotation: its nonces are still accepted.
+    pub previous_nonce_key: Option<Secret>,
+    /// Length of a nonce time window in seconds; a nonce lives one to two windows.
+    pub nonce_lifetime: u64,
+}
+
+impl Default for DpopSettings {
+    fn default() -> Self {
+        Self {
+            signing_algs: vec!["ES256".into(), "PS256".into(), "EdDSA".into()],
+            proof_max_age: 60,
+            clock_skew: 5,
+            require_nonce: false,
+            nonce_key: None,
+            previous_nonce_key: None,
+            nonce_lifetime: 120,
+        }
     }
 }
 
@@ -304,6 +433,9 @@ pub struct ClientSettings {
     pub require_pkce: bool,
     #[serde(default)]
     pub consent: bool,
+    /// This client's own rate limits (docs/operations.md, "Limits").
+    #[serde(default)]
+    pub limits: ClientLimitSettings,
     /// `web` (default) or `native` (OIDC Registration §2): a native client's loopback
     /// redirect URIs may use any port (RFC 8252 §7.3).
     #[serde(default)]
@@ -315,6 +447,18 @@ pub struct ClientSettings {
     /// Authorization details types (RFC 9396) the client may ask for.
     #[serde(default)]
     pub authorization_details_types: Vec<String>,
+    /// RFC 9449 §5.2: the client always uses DPoP; a token request without a proof is refused.
+    #[serde(default)]
+    pub dpop_bound_access_tokens: bool,
+    /// Per-client DPoP nonce requirement; the global `dpop.require_nonce` applies when absent.
+    pub require_dpop_nonce: Option<bool>,
+    /// RFC 7591 §2: `authorization_code` (always), `refresh_token` to get refresh tokens.
+    #[serde(default = "default_grant_types")]
+    pub grant_types: Vec<String>,
+}
+
+fn default_grant_types() -> Vec<String> {
+    vec!["authorization_code".into()]
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -457,7 +601,9 @@ impl Settings {
                 .list_separator(",")
                 .with_list_parse_key("par.accepted_request_uri_prefixes")
                 .with_list_parse_key("redis.cluster_nodes")
-                .with_list_parse_key("redis.sentinel_nodes"),
+                .with_list_parse_key("redis.sentinel_nodes")
+                .with_list_parse_key("dpop.signing_algs")
+                .with_list_parse_key("limits.trusted_proxies"),
         );
         let settings: Settings = builder
             .build()

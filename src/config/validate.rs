@@ -8,8 +8,9 @@ use std::collections::HashSet;
 use super::error::{ConfigError, fail};
 use super::net::is_loopback_host;
 use super::settings::{Settings, TelemetrySettings, UserSettings};
-use super::{clients, fapi2, keys, redis};
+use super::{clients, dpop, fapi2, keys, limits, redis};
 use crate::oauth::client::ClientRegistry;
+use crate::oauth::dpop::DpopRules;
 use crate::signing::SigningKeys;
 use crate::store::RedisOptions;
 use crate::users::{User, UserDirectory};
@@ -20,11 +21,15 @@ pub struct ValidSettings {
     pub settings: Settings,
     pub(crate) clients: ClientRegistry,
     pub(crate) users: UserDirectory,
+    /// Rate limits, quotas and the password queue (`limits.*`).
+    pub(crate) limits: crate::limits::Limits,
     /// `None`: no key configured, allowed only without Redis (the single-process demo
     /// generates one at start).
     pub(crate) signing_keys: Option<SigningKeys>,
     /// `None`: no Redis configured (the in-memory store).
     pub(crate) redis: Option<RedisOptions>,
+    /// DPoP proof policy and nonce keys.
+    pub(crate) dpop: DpopRules,
     /// Where this configuration stands against FAPI 2.0 (enforced with `profile: fapi2`).
     pub fapi2: Vec<fapi2::Requirement>,
 }
@@ -62,6 +67,14 @@ impl Settings {
             .filter(|(_, port)| port.parse::<u16>().is_ok())
             .map(|(host, _)| host)
             .ok_or_else(|| ConfigError::new("http.bind", "must be host:port"))?;
+        if let Some(admin) = &self.http.admin_bind
+            && (admin.parse::<std::net::SocketAddr>().is_err() || *admin == self.http.bind)
+        {
+            return fail(
+                "http.admin_bind",
+                "must be an ip:port other than http.bind, e.g. 0.0.0.0:9090",
+            );
+        }
         if self.issuer.is_none() && !is_loopback_host(bind_host) {
             return fail("issuer", "required when http.bind is not a loopback address");
         }
@@ -75,6 +88,15 @@ impl Settings {
         }
         if !(1024..=10 * 1024 * 1024).contains(&self.http.body_limit) {
             return fail("http.body_limit", "must be between 1024 and 10485760 bytes");
+        }
+        if !(1..=300).contains(&self.http.header_timeout_secs) {
+            return fail("http.header_timeout_secs", "must be between 1 and 300 seconds");
+        }
+        if !(1..=300).contains(&self.http.body_timeout_secs) {
+            return fail("http.body_timeout_secs", "must be between 1 and 300 seconds");
+        }
+        if !(16..=1_000_000).contains(&self.http.max_connections) {
+            return fail("http.max_connections", "must be between 16 and 1000000");
         }
         let redis = redis::redis_options(&self.redis)?;
         if self.http.shutdown_grace_secs > 3600 {
@@ -124,6 +146,21 @@ impl Settings {
                 "must be between 1 and 86400 seconds",
             );
         }
+        let t = &self.tokens;
+        if !(60..=366 * 86_400).contains(&t.refresh_token_idle_lifetime) {
+            return fail(
+                "tokens.refresh_token_idle_lifetime",
+                "must be between 60 and 31622400 seconds",
+            );
+        }
+        if t.refresh_token_absolute_lifetime < t.refresh_token_idle_lifetime
+            || t.refresh_token_absolute_lifetime > 366 * 86_400
+        {
+            return fail(
+                "tokens.refresh_token_absolute_lifetime",
+                "must be at least tokens.refresh_token_idle_lifetime and at most 31622400 seconds",
+            );
+        }
         if !(1..=86_400).contains(&self.tokens.id_token_lifetime) {
             return fail("tokens.id_token_lifetime", "must be between 1 and 86400 seconds");
         }
@@ -135,13 +172,22 @@ impl Settings {
             );
         }
         let signing_keys = keys::signing_keys(&self.keys)?;
-        let clients = clients::client_registry(&self.clients, &self.par)?;
+        let clients = clients::client_registry(&self.clients, &self.par, self.dpop.require_nonce)?;
+        let dpop = dpop::dpop_rules(&self.dpop, &clients, redis.is_some())?;
         let users = user_directory(&self.users)?;
         if let Some(id) = &self.playground.client_id
             && clients.get(id).is_none()
         {
             return fail("playground.client_id", format!("no client '{id}' is configured"));
         }
+        if !(1024..=1024 * 1024).contains(&self.par.max_record_bytes) {
+            return fail("par.max_record_bytes", "must be between 1024 and 1048576 bytes");
+        }
+        let limits = limits::limits(
+            &self.limits,
+            &self.clients,
+            std::time::Duration::from_secs(self.par.request_uri_lifetime),
+        )?;
         let fapi2 = fapi2::assess(&self, &clients, signing_keys.as_ref());
         if let Some((key, message)) = fapi2::first_unmet(&self, &fapi2) {
             return fail(key, message);
@@ -149,10 +195,12 @@ impl Settings {
         Ok(ValidSettings {
             fapi2,
             settings: self,
+            limits,
             clients,
             users,
             signing_keys,
             redis,
+            dpop,
         })
     }
 }
@@ -237,10 +285,14 @@ mod tests {
             require_pushed_authorization_requests: None,
             require_pkce: true,
             consent: false,
+            limits: Default::default(),
             application_type: Default::default(),
             resources: Vec::new(),
             require_signed_request_object: None,
             authorization_details_types: Vec::new(),
+            dpop_bound_access_tokens: false,
+            require_dpop_nonce: None,
+            grant_types: vec!["authorization_code".into()],
         }
     }
 
@@ -374,11 +426,78 @@ mod tests {
                 Box::new(|s| s.http.drain_delay_secs = 601),
                 "http.drain_delay_secs",
             ),
+            (Box::new(|s| s.dpop.signing_algs = vec![]), "dpop.signing_algs"),
+            (
+                Box::new(|s| s.dpop.signing_algs = vec!["ES256".into(), "HS256".into()]),
+                "dpop.signing_algs[1]",
+            ),
+            (
+                Box::new(|s| s.dpop.signing_algs = vec!["none".into()]),
+                "dpop.signing_algs[0]",
+            ),
+            (Box::new(|s| s.dpop.proof_max_age = 0), "dpop.proof_max_age"),
+            (
+                Box::new(|s| s.tokens.refresh_token_absolute_lifetime = 100),
+                "tokens.refresh_token_absolute_lifetime",
+            ),
+            (
+                Box::new(|s| s.clients[0].grant_types = vec!["password".into()]),
+                "clients[0].grant_types[0]",
+            ),
+            (
+                Box::new(|s| s.clients[0].grant_types = vec!["refresh_token".into()]),
+                "clients[0].grant_types",
+            ),
+            (Box::new(|s| s.dpop.clock_skew = 301), "dpop.clock_skew"),
+            (Box::new(|s| s.dpop.nonce_lifetime = 5), "dpop.nonce_lifetime"),
+            (
+                Box::new(|s| s.dpop.nonce_key = Some(Secret::new("short"))),
+                "dpop.nonce_key",
+            ),
+            (
+                Box::new(|s| s.dpop.previous_nonce_key = Some(Secret::new("p".repeat(32)))),
+                "dpop.previous_nonce_key",
+            ),
+            (
+                // Replicas on one Redis must share the nonce key.
+                Box::new(|s| {
+                    s.redis.url = Some(Secret::new("redis://127.0.0.1:6379"));
+                    s.keys = vec![KeySettings {
+                        kid: None,
+                        alg: "ES256".into(),
+                        pem: None,
+                        pem_file: Some(
+                            concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/signing-es256.pem").into(),
+                        ),
+                        active: false,
+                    }];
+                    s.clients[0].require_dpop_nonce = Some(true);
+                }),
+                "dpop.nonce_key",
+            ),
         ];
         for (change, key) in table {
             let err = settings_with(change).unwrap_err();
             assert_eq!(err.key, key, "{err}");
         }
+    }
+
+    #[test]
+    fn dpop_nonces_need_a_key_only_when_required() {
+        // One process: a key of its own is generated when a client requires nonces.
+        let one = settings_with(|s| s.dpop.require_nonce = true).unwrap();
+        assert!(one.dpop.nonces.is_some());
+        assert!(one.clients.get("a").unwrap().require_dpop_nonce);
+        let none = settings_with(|_| {}).unwrap();
+        assert!(none.dpop.nonces.is_none());
+        assert_eq!(none.dpop.policy.alg_names(), ["ES256", "PS256", "EdDSA"]);
+        // The per-client switch overrides the global one.
+        let off = settings_with(|s| {
+            s.dpop.require_nonce = true;
+            s.clients[0].require_dpop_nonce = Some(false);
+        })
+        .unwrap();
+        assert!(!off.clients.get("a").unwrap().require_dpop_nonce);
     }
 
     #[test]

@@ -75,6 +75,10 @@ pub struct AuthorizationRequest {
     pub acr_values: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ui_locales: Option<String>,
+    /// RFC 9449 §10: the thumbprint of the DPoP key the code will be bound to (the
+    /// `dpop_jkt` parameter, or the key of the push's DPoP proof).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dpop_jkt: Option<String>,
     /// RFC 9396 `authorization_details`, validated (compact JSON array).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub authorization_details: Option<String>,
@@ -209,6 +213,11 @@ impl AuthorizationRequest {
             .map(|raw| authorization_details::parse(raw, client))
             .transpose()
             .map_err(reject)?;
+        let dpop_jkt = params
+            .get("dpop_jkt")
+            .map(super::dpop::parse_jkt)
+            .transpose()
+            .map_err(reject)?;
 
         let request = Self {
             client_id: client.id.clone(),
@@ -224,6 +233,7 @@ impl AuthorizationRequest {
             claims,
             acr_values: params.get("acr_values").map(str::to_owned),
             ui_locales: params.get("ui_locales").map(str::to_owned),
+            dpop_jkt,
             authorization_details,
             flow_id: String::new(),
             trace: None,

@@ -67,6 +67,13 @@ pub struct Client {
     pub resources: Vec<String>,
     /// Authorization details types this client may ask for (RFC 9396 §5); empty: none.
     pub authorization_details_types: Vec<String>,
+    /// RFC 9449 §5.2 `dpop_bound_access_tokens`: every token request must carry a proof.
+    pub dpop_bound_access_tokens: bool,
+    /// Proofs from this client must carry a server nonce (RFC 9449 §8).
+    pub require_dpop_nonce: bool,
+    /// RFC 7591 §2 `grant_types`: `authorization_code`, and `refresh_token` for clients that
+    /// get refresh tokens.
+    pub grant_types: Vec<String>,
 }
 
 impl Client {
@@ -141,6 +148,11 @@ impl ClientRegistry {
         self.clients.get(client_id)
     }
 
+    /// Whether any registered client satisfies `f`.
+    pub(crate) fn any(&self, f: impl Fn(&Client) -> bool) -> bool {
+        self.clients.values().any(|c| f(c))
+    }
+
     /// Whether every registered client must send signed request objects (RFC 9101 §10.5).
     pub(crate) fn all_require_signed_request_objects(&self) -> bool {
         self.clients.values().all(|c| c.require_signed_request_object)
@@ -187,6 +199,9 @@ pub(crate) fn test_client(id: &str) -> Client {
         resources: vec![],
         require_signed_request_object: false,
         authorization_details_types: vec![],
+        dpop_bound_access_tokens: false,
+        require_dpop_nonce: false,
+        grant_types: vec!["authorization_code".into()],
     }
 }
 

@@ -7,6 +7,7 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
 
@@ -155,6 +156,24 @@ pub(crate) fn alg_name<T: serde::Serialize>(alg: &T) -> String {
         .unwrap_or_default()
 }
 
+/// The client's key that verifies a JWS with `header`: the one its `kid` names, or the only
+/// key; a key registered with an `alg` verifies that algorithm only (RFC 7517 §4.4). `Err`
+/// says why there is none.
+pub(crate) fn client_key(jwks: &JwkSet, header: &jsonwebtoken::Header) -> Result<DecodingKey, &'static str> {
+    let jwk = match &header.kid {
+        Some(kid) => jwks.find(kid),
+        None if jwks.keys.len() == 1 => jwks.keys.first(),
+        None => None,
+    }
+    .ok_or("no registered key of the client matches its kid")?;
+    if let Some(key_alg) = &jwk.common.key_algorithm
+        && alg_name(key_alg) != alg_name(&header.alg)
+    {
+        return Err("algorithm does not match the client key's alg");
+    }
+    DecodingKey::from_jwk(jwk).map_err(|_| "the client's key is unusable")
+}
+
 /// A JWS's protected header as JSON, unverified (for what `jsonwebtoken` does not model:
 /// `crit`, or an algorithm it does not know such as `none`).
 pub(crate) fn raw_header(jwt: &str) -> Option<serde_json::Value> {
@@ -235,7 +254,7 @@ struct AssertionClaims {
 /// `jti` present. Returns `(jti, seconds to remember it)`.
 fn verify_assertion(
     client_id: &str,
-    jwks: &jsonwebtoken::jwk::JwkSet,
+    jwks: &JwkSet,
     jwt: &str,
     audiences: &[String],
     now: u64,
@@ -250,19 +269,7 @@ fn verify_assertion(
     if has_crit(jwt) {
         return Err(invalid("unsupported critical header parameters (crit)"));
     }
-    let jwk = match &header.kid {
-        Some(kid) => jwks.find(kid),
-        None if jwks.keys.len() == 1 => jwks.keys.first(),
-        None => None,
-    }
-    .ok_or_else(|| invalid("no matching client key"))?;
-    // RFC 7517 §4.4: a key registered with an `alg` is used with that algorithm only.
-    if let Some(key_alg) = &jwk.common.key_algorithm
-        && alg_name(key_alg) != alg_name(&header.alg)
-    {
-        return Err(invalid("algorithm does not match the client key's alg"));
-    }
-    let key = DecodingKey::from_jwk(jwk).map_err(|_| invalid("unusable client key"))?;
+    let key = client_key(jwks, &header).map_err(invalid)?;
 
     let mut validation = Validation::new(header.alg);
     validation.set_audience(audiences);

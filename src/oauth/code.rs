@@ -40,6 +40,10 @@ pub struct AuthorizationCode {
     /// Identifies the grant: every token minted from this code carries it, so a replayed
     /// code can revoke them all (RFC 6749 §4.1.2, RFC 9700 §4.2.4).
     pub grant_id: String,
+    /// RFC 9449 §10: the code may only be redeemed with a DPoP proof by this key
+    /// (JWK SHA-256 thumbprint).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dpop_jkt: Option<String>,
     /// Non-secret id that links the steps of one login in traces and logs.
     #[serde(default)]
     pub flow_id: String,

@@ -1,6 +1,6 @@
 //! Endpoint URLs and the authorization server metadata (RFC 8414 §2, OIDC Discovery §3,
-//! RFC 9126 §5, RFC 9207 §3). Built once at start from the configuration; it must say only
-//! what the server does.
+//! RFC 9126 §5, RFC 9207 §3, RFC 9449 §5.1; `revocation_endpoint` of RFC 7009 in RFC 8414
+//! §2). Built once at start from the configuration; it must say only what the server does.
 
 use serde_json::{Value, json};
 
@@ -21,6 +21,8 @@ pub(crate) struct Endpoints {
     pub token: String,
     pub jwks: String,
     pub userinfo: String,
+    /// RFC 7009 token revocation.
+    pub revoke: String,
 }
 
 impl Endpoints {
@@ -33,6 +35,7 @@ impl Endpoints {
             token: url("token"),
             jwks: url("jwks"),
             userinfo: url("userinfo"),
+            revoke: url("revoke"),
             issuer,
         }
     }
@@ -58,6 +61,10 @@ pub(crate) struct Capabilities {
     pub auth_methods: Vec<AuthMethod>,
     pub scopes: Vec<String>,
     pub signing_algs: Vec<String>,
+    /// DPoP proof algorithms accepted (RFC 9449 §5.1).
+    pub dpop_algs: Vec<String>,
+    /// Some client may use the `refresh_token` grant.
+    pub refresh_tokens: bool,
 }
 
 pub(crate) const CLAIMS_SUPPORTED: &[&str] = &[
@@ -79,6 +86,10 @@ pub(crate) const CLAIMS_SUPPORTED: &[&str] = &[
 
 pub(crate) fn metadata(e: &Endpoints, c: &Capabilities) -> Value {
     let methods: Vec<&str> = c.auth_methods.iter().map(|m| m.as_str()).collect();
+    let mut grant_types = vec!["authorization_code"];
+    if c.refresh_tokens {
+        grant_types.push("refresh_token");
+    }
     // Exactly what `oauth::client_auth` accepts for `private_key_jwt`.
     let assertion_algs: Vec<String> = client_auth::ASSERTION_ALGS
         .iter()
@@ -96,13 +107,15 @@ pub(crate) fn metadata(e: &Endpoints, c: &Capabilities) -> Value {
         "authorization_response_iss_parameter_supported": true,
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
-        "grant_types_supported": ["authorization_code"],
+        "grant_types_supported": grant_types,
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": c.signing_algs,
         "scopes_supported": c.scopes,
         "claims_supported": CLAIMS_SUPPORTED,
         "prompt_values_supported": PROMPTS_SUPPORTED,
         "token_endpoint_auth_methods_supported": methods,
+        "revocation_endpoint": e.revoke,
+        "revocation_endpoint_auth_methods_supported": methods,
         "token_endpoint_auth_signing_alg_values_supported": assertion_algs,
         "code_challenge_methods_supported": ["S256"],
         "request_parameter_supported": true,
@@ -110,6 +123,7 @@ pub(crate) fn metadata(e: &Endpoints, c: &Capabilities) -> Value {
         "require_signed_request_object": c.require_signed_request_objects,
         "request_uri_parameter_supported": false,
         "claims_parameter_supported": true,
+        "dpop_signing_alg_values_supported": c.dpop_algs,
     });
     // No empty list for a feature nobody is registered for.
     if !c.authorization_details_types.is_empty() {

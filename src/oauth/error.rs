@@ -1,5 +1,5 @@
 //! The one table of OAuth 2.0 / OIDC error codes (RFC 6749 §4.1.2.1 and §5.2, RFC 6750 §3.1,
-//! RFC 9126 §2.3, RFC 9101 §7, OIDC Core §3.1.2.6). Call sites add a description; they never
+//! RFC 9126 §2.3, RFC 9101 §7, RFC 9449 §12.2, OIDC Core §3.1.2.6). Call sites add a description; they never
 //! invent a code string.
 
 use std::borrow::Cow;
@@ -26,6 +26,10 @@ pub enum ErrorKind {
     InteractionRequired,
     InvalidToken,
     InsufficientScope,
+    /// RFC 9449 §4.3, §7.1: a missing or invalid DPoP proof.
+    InvalidDpopProof,
+    /// RFC 9449 §8, §9: the proof must carry the server's nonce (sent in `DPoP-Nonce`).
+    UseDpopNonce,
     ServerError,
     TemporarilyUnavailable,
 }
@@ -73,6 +77,8 @@ impl OAuthError {
         interaction_required => InteractionRequired,
         invalid_token => InvalidToken,
         insufficient_scope => InsufficientScope,
+        invalid_dpop_proof => InvalidDpopProof,
+        use_dpop_nonce => UseDpopNonce,
         server_error => ServerError,
         temporarily_unavailable => TemporarilyUnavailable,
     }
@@ -103,13 +109,17 @@ impl OAuthError {
             ErrorKind::InteractionRequired => "interaction_required",
             ErrorKind::InvalidToken => "invalid_token",
             ErrorKind::InsufficientScope => "insufficient_scope",
+            ErrorKind::InvalidDpopProof => "invalid_dpop_proof",
+            ErrorKind::UseDpopNonce => "use_dpop_nonce",
             ErrorKind::ServerError => "server_error",
             ErrorKind::TemporarilyUnavailable => "temporarily_unavailable",
         }
     }
 
     /// HTTP status for back-channel (JSON) responses. RFC 6749 §5.2: `invalid_client` is 401
-    /// when the client tried to authenticate; RFC 6750 §3.1 for bearer-token errors.
+    /// when the client tried to authenticate; RFC 6750 §3.1 for bearer-token errors. The DPoP
+    /// errors are 400 at the authorization server (RFC 9449 §5, §8); a resource endpoint
+    /// answers them with 401 and a challenge instead (§7.1, §9).
     pub fn status(&self) -> u16 {
         match self.kind {
             ErrorKind::InvalidClient | ErrorKind::InvalidToken => 401,

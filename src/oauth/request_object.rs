@@ -10,11 +10,11 @@
 
 use std::borrow::Cow;
 
-use jsonwebtoken::{DecodingKey, Validation};
+use jsonwebtoken::Validation;
 use serde_json::{Map, Value};
 
 use super::client::{Client, Credential};
-use super::client_auth::{ASSERTION_ALGS, CLOCK_SKEW_SECS, alg_name, has_crit, raw_header};
+use super::client_auth::{ASSERTION_ALGS, CLOCK_SKEW_SECS, alg_name, client_key, has_crit, raw_header};
 use super::error::OAuthError;
 use super::params::Params;
 
@@ -96,18 +96,7 @@ fn verify(jwt: &str, client: &Client, issuer: &str, policy: &Policy, now: u64) -
             "the client has no registered keys (jwks) to verify it with",
         ));
     };
-    let jwk = match &header.kid {
-        Some(kid) => jwks.find(kid),
-        None if jwks.keys.len() == 1 => jwks.keys.first(),
-        None => None,
-    }
-    .ok_or_else(|| invalid("no registered key of the client matches its kid"))?;
-    if let Some(key_alg) = &jwk.common.key_algorithm
-        && alg_name(key_alg) != alg_name(&header.alg)
-    {
-        return Err(invalid("algorithm does not match the key's alg"));
-    }
-    let key = DecodingKey::from_jwk(jwk).map_err(|_| invalid("the client's key is unusable"))?;
+    let key = client_key(jwks, &header).map_err(invalid)?;
     let mut validation = Validation::new(header.alg);
     validation.set_audience(&[issuer]);
     validation.set_issuer(&[&client.id]);

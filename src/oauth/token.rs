@@ -32,6 +32,26 @@ pub(crate) struct CodeRequest<'a> {
     pub code_verifier: Option<&'a str>,
 }
 
+/// The grants this token endpoint serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum GrantType {
+    AuthorizationCode,
+    RefreshToken,
+}
+
+/// RFC 6749 §5.2: missing `grant_type` → `invalid_request`; any other than
+/// `authorization_code` and `refresh_token` → `unsupported_grant_type`.
+pub(crate) fn grant_type(params: &Params) -> Result<GrantType, OAuthError> {
+    match params.require("grant_type")? {
+        GRANT_AUTHORIZATION_CODE => Ok(GrantType::AuthorizationCode),
+        super::refresh::GRANT_REFRESH_TOKEN => Ok(GrantType::RefreshToken),
+        other => Err(OAuthError::unsupported_grant_type(format!(
+            "grant_type '{}' is not supported; use authorization_code or refresh_token",
+            truncate(other)
+        ))),
+    }
+}
+
 /// Reads `grant_type` and the parameters of the grant.
 /// Missing `grant_type` → `invalid_request`; anything but `authorization_code` →
 /// `unsupported_grant_type` (RFC 6749 §5.2). The resource owner password grant is refused on
@@ -76,6 +96,17 @@ pub(crate) fn mismatch(field: &str, request: &CodeRequest<'_>) -> OAuthError {
 /// Unknown, expired, used, or another client's: one answer that reveals nothing more.
 pub(crate) fn unknown_code() -> OAuthError {
     OAuthError::invalid_grant("the authorization code is invalid, expired, or was already used")
+}
+
+/// RFC 9449 §10: the code is bound to a DPoP key (`dpop_jkt`, compared by the store with the
+/// token request's proof before anything is consumed) and the request has no proof, or one
+/// by another key. `invalid_grant`; the code stays redeemable with the right proof.
+pub(crate) fn dpop_mismatch(proof_sent: bool) -> OAuthError {
+    OAuthError::invalid_grant(if proof_sent {
+        "the DPoP proof's key is not the one the code is bound to (dpop_jkt)"
+    } else {
+        "the code is bound to a DPoP key: a DPoP proof is required"
+    })
 }
 
 pub(crate) fn has_openid(scope: &[String]) -> bool {
@@ -127,6 +158,16 @@ pub struct AccessTokenClaims {
     /// RFC 9396 §9.1: the granted authorization details.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub authorization_details: Option<Value>,
+    /// RFC 9449 §6.1: the DPoP key the token is bound to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cnf: Option<Confirmation>,
+}
+
+/// The `cnf` (confirmation) claim of a DPoP-bound token (RFC 7800 §3.1, RFC 9449 §6.1).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Confirmation {
+    /// JWK SHA-256 thumbprint of the DPoP key.
+    pub jkt: String,
 }
 
 /// What a resource (userinfo) needs from a verified access token. `exp`, `iss`, `aud` are
@@ -135,12 +176,16 @@ pub struct AccessTokenClaims {
 #[derive(Debug, Clone, Deserialize)]
 pub(crate) struct VerifiedAccessToken {
     pub sub: String,
+    /// For the revocation deny-list (RFC 7009).
+    pub jti: String,
     pub client_id: String,
     #[serde(default)]
     pub scope: String,
     pub gid: String,
     #[serde(default)]
     pub userinfo_claims: Vec<String>,
+    #[serde(default)]
+    pub cnf: Option<Confirmation>,
 }
 
 impl VerifiedAccessToken {
@@ -153,39 +198,68 @@ impl VerifiedAccessToken {
     }
 }
 
+/// What an access token is minted from: a redeemed code, or a refreshed grant.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Grant<'a> {
+    pub client_id: &'a str,
+    pub sub: &'a str,
+    pub scope: &'a [String],
+    pub auth_time: u64,
+    pub resource: &'a [String],
+    pub grant_id: &'a str,
+    /// Claims asked for by name for userinfo (OIDC Core §5.5).
+    pub userinfo_claims: &'a [String],
+    /// RFC 9396 authorization details granted (compact JSON array).
+    pub authorization_details: Option<&'a str>,
+}
+
+impl<'a> From<&'a AuthorizationCode> for Grant<'a> {
+    fn from(c: &'a AuthorizationCode) -> Self {
+        Self {
+            client_id: &c.client_id,
+            sub: &c.sub,
+            scope: &c.scope,
+            auth_time: c.auth_time,
+            resource: &c.resource,
+            grant_id: &c.grant_id,
+            userinfo_claims: &c.claims.userinfo,
+            authorization_details: c.authorization_details.as_deref(),
+        }
+    }
+}
+
 /// The access token's audience: the requested resources, else the userinfo URL.
-pub(crate) fn access_token_audience(record: &AuthorizationCode, userinfo_url: &str) -> Audience {
-    if record.resource.is_empty() {
+pub(crate) fn access_token_audience(resource: &[String], userinfo_url: &str) -> Audience {
+    if resource.is_empty() {
         Audience::One(userinfo_url.to_owned())
     } else {
-        Audience::from_vec(record.resource.clone())
+        Audience::from_vec(resource.to_vec())
     }
 }
 
 pub(crate) fn access_token_claims(
-    record: &AuthorizationCode,
+    record: Grant<'_>,
     issuer: &str,
     userinfo_url: &str,
     now: u64,
     lifetime: u64,
     jti: String,
+    dpop_jkt: Option<String>,
 ) -> AccessTokenClaims {
     AccessTokenClaims {
         iss: issuer.to_owned(),
-        sub: record.sub.clone(),
-        aud: access_token_audience(record, userinfo_url),
+        sub: record.sub.to_owned(),
+        aud: access_token_audience(record.resource, userinfo_url),
         exp: now + lifetime,
         iat: now,
         jti,
-        client_id: record.client_id.clone(),
+        client_id: record.client_id.to_owned(),
         scope: record.scope.join(" "),
         auth_time: record.auth_time,
-        gid: record.grant_id.clone(),
-        userinfo_claims: record.claims.userinfo.clone(),
-        authorization_details: record
-            .authorization_details
-            .as_deref()
-            .and_then(authorization_details::json),
+        gid: record.grant_id.to_owned(),
+        userinfo_claims: record.userinfo_claims.to_vec(),
+        authorization_details: record.authorization_details.and_then(authorization_details::json),
+        cnf: dpop_jkt.map(|jkt| Confirmation { jkt }),
     }
 }
 
@@ -246,6 +320,8 @@ pub(crate) struct TokenResponse {
     pub scope: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub id_token: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
     /// RFC 9396 §7: the granted authorization details.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub authorization_details: Option<Value>,
@@ -278,6 +354,7 @@ mod tests {
             claims: Default::default(),
             authorization_details: None,
             grant_id: "g1".into(),
+            dpop_jkt: None,
             flow_id: "f1".into(),
             trace: None,
         }
@@ -338,6 +415,30 @@ mod tests {
     }
 
     #[test]
+    fn grant_types_served() {
+        let cases = [
+            ("grant_type=authorization_code", Ok(GrantType::AuthorizationCode)),
+            ("grant_type=refresh_token", Ok(GrantType::RefreshToken)),
+            ("grant_type=password", Err("unsupported_grant_type")),
+            ("code=c", Err("invalid_request")),
+        ];
+        for (body, expected) in cases {
+            assert_eq!(
+                grant_type(&params(body)).map_err(|e| e.code()),
+                expected,
+                "{body}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_dpop_bound_code_refused_says_why() {
+        assert_eq!(dpop_mismatch(false).code(), "invalid_grant");
+        assert!(dpop_mismatch(false).description.contains("proof is required"));
+        assert!(dpop_mismatch(true).description.contains("dpop_jkt"));
+    }
+
+    #[test]
     fn at_hash_follows_the_oidc_example() {
         // OIDC Core Appendix A.3 / A.4: access token "jHkWEdUXMU1BwAsC4vtUsZwnNvTIxEl0z9K3vx5KF0Y"
         // has at_hash "77QmUPtjPfzWtF2AnpK9RQ" (RS256 → SHA-256).
@@ -352,7 +453,25 @@ mod tests {
 
     #[test]
     fn claims_are_built_from_the_record() {
-        let at = access_token_claims(&record(), "https://as", "https://as/ui", 100, 600, "j".into());
+        let claims = |jkt: Option<&str>| {
+            let r = record();
+            access_token_claims(
+                (&r).into(),
+                "https://as",
+                "https://as/ui",
+                100,
+                600,
+                "j".into(),
+                jkt.map(str::to_owned),
+            )
+        };
+        let at = claims(None);
+        assert!(serde_json::to_value(&at).unwrap().get("cnf").is_none());
+        let bound = claims(Some("k"));
+        assert_eq!(
+            serde_json::to_value(&bound).unwrap()["cnf"],
+            serde_json::json!({ "jkt": "k" })
+        );
         assert_eq!(at.aud, Audience::One("https://as/ui".into()));
         assert_eq!((at.exp, at.iat, at.auth_time), (700, 100, 1000));
         assert_eq!(at.scope, "openid email");
@@ -361,7 +480,16 @@ mod tests {
             resource: vec!["https://api.a".into(), "https://api.b".into()],
             ..record()
         };
-        let aud = access_token_claims(&with_resources, "https://as", "https://as/ui", 0, 1, "j".into()).aud;
+        let aud = access_token_claims(
+            (&with_resources).into(),
+            "https://as",
+            "https://as/ui",
+            0,
+            1,
+            "j".into(),
+            None,
+        )
+        .aud;
         assert!(aud.contains("https://api.b") && !aud.contains("https://as/ui"));
         assert_eq!(serde_json::to_value(&aud).unwrap().as_array().unwrap().len(), 2);
 

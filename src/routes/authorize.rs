@@ -14,10 +14,11 @@ use std::sync::Arc;
 use actix_web::http::{Method, StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, web};
 
-use super::support::binding;
 use super::support::errors::BrowserError;
 use super::support::form;
 use super::support::interaction::{Interaction, load_session};
+use super::support::{binding, limits};
+use crate::limits::Endpoint;
 use crate::oauth::OAuthError;
 use crate::oauth::authorization::AuthorizationRequest;
 use crate::oauth::client::Client;
@@ -36,10 +37,11 @@ pub async fn authorize(
     if is_prefetch(&req) {
         return Ok(prefetch_declined());
     }
+    limits::check(&state, &req, Endpoint::Authorize, None).await?;
     let params = if req.method() == Method::POST {
-        form::read(&req, body, state.body_limit)
+        form::read(&req, body, &state.body)
             .await
-            .map_err(|e| BrowserError::Page(e.error))?
+            .map_err(BrowserError::from)?
     } else {
         Params::parse(req.query_string().as_bytes())?
     };

@@ -12,6 +12,7 @@ pub mod login;
 pub mod methods;
 pub mod metrics;
 pub mod par;
+pub mod revoke;
 pub mod support;
 pub mod token;
 pub mod userinfo;

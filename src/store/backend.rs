@@ -1,15 +1,17 @@
 //! The byte-level backends behind [`crate::store::Store`]: Redis (the product; every replica
 //! shares it) and in-memory (the zero-config single-process demo). An enum rather than a
 //! trait object: two backends, static dispatch, no boxing on the hot path. Single-use
-//! operations are atomic in both: `take` is `GETDEL`, `open`/`bind`/`take_request`/`redeem` are
-//! Lua scripts (one mutex in memory) — never a read-then-write from the service.
+//! operations are atomic in both: `take` is `GETDEL`; `open`, `bind`, `take_request`,
+//! `redeem` and `rotate` are Lua scripts (one mutex in memory) — never a read-then-write
+//! from the service.
 
 use std::time::Duration;
 
 use super::error::StoreError;
 use super::keyspace::Key;
 use super::memory::MemoryStore;
-use super::outcome::{Bind, OpenOutcome, RedeemOutcome, Take};
+use super::outcome::{Bind, OpenOutcome, RedeemOutcome, RotateOutcome, Take};
+use super::rate::{Backoff, Bucket};
 use super::redis::RedisStore;
 
 pub(crate) enum Backend {
@@ -89,10 +91,28 @@ impl Backend {
         dispatch!(self, take_request(keys, owner))
     }
 
-    pub(crate) async fn ping(&self) -> Result<(), StoreError> {
+    /// Rotates a grant's refresh token, or revokes the grant on reuse (keys: record,
+    /// current, used set, revoked mark). See [`RotateOutcome`].
+    pub(crate) async fn rotate(&self, keys: [&Key; 4], args: [&str; 7]) -> Result<RotateOutcome, StoreError> {
+        dispatch!(self, rotate(keys, args))
+    }
+
+    /// One GCRA step (`store::rate::gcra`) on each bucket of `keys`, with `params` (interval
+    /// ms, burst) per key; atomically per bucket.
+    pub(crate) async fn gcra(&self, keys: &[Key], params: &[(u64, u64)]) -> Result<Vec<Bucket>, StoreError> {
+        dispatch!(self, gcra(keys, params))
+    }
+
+    /// The password back-off on `key`: the wait in ms while it runs (nothing counted), else
+    /// 0 — with `count`, after counting a failure and setting the next back-off.
+    pub(crate) async fn backoff(&self, key: &Key, policy: Backoff, count: bool) -> Result<u64, StoreError> {
+        dispatch!(self, backoff(key, policy, count))
+    }
+
+    pub(crate) async fn eviction_policy(&self) -> Result<Option<String>, StoreError> {
         match self {
-            Backend::Memory(_) => Ok(()),
-            Backend::Redis(s) => s.ping().await,
+            Backend::Memory(_) => Ok(None),
+            Backend::Redis(s) => s.eviction_policy().await,
         }
     }
 }

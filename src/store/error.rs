@@ -10,6 +10,10 @@ pub enum StoreError {
     Unavailable(String),
     #[error("store error: {0}")]
     Backend(String),
+    /// A record over the store's size cap (`Store::limit_record_size`): the client's input
+    /// was too large to keep, not a fault of the store.
+    #[error("record of {0} bytes is over the cap of {1}")]
+    TooLarge(usize, usize),
 }
 
 impl From<RedisError> for StoreError {
@@ -24,10 +28,12 @@ impl From<RedisError> for StoreError {
 
 /// Server replies that mean "not now, retry", not "broken": during a failover, a slot
 /// migration or a restart (READONLY, LOADING, TRYAGAIN, CLUSTERDOWN, MASTERDOWN, and
-/// connection failures). They become `503 temporarily_unavailable`, never `500`
+/// connection failures), and a full Redis (`OOM` under `maxmemory-policy noeviction`: reads
+/// still work, writes wait for keys to expire). They become `503 temporarily_unavailable`, never `500`
 /// (docs/redis.md, "What a client sees when Redis fails").
 fn is_transient(e: &RedisError) -> bool {
-    e.is_io_error()
+    is_out_of_memory(e)
+        || e.is_io_error()
         || e.is_connection_refusal()
         || e.is_timeout()
         || e.is_connection_dropped()
@@ -42,4 +48,10 @@ fn is_transient(e: &RedisError) -> bool {
                     | ServerErrorKind::MasterDown
             )
         )
+}
+
+/// `OOM command not allowed when used memory > 'maxmemory'`, as a command's error or from a
+/// `redis.call` inside a script.
+fn is_out_of_memory(e: &RedisError) -> bool {
+    e.code() == Some("OOM") || e.to_string().contains("OOM command not allowed")
 }

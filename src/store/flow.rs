@@ -11,9 +11,13 @@
 //! | code issuance | [`Store::issue_code`] | take script + `SET … NX` of the code, sent together (1) |
 //! | error or denial at the end of a login | [`Store::end_request`] | take script (1) |
 //! | `POST /token` | [`Store::redeem_code`], then on a replay [`Store::revoke_grant`] | redeem script (1); `SET` |
-//! | `/userinfo` | [`Store::grant_revoked`] | `GET` (1) |
+//! | `/userinfo` | [`Store::access_token_revoked`] | `GET` ×2, sent together (1) |
+//! | `POST /token`, `refresh_token` grant | [`Store::start_refresh`] (at code redemption), [`Store::rotate_refresh`] | `SET` ×2 (1); rotate script (1) |
+//! | `POST /revoke` | [`Store::refresh_record`], [`Store::revoke_grant`], [`Store::revoke_access_token`] | `GET`; `SET` + `DEL` ×2; `SET` |
+//! | rate limits, password back-off (`store::limits`) | [`Store::admit`], [`Store::password_wait`], [`Store::password_failed`] | one script per limit, sent together (1) |
 //! | SSO | [`Store::sso_session`], [`Store::start_sso_session`] | `GET` / `SET` |
 //! | `private_key_jwt` | [`Store::first_use_of_assertion`] | `SET … NX` (1) |
+//! | DPoP proof at PAR, token, userinfo | [`Store::first_use_of_dpop_proof`] | `SET … NX` (1) |
 //! | playground | [`Store::put_playground_login`], [`Store::take_playground_login`] | `SET` / `GETDEL` |
 
 use std::time::Duration;
@@ -24,7 +28,7 @@ use super::backend::Backend;
 use super::error::StoreError;
 use super::keyspace::KeySpace;
 use super::memory::MemoryStore;
-use super::outcome::{Bind, OpenOutcome, RedeemOutcome, Take};
+use super::outcome::{Bind, OpenOutcome, RedeemOutcome, RotateOutcome, Take};
 use super::records;
 use super::redis::RedisStore;
 use super::redis::options::RedisOptions;
@@ -32,6 +36,7 @@ use crate::crypto::sha256_b64;
 use crate::oauth::authorization::AuthorizationRequest;
 use crate::oauth::code::AuthorizationCode;
 use crate::oauth::interaction::Session;
+use crate::oauth::refresh::RefreshRecord;
 use crate::oauth::request_uri::Reference;
 
 /// A visit to a pushed request: `/authorize`, or the login and consent forms. A visit never
@@ -78,14 +83,18 @@ pub struct CodeCheck<'a> {
     /// `BASE64URL(SHA-256(code_verifier))`, or `None` without a verifier: must equal the
     /// code's `code_challenge` (absent on both sides, or equal).
     pub code_challenge: Option<String>,
+    /// The JWK thumbprint of the request's DPoP proof, or `None` without one: must equal
+    /// the code's `dpop_jkt` when the code has one (RFC 9449 §10).
+    pub dpop_jkt: Option<&'a str>,
 }
 
 impl CodeCheck<'_> {
     /// The (field, expected value) pairs the redeem script compares after the client id.
-    fn fields(&self) -> [(&str, &str); 2] {
+    fn fields(&self) -> [(&str, &str); 3] {
         [
             ("redirect_uri", self.redirect_uri),
             ("code_challenge", self.code_challenge.as_deref().unwrap_or("")),
+            ("?dpop_jkt", self.dpop_jkt.unwrap_or("")),
         ]
     }
 }
@@ -104,17 +113,53 @@ pub enum Redemption {
     Unknown,
 }
 
-/// What the playground keeps between its push and its callback.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// What a refresh request asserts, and the lifetimes a rotation applies.
+#[derive(Debug)]
+pub struct RefreshCheck<'a> {
+    /// The authenticated client: must be the grant's.
+    pub client_id: &'a str,
+    /// The key of the request's DPoP proof: must be the token's when it is bound.
+    pub dpop_jkt: Option<&'a str>,
+    /// The new token's idle lifetime (capped by the grant's absolute end).
+    pub idle_lifetime: Duration,
+    /// How long a revoked grant's mark must outlive its access tokens.
+    pub revoked_lifetime: Duration,
+    /// Seconds since the epoch.
+    pub now: u64,
+}
+
+/// The result of presenting a refresh token.
+#[derive(Debug)]
+pub enum Refresh {
+    /// The grant's record; the presented token is retired, the new one current.
+    Rotated(Box<RefreshRecord>),
+    /// The token had been rotated before: the whole grant is now revoked.
+    Reused,
+    /// The token is bound to another DPoP key than the proof's; nothing changed.
+    KeyMismatch,
+    /// Unknown, expired, revoked, or another client's; nothing changed.
+    Unknown,
+}
+
+/// What the playground keeps between its push and its callback: that a login was started
+/// (taken once at the callback), and nothing of the user's: its PKCE verifier is derived from
+/// `state` with the playground's client secret, its `request_uri` travels in the browser's
+/// own cookie. With DPoP, the playground's throwaway proof key for this one login.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PlaygroundLogin {
-    pub verifier: String,
-    pub request_uri: String,
+    /// When the playground pushed (Unix seconds).
+    pub started: u64,
+    /// PKCS#8, base64url; taken with the record.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dpop_key: Option<String>,
 }
 
 /// The shared state of every flow.
 pub struct Store {
-    backend: Backend,
-    keys: KeySpace,
+    pub(super) backend: Backend,
+    pub(super) keys: KeySpace,
+    /// Largest pushed request stored, in bytes (`usize::MAX`: no cap).
+    max_record: usize,
 }
 
 impl Store {
@@ -123,7 +168,16 @@ impl Store {
         Self {
             backend: Backend::Memory(MemoryStore::default()),
             keys: KeySpace::new(key_prefix),
+            max_record: usize::MAX,
         }
+    }
+
+    /// Caps the size of a stored pushed request at `bytes` (encoded): a larger one is
+    /// [`StoreError::TooLarge`]. Apart from `http.body_limit`: the body also carries client
+    /// credentials and encoding, and what is kept for minutes should be small.
+    pub fn limit_record_size(mut self, bytes: usize) -> Self {
+        self.max_record = bytes;
+        self
     }
 
     /// Redis, without contacting it yet: the service starts (not ready) while Redis is down.
@@ -132,12 +186,23 @@ impl Store {
         Ok(Self {
             backend: Backend::Redis(RedisStore::connect(options)?),
             keys: KeySpace::new(key_prefix),
+            max_record: usize::MAX,
         })
     }
 
-    /// Readiness: Redis answers `PING` within the command timeout.
+    /// Readiness: a small write (`SET … PX`) succeeds within the command timeout. A Redis
+    /// that answers but refuses writes — out of memory under `noeviction`, or a demoted
+    /// primary — is not ready (docs/redis.md, "Memory").
     pub async fn ping(&self) -> Result<(), StoreError> {
-        self.backend.ping().await
+        self.backend
+            .put(&self.keys.health(), b"1", Duration::from_secs(10))
+            .await
+    }
+
+    /// Redis' `maxmemory-policy` (`CONFIG GET`), or `None` where `CONFIG` is not allowed
+    /// (ACL, managed services) or there is no Redis.
+    pub async fn eviction_policy(&self) -> Result<Option<String>, StoreError> {
+        self.backend.eviction_policy().await
     }
 
     /// Stores a validated pushed request under its reference's digest for `lifetime`
@@ -153,6 +218,9 @@ impl Store {
         lifetime: Duration,
     ) -> Result<(), StoreError> {
         let value = records::encode_tagged(&request.client_id, request)?;
+        if value.len() > self.max_record {
+            return Err(StoreError::TooLarge(value.len(), self.max_record));
+        }
         if self
             .backend
             .put_new(&self.keys.par(&reference.digest()), &value, lifetime)
@@ -336,13 +404,115 @@ impl Store {
         })
     }
 
-    /// Revokes a grant for `lifetime` (the longest any token of it lives): every token
-    /// carrying its id is refused from now on (RFC 6749 §4.1.2, a replayed code).
+    /// Revokes a grant for `lifetime` (the longest any access token of it lives): every
+    /// token carrying its id is refused from now on (RFC 6749 §4.1.2, a replayed code;
+    /// RFC 7009 §2.1, a revoked refresh token), and its refresh token is deleted. The mark
+    /// comes first: once it is set the rotate script refuses the grant.
     #[tracing::instrument(name = "store.revoke_grant", level = "debug", skip_all)]
     pub async fn revoke_grant(&self, grant_id: &str, lifetime: Duration) -> Result<(), StoreError> {
         self.backend
             .put(&self.keys.grant_revoked(grant_id), b"1", lifetime)
+            .await?;
+        let (record, current) = (self.keys.refresh(grant_id), self.keys.refresh_current(grant_id));
+        let (a, b) = tokio::join!(self.backend.delete(&record), self.backend.delete(&current));
+        a.and(b)
+    }
+
+    /// Stores a new grant's refresh-token record and its first token (by digest) for
+    /// `lifetime` (the idle lifetime, capped by the record's absolute end).
+    #[tracing::instrument(name = "store.start_refresh", level = "debug", skip_all)]
+    pub async fn start_refresh(
+        &self,
+        grant_id: &str,
+        token: &str,
+        record: &RefreshRecord,
+        lifetime: Duration,
+    ) -> Result<(), StoreError> {
+        let value = records::encode(record)?;
+        let digest = sha256_b64(token.as_bytes());
+        let (record, current) = (self.keys.refresh(grant_id), self.keys.refresh_current(grant_id));
+        let (a, b) = tokio::join!(
+            self.backend.put(&record, &value, lifetime),
+            self.backend.put(&current, digest.as_bytes(), lifetime),
+        );
+        a.and(b)
+    }
+
+    /// Presents the refresh token `token` of `grant_id` for `client_id` (with `dpop_jkt`,
+    /// the key of the request's DPoP proof): rotated to `new_token` when it is the current
+    /// one, the grant revoked (for `revoked_lifetime`) when it was retired before. One
+    /// atomic step (RFC 9700 §4.14.2). See [`Refresh`].
+    #[tracing::instrument(name = "store.rotate_refresh", level = "debug", skip_all)]
+    pub async fn rotate_refresh(
+        &self,
+        grant_id: &str,
+        token: &str,
+        new_token: &str,
+        check: &RefreshCheck<'_>,
+    ) -> Result<Refresh, StoreError> {
+        let keys = [
+            &self.keys.refresh(grant_id),
+            &self.keys.refresh_current(grant_id),
+            &self.keys.refresh_used(grant_id),
+            &self.keys.grant_revoked(grant_id),
+        ];
+        let (presented, new) = (sha256_b64(token.as_bytes()), sha256_b64(new_token.as_bytes()));
+        let (idle, now, revoked) = (
+            check.idle_lifetime.as_secs().max(1).to_string(),
+            check.now.to_string(),
+            check.revoked_lifetime.as_secs().max(1).to_string(),
+        );
+        let args = [
+            presented.as_str(),
+            new.as_str(),
+            idle.as_str(),
+            now.as_str(),
+            revoked.as_str(),
+            check.client_id,
+            check.dpop_jkt.unwrap_or(""),
+        ];
+        Ok(match self.backend.rotate(keys, args).await? {
+            RotateOutcome::Rotated(v) => Refresh::Rotated(Box::new(records::decode(&v, "refresh token")?)),
+            RotateOutcome::Reused => Refresh::Reused,
+            RotateOutcome::KeyMismatch => Refresh::KeyMismatch,
+            RotateOutcome::Unknown => Refresh::Unknown,
+        })
+    }
+
+    /// The record of the grant `token` belongs to, if `token` is its current refresh token
+    /// (for revocation, RFC 7009, and scope checks; both reads sent together).
+    #[tracing::instrument(name = "store.refresh_record", level = "debug", skip_all)]
+    pub async fn refresh_record(
+        &self,
+        grant_id: &str,
+        token: &str,
+    ) -> Result<Option<RefreshRecord>, StoreError> {
+        let keys = (self.keys.refresh(grant_id), self.keys.refresh_current(grant_id));
+        let (record, current) = tokio::join!(self.backend.get(&keys.0), self.backend.get(&keys.1));
+        let (record, current) = (record?, current?);
+        if current.as_deref() != Some(sha256_b64(token.as_bytes()).as_bytes()) {
+            return Ok(None);
+        }
+        record.map(|v| records::decode(&v, "refresh token")).transpose()
+    }
+
+    /// Puts an access token on the deny-list for `lifetime` (its remaining life; RFC 7009).
+    #[tracing::instrument(name = "store.revoke_access_token", level = "debug", skip_all)]
+    pub async fn revoke_access_token(&self, jti: &str, lifetime: Duration) -> Result<(), StoreError> {
+        self.backend
+            .put(&self.keys.access_token_revoked(jti), b"1", lifetime)
             .await
+    }
+
+    /// Whether an access token was revoked, by itself (`jti`) or with its grant.
+    #[tracing::instrument(name = "store.access_token_revoked", level = "debug", skip_all)]
+    pub async fn access_token_revoked(&self, grant_id: &str, jti: &str) -> Result<bool, StoreError> {
+        let keys = (
+            self.keys.grant_revoked(grant_id),
+            self.keys.access_token_revoked(jti),
+        );
+        let (grant, token) = tokio::join!(self.backend.get(&keys.0), self.backend.get(&keys.1));
+        Ok(grant?.is_some() || token?.is_some())
     }
 
     /// Whether the grant behind an access token was revoked.
@@ -394,6 +564,20 @@ impl Store {
     ) -> Result<bool, StoreError> {
         self.backend
             .put_new(&self.keys.assertion_jti(client_id, jti), b"1", remember)
+            .await
+    }
+
+    /// Records a DPoP proof's `jti` for `remember` (`SET … NX`): `false` if a proof with this
+    /// `jti` was already presented with the key `jkt`, on any replica (RFC 9449 §11.1).
+    #[tracing::instrument(name = "store.first_use_of_dpop_proof", level = "debug", skip_all)]
+    pub async fn first_use_of_dpop_proof(
+        &self,
+        jkt: &str,
+        jti: &str,
+        remember: Duration,
+    ) -> Result<bool, StoreError> {
+        self.backend
+            .put_new(&self.keys.dpop_jti(jkt, jti), b"1", remember)
             .await
     }
 

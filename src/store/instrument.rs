@@ -48,7 +48,7 @@ pub(super) async fn command<T>(
     let error = match &result {
         Ok(_) => None,
         Err(StoreError::Unavailable(_)) => Some("unavailable"),
-        Err(StoreError::Backend(_)) => Some("backend"),
+        Err(StoreError::Backend(_) | StoreError::TooLarge(..)) => Some("backend"),
     };
     if let Some(kind) = error {
         span.record("otel.status_code", "ERROR");

@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 
 use super::error::StoreError;
 use super::keyspace::Key;
-use super::outcome::{Bind, OpenOutcome, RedeemOutcome, Take};
+use super::outcome::{Bind, OpenOutcome, RedeemOutcome, RotateOutcome, Take};
+use super::rate::{Backoff, Bucket, backoff_after, gcra};
 
 struct Entry {
     value: Vec<u8>,
@@ -130,6 +131,64 @@ impl MemoryStore {
         }))
     }
 
+    /// The `ROTATE` script's contract. The used set is kept as newline-separated digests.
+    pub(crate) fn rotate(&self, keys: [&Key; 4], args: [&str; 7]) -> Result<RotateOutcome, StoreError> {
+        let [record, current, used, revoked] = keys;
+        let [presented, new, idle, now_secs, revoked_ttl, client_id, jkt] = args;
+        let secs = |s: &str| s.parse::<u64>().unwrap_or(0);
+        Ok(self.with(|map, now| {
+            if Self::live(map, revoked, now).is_some() {
+                return RotateOutcome::Unknown;
+            }
+            let Some(entry) = Self::live(map, record, now) else {
+                return RotateOutcome::Unknown;
+            };
+            let value = entry.value.clone();
+            let Ok(serde_json::Value::Object(rec)) = serde_json::from_slice(&value) else {
+                return RotateOutcome::Unknown;
+            };
+            if rec.get("client_id").and_then(|v| v.as_str()) != Some(client_id) {
+                return RotateOutcome::Unknown;
+            }
+            if let Some(bound) = rec.get("dpop_jkt").and_then(|v| v.as_str())
+                && bound != jkt
+            {
+                return RotateOutcome::KeyMismatch;
+            }
+            let end = rec.get("expires_at").and_then(|v| v.as_u64()).unwrap_or(0);
+            let left = end.saturating_sub(secs(now_secs));
+            if left == 0 {
+                return RotateOutcome::Unknown;
+            }
+            let is_current = Self::live(map, current, now).is_some_and(|e| e.value == presented.as_bytes());
+            let mut retired: Vec<u8> = Self::live(map, used, now)
+                .map(|e| e.value.clone())
+                .unwrap_or_default();
+            if is_current {
+                let ttl = Duration::from_secs(secs(idle).min(left));
+                Self::insert(map, current, new.as_bytes().to_vec(), now + ttl);
+                Self::insert(map, record, value.clone(), now + ttl);
+                retired.extend_from_slice(presented.as_bytes());
+                retired.push(b'\n');
+                Self::insert(map, used, retired, now + Duration::from_secs(left));
+                return RotateOutcome::Rotated(value);
+            }
+            if retired.split(|b| *b == b'\n').any(|d| d == presented.as_bytes()) {
+                for k in [record, current, used] {
+                    map.remove(k.as_str());
+                }
+                Self::insert(
+                    map,
+                    revoked,
+                    b"1".to_vec(),
+                    now + Duration::from_secs(secs(revoked_ttl)),
+                );
+                return RotateOutcome::Reused;
+            }
+            RotateOutcome::Unknown
+        }))
+    }
+
     /// The `OPEN` script's contract.
     pub(crate) fn open(
         &self,
@@ -202,6 +261,78 @@ impl MemoryStore {
                 map.remove(key.as_str());
             }
             Take::Taken
+        }))
+    }
+}
+
+impl MemoryStore {
+    /// Milliseconds on this process's monotonic clock (the Redis scripts use `TIME`).
+    fn now_ms(now: Instant) -> u64 {
+        static EPOCH: std::sync::LazyLock<Instant> = std::sync::LazyLock::new(Instant::now);
+        now.saturating_duration_since(*EPOCH).as_millis() as u64
+    }
+
+    fn number(entry: Option<&mut Entry>) -> Option<u64> {
+        entry.and_then(|e| std::str::from_utf8(&e.value).ok()?.parse().ok())
+    }
+
+    /// The `GCRA` script's contract: one step on each bucket, atomically.
+    pub(crate) fn gcra(&self, keys: &[Key], params: &[(u64, u64)]) -> Result<Vec<Bucket>, StoreError> {
+        Ok(self.with(|map, now| {
+            keys.iter()
+                .zip(params)
+                .map(|(key, (interval_ms, burst))| {
+                    let tat = Self::number(Self::live(map, key, now));
+                    let (bucket, next) = gcra(Self::now_ms(now), tat, *interval_ms, *burst);
+                    if let Some((tat, ttl)) = next {
+                        Self::insert(
+                            map,
+                            key,
+                            tat.to_string().into_bytes(),
+                            now + Duration::from_millis(ttl),
+                        );
+                    }
+                    bucket
+                })
+                .collect()
+        }))
+    }
+
+    /// The `BACKOFF` script's contract; the record is `n:until`.
+    pub(crate) fn backoff(&self, key: &Key, policy: Backoff, count: bool) -> Result<u64, StoreError> {
+        Ok(self.with(|map, now| {
+            let ms = Self::now_ms(now);
+            let (n, until) = Self::live(map, key, now)
+                .and_then(|e| {
+                    let text = std::str::from_utf8(&e.value).ok()?;
+                    let (n, until) = text.split_once(':')?;
+                    Some((n.parse::<u64>().ok()?, until.parse::<u64>().ok()?))
+                })
+                .unwrap_or((0, 0));
+            if until > ms {
+                return until - ms;
+            }
+            if !count {
+                return 0;
+            }
+            let n = n + 1;
+            let wait = backoff_after(
+                n,
+                u64::from(policy.free),
+                policy.base.as_millis() as u64,
+                policy.max.as_millis() as u64,
+            );
+            let keep = Duration::from_millis(wait)
+                .max(policy.forget)
+                .max(Duration::from_millis(1));
+            map.insert(
+                key.as_str().to_owned(),
+                Entry {
+                    value: format!("{n}:{}", ms + wait).into_bytes(),
+                    expires_at: now + keep,
+                },
+            );
+            0
         }))
     }
 }

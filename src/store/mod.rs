@@ -5,19 +5,23 @@
 //! Redis, the product, shared by every replica (`redis`), and in-memory, for the zero-config
 //! single-process demo (`memory`); `tests/api/store_contract.rs` runs the contract on both
 //! and on every Redis topology. `keyspace` formats every key, `records` encodes every
-//! record, `instrument` puts a span and metrics around every Redis call.
+//! record, `instrument` puts a span and metrics around every Redis call; `limits` (with its
+//! arithmetic in `rate`) counts requests for the rate limits and the password back-off.
 
 mod backend;
 mod error;
 mod flow;
 mod instrument;
 mod keyspace;
+mod limits;
 mod memory;
 mod outcome;
+mod rate;
 mod records;
 mod redis;
 
 pub use self::error::StoreError;
-pub use self::flow::{CodeCheck, PlaygroundLogin, Redemption, Store, Visit};
+pub use self::flow::{CodeCheck, PlaygroundLogin, Redemption, Refresh, RefreshCheck, Store, Visit};
 pub use self::outcome::{Bind, Take};
+pub use self::rate::{Admission, Backoff, Rate};
 pub use self::redis::options::{PoolOptions, RedisOptions, TlsFiles, Topology};

@@ -38,6 +38,19 @@ pub(crate) enum RedeemOutcome {
     Mismatch(String),
 }
 
+/// Presenting a refresh token.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum RotateOutcome {
+    /// Unknown, expired, revoked, or another client's: nothing was changed.
+    Unknown,
+    /// The grant's record; the presented token is retired and the new one current.
+    Rotated(Vec<u8>),
+    /// A retired token presented again: the grant is revoked.
+    Reused,
+    /// The token is DPoP-bound to another key than the proof's: nothing was changed.
+    KeyMismatch,
+}
+
 /// The end of a pushed request's life at the point of authorization: one winner across
 /// replicas.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

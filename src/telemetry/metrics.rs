@@ -84,11 +84,39 @@ fn describe() {
     );
     describe_counter!(
         "par_logins_total",
-        "Password logins by outcome: ok, bad_credentials"
+        "Password logins by outcome: ok, bad_credentials, backoff (refused unchecked while the password back-off runs)"
+    );
+    describe_counter!(
+        "par_limit_checks_total",
+        "Requests counted against a rate limit or the password back-off, by limit (par_per_client, login_per_address, password_per_user, ...) and outcome: allowed, refused"
+    );
+    describe_counter!(
+        "par_password_checks_total",
+        "Password checks not run: refused (the bounded queue was full: 503 at once) or abandoned (the requester had gone when its turn came)"
     );
     describe_counter!(
         "par_client_auth_failures_total",
         "Failed client authentications at /par (and /token) by presented method"
+    );
+    describe_counter!(
+        "par_refresh_rotations_total",
+        "Refresh tokens rotated (a refresh_token grant served)"
+    );
+    describe_counter!(
+        "par_refresh_reuse_total",
+        "Rotated refresh tokens presented again: each revoked its whole grant"
+    );
+    describe_counter!(
+        "par_revocations_total",
+        "Tokens revoked at /revoke by kind: refresh_token, access_token, unknown (RFC 7009: still 200)"
+    );
+    describe_counter!(
+        "par_dpop_proof_failures_total",
+        "DPoP proofs refused (invalid_dpop_proof) by endpoint and reason: malformed, typ, alg, jwk, signature, htm, htu, iat, jti, ath, replay, key_mismatch, missing"
+    );
+    describe_counter!(
+        "par_dpop_nonce_challenges_total",
+        "use_dpop_nonce answers (a proof without a valid server nonce) by endpoint"
     );
     describe_histogram!(
         "par_redis_command_duration_seconds",
@@ -159,8 +187,44 @@ pub fn login(client_id: &str, outcome: &'static str) {
     counter!("par_logins_total", "client_id" => client_id.to_owned(), "outcome" => outcome).increment(1);
 }
 
+/// One request counted against `limit` (a scope name from a fixed list).
+pub fn limit(limit: &'static str, allowed: bool) {
+    let outcome = if allowed { "allowed" } else { "refused" };
+    counter!("par_limit_checks_total", "limit" => limit, "outcome" => outcome).increment(1);
+}
+
+/// A password check refused at admission or abandoned in the queue.
+pub fn password_check(outcome: &'static str) {
+    counter!("par_password_checks_total", "outcome" => outcome).increment(1);
+}
+
 pub fn client_auth_failed(method: &'static str) {
     counter!("par_client_auth_failures_total", "method" => method).increment(1);
+}
+
+/// A refresh token rotated.
+pub fn refresh_rotated(client_id: &str) {
+    counter!("par_refresh_rotations_total", "client_id" => client_id.to_owned()).increment(1);
+}
+
+/// A rotated refresh token presented again (the grant was revoked).
+pub fn refresh_reused(client_id: &str) {
+    counter!("par_refresh_reuse_total", "client_id" => client_id.to_owned()).increment(1);
+}
+
+/// A revocation request served; `kind`: `refresh_token`, `access_token` or `unknown`.
+pub fn revoked(client_id: &str, kind: &'static str) {
+    counter!("par_revocations_total", "client_id" => client_id.to_owned(), "kind" => kind).increment(1);
+}
+
+/// A refused DPoP proof: the endpoint (`par`, `token`, `userinfo`) and a bounded reason.
+pub fn dpop_failure(endpoint: &'static str, reason: &'static str) {
+    counter!("par_dpop_proof_failures_total", "endpoint" => endpoint, "reason" => reason).increment(1);
+}
+
+/// A `use_dpop_nonce` challenge at `endpoint`.
+pub fn dpop_nonce_challenge(endpoint: &'static str) {
+    counter!("par_dpop_nonce_challenges_total", "endpoint" => endpoint).increment(1);
 }
 
 pub fn redis_command(command: &'static str, elapsed: Duration, error: Option<&'static str>) {

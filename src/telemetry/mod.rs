@@ -14,11 +14,13 @@
 
 pub mod flow;
 mod json;
+mod malformed;
 pub mod metrics;
 mod otel;
 mod pretty;
 mod root_span;
 
+use tracing_subscriber::filter::FilterExt;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
@@ -141,9 +143,18 @@ pub fn init(log: &LogSettings, telemetry: &TelemetrySettings) -> anyhow::Result<
             .with_writer(writer)
             .boxed(),
     };
+    let fmt_layer = fmt_layer.with_filter(filter.and(tracing_subscriber::filter::filter_fn(|m| {
+        !malformed::is_stream_error(m)
+    })));
     let installed = tracing_subscriber::registry()
         .with(otel_layer)
-        .with(fmt_layer.with_filter(filter))
+        .with(fmt_layer)
+        // Last: it logs an event of its own, which must not run while the layers before it
+        // still handle the original (per-layer filter state is per event).
+        .with(
+            malformed::Downgrade
+                .with_filter(tracing_subscriber::filter::filter_fn(malformed::is_stream_error)),
+        )
         .try_init()
         .is_ok();
     if !installed {

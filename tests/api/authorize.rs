@@ -505,18 +505,7 @@ async fn consent_allow_issues_a_code_and_deny_returns_access_denied() {
         assert_eq!(consent.status(), 200);
         let page = consent.text().await.unwrap();
         assert!(page.contains("Allow access?"), "{page}");
-        let form: Vec<(&str, String)> = vec![
-            ("client_id", form_value(&page, "client_id").unwrap()),
-            ("request_uri", form_value(&page, "request_uri").unwrap()),
-            ("csrf_token", form_value(&page, "csrf_token").unwrap()),
-            ("decision", decision.into()),
-        ];
-        let res = browser
-            .post(app.url("/oauth2/consent"))
-            .form(&form)
-            .send()
-            .await
-            .unwrap();
+        let res = app.consent(&browser, &page, decision).await;
         assert_eq!(res.status(), 303);
         let q = location_params(&res);
         assert!(q.contains_key(expect), "{q:?}");

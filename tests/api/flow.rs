@@ -111,7 +111,7 @@ async fn pushed_parameters_show_in_the_page_and_the_tokens() {
             ("claims", Some(claims)),
         ],
     );
-    let uri = push_request_uri(&app, &params).await;
+    let uri = request_uri_of(app.push(&params).await).await;
     let html = app.authorize(&browser, "app", &uri).await.text().await.unwrap();
     assert_eq!(form_value(&html, "username").as_deref(), Some("alice"));
     let code = code_from(app.login(&browser, &html, "alice", PASSWORD).await, &app).await;
@@ -133,22 +133,15 @@ async fn pushed_parameters_show_in_the_page_and_the_tokens() {
 
     // The signed-in browser: select_account shows the form; without it, SSO issues the code.
     let select = with(push_params("app"), &[("prompt", Some("select_account"))]);
-    let uri = push_request_uri(&app, &select).await;
+    let uri = request_uri_of(app.push(&select).await).await;
     let page = app.authorize(&browser, "app", &uri).await;
     assert_eq!(page.status(), 200);
     assert!(page.text().await.unwrap().contains(r#"name="password""#));
 
     let resource = with(push_params("app"), &[("resource", Some("https://api.example/a"))]);
-    let uri = push_request_uri(&app, &resource).await;
+    let uri = request_uri_of(app.push(&resource).await).await;
     let code = code_from(app.authorize(&browser, "app", &uri).await, &app).await;
     let tokens: Value = app.post_token(&token_params(&code)).await.json().await.unwrap();
     let at = crate::token::jwt_part(tokens["access_token"].as_str().unwrap(), 1);
     assert_eq!(at["aud"], "https://api.example/a");
-}
-
-async fn push_request_uri(app: &TestApp, params: &[(String, String)]) -> String {
-    let res = app.push(params).await;
-    assert_eq!(res.status(), 201);
-    let body: Value = res.json().await.unwrap();
-    body["request_uri"].as_str().unwrap().to_owned()
 }

@@ -70,10 +70,14 @@ fn client(id: &str, method: Option<AuthMethod>, secret: Option<&str>) -> ClientS
         require_pushed_authorization_requests: None,
         require_pkce: true,
         consent: false,
+        limits: Default::default(),
         application_type: Default::default(),
         resources: Vec::new(),
         require_signed_request_object: None,
         authorization_details_types: Vec::new(),
+        dpop_bound_access_tokens: false,
+        require_dpop_nonce: None,
+        grant_types: vec!["authorization_code".into()],
     }
 }
 
@@ -138,6 +142,7 @@ pub fn code_record(client_id: &str) -> AuthorizationCode {
         claims: Default::default(),
         authorization_details: None,
         grant_id: par_server::crypto::random_token(16),
+        dpop_jkt: None,
         flow_id: uuid::Uuid::new_v4().to_string(),
         trace: None,
     }
@@ -358,11 +363,15 @@ impl TestApp {
 
     /// Pushes a valid request for `app` and returns its request_uri.
     pub async fn push_valid(&self) -> String {
-        let res = self.push(&push_params("app")).await;
-        assert_eq!(res.status(), 201);
-        let body: Value = res.json().await.unwrap();
-        body["request_uri"].as_str().unwrap().to_owned()
+        request_uri_of(self.push(&push_params("app")).await).await
     }
+}
+
+/// The `request_uri` of a `201` push response.
+pub async fn request_uri_of(res: reqwest::Response) -> String {
+    assert_eq!(res.status(), 201);
+    let body: Value = res.json().await.unwrap();
+    body["request_uri"].as_str().unwrap().to_owned()
 }
 
 /// Asserts an OAuth JSON error with `status` and `code`; returns the body.
@@ -465,6 +474,20 @@ impl TestApp {
         form.push(("password", password.into()));
         browser
             .post(self.url("/oauth2/login"))
+            .form(&form)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Submits the consent form found in `page` with `decision` (`allow` or `deny`).
+    pub async fn consent(&self, browser: &reqwest::Client, page: &str, decision: &str) -> reqwest::Response {
+        let mut form: Vec<(&str, String)> = ["client_id", "request_uri", "csrf_token"]
+            .map(|n| (n, form_value(page, n).unwrap_or_default()))
+            .to_vec();
+        form.push(("decision", decision.into()));
+        browser
+            .post(self.url("/oauth2/consent"))
             .form(&form)
             .send()
             .await

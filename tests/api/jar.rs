@@ -60,11 +60,7 @@ async fn a_pushed_request_object_logs_in_with_its_own_parameters() {
     let app = spawn_app().await;
     let object = sign(es256(), claims(&app), KEY);
     let res = push_object(&app, &object, &[("scope", "openid email profile")]).await;
-    assert_eq!(res.status(), 201);
-    let uri = res.json::<Value>().await.unwrap()["request_uri"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let uri = request_uri_of(res).await;
     let browser = http_client();
     let html = app
         .authorize(&browser, "jwt-app", &uri)

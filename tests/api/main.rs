@@ -8,6 +8,7 @@ mod config_file;
 #[path = "../support/demo.rs"]
 mod demo;
 mod discovery_health;
+mod dpop;
 mod flow;
 mod helpers;
 #[path = "../support/html.rs"]
@@ -18,6 +19,7 @@ mod observability;
 mod par;
 mod rar;
 mod redis_topologies;
+mod refresh;
 mod store_contract;
 mod token;
 #[path = "../support/topology.rs"]

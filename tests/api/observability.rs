@@ -11,7 +11,7 @@ use crate::helpers::*;
 use crate::topology::{KillOnDrop, free_port};
 
 /// The app's `/metrics`, parsed.
-async fn scrape(app: &TestApp) -> Scrape {
+pub(crate) async fn scrape(app: &TestApp) -> Scrape {
     let res = app.http.get(app.url("/metrics")).send().await.unwrap();
     assert_eq!(res.status(), 200);
     assert!(
@@ -26,7 +26,7 @@ async fn scrape(app: &TestApp) -> Scrape {
 
 /// Value of the sample `name` whose labels include all of `labels` (0 when absent). For a
 /// histogram, its total count.
-fn value(s: &Scrape, name: &str, labels: &[(&str, &str)]) -> f64 {
+pub(crate) fn value(s: &Scrape, name: &str, labels: &[(&str, &str)]) -> f64 {
     s.samples
         .iter()
         .filter(|x| x.metric == name && labels.iter().all(|(k, v)| x.labels.get(k) == Some(*v)))
@@ -56,10 +56,14 @@ async fn metrics_count_a_login_its_reuse_and_a_cross_client_attempt() {
             require_pushed_authorization_requests: None,
             require_pkce: true,
             consent: false,
+            limits: Default::default(),
             application_type: Default::default(),
             resources: Vec::new(),
             require_signed_request_object: None,
             authorization_details_types: Vec::new(),
+            dpop_bound_access_tokens: false,
+            require_dpop_nonce: None,
+            grant_types: vec!["authorization_code".into()],
         })
     })
     .await;
@@ -300,4 +304,31 @@ async fn json_logs_of_a_full_login_carry_trace_ids_and_no_secret() {
 fn base64_basic(user: &str, password: &str) -> String {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+}
+
+/// `http.admin_bind`: `/metrics` and copies of the probes on the admin listener, and
+/// `/metrics` no longer on the public one (it names clients and login outcomes).
+#[tokio::test]
+async fn metrics_move_to_the_admin_listener() {
+    let admin = format!("127.0.0.1:{}", free_port());
+    let bind = admin.clone();
+    let app = spawn_app_with(Backend::Memory, move |s| s.http.admin_bind = Some(bind)).await;
+    let get = |url: String| {
+        let http = app.http.clone();
+        async move { http.get(url).send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(get(app.url("/metrics")).await, 404, "not on the public port");
+    assert_eq!(get(app.url("/readyz")).await, 200, "the public probes stay");
+    for path in ["/metrics", "/healthz", "/readyz"] {
+        assert_eq!(
+            get(format!("http://{admin}{path}")).await,
+            200,
+            "{path} on the admin port"
+        );
+    }
+    assert_eq!(
+        get(format!("http://{admin}/oauth2/par")).await,
+        404,
+        "nothing else there"
+    );
 }

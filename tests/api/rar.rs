@@ -28,11 +28,7 @@ async fn authorization_details_are_consented_to_and_granted() {
             &[("authorization_details", Some(PAYMENT))],
         ))
         .await;
-    assert_eq!(res.status(), 201);
-    let uri = res.json::<Value>().await.unwrap()["request_uri"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let uri = request_uri_of(res).await;
     let browser = http_client();
     let html = app.authorize(&browser, "app", &uri).await.text().await.unwrap();
     // The user sees what they grant before the code is issued (RFC 9396 §7).
@@ -43,17 +39,7 @@ async fn authorization_details_are_consented_to_and_granted() {
         page.contains("payment_initiation") && page.contains("Merchant A"),
         "{page}"
     );
-    let form: Vec<(&str, String)> = ["client_id", "request_uri", "csrf_token"]
-        .map(|n| (n, form_value(&page, n).unwrap_or_default()))
-        .into_iter()
-        .chain([("decision", "allow".to_owned())])
-        .collect();
-    let res = browser
-        .post(app.url("/oauth2/consent"))
-        .form(&form)
-        .send()
-        .await
-        .unwrap();
+    let res = app.consent(&browser, &page, "allow").await;
     assert_eq!(res.status(), 303);
     let code = location_params(&res)["code"].clone();
     let tokens: Value = app.post_token(&token_params(&code)).await.json().await.unwrap();

@@ -8,9 +8,11 @@ use std::time::Duration;
 use par_server::oauth::authorization::AuthorizationRequest;
 use par_server::oauth::code::AuthorizationCode;
 use par_server::oauth::interaction::Session;
+use par_server::oauth::refresh::RefreshRecord;
 use par_server::oauth::request_uri::Reference;
 use par_server::store::{
-    Bind, CodeCheck, PlaygroundLogin, PoolOptions, Redemption, RedisOptions, Store, Take, Topology, Visit,
+    Admission, Backoff, Bind, CodeCheck, PlaygroundLogin, PoolOptions, Rate, Redemption, RedisOptions,
+    Refresh, RefreshCheck, Store, Take, Topology, Visit,
 };
 
 use crate::topology::{RedisCluster, RedisNode, SentinelGroup};
@@ -137,6 +139,7 @@ fn check(client_id: &str) -> CodeCheck<'_> {
         client_id,
         redirect_uri: "https://a.example/cb",
         code_challenge: None,
+        dpop_jkt: None,
     }
 }
 
@@ -355,6 +358,7 @@ async fn redemption_checks_before_it_consumes(f: Fixture) {
         client_id,
         redirect_uri,
         code_challenge: challenge.map(str::to_owned),
+        dpop_jkt: None,
     };
     let good = with("app", "https://a.example/cb", Some("challenge"));
     let refused = [
@@ -394,6 +398,7 @@ async fn redemption_checks_before_it_consumes(f: Fixture) {
                 client_id: "app",
                 redirect_uri: "https://a.example/cb",
                 code_challenge: Some("challenge".into()),
+                dpop_jkt: None,
             };
             s.redeem_code("c9", &good, MINUTE).await.unwrap()
         })
@@ -443,18 +448,275 @@ async fn sessions_markers_and_replay_guards(f: Fixture) {
     assert!(s.first_use_of_assertion("app", "jti-1", MINUTE).await.unwrap());
     assert!(!s.first_use_of_assertion("app", "jti-1", MINUTE).await.unwrap());
     assert!(s.first_use_of_assertion("other", "jti-1", MINUTE).await.unwrap());
+    // DPoP proofs: one use per (key, jti), separate from assertion jtis.
+    assert!(s.first_use_of_dpop_proof("jkt-a", "jti-1", MINUTE).await.unwrap());
+    assert!(!s.first_use_of_dpop_proof("jkt-a", "jti-1", MINUTE).await.unwrap());
+    assert!(s.first_use_of_dpop_proof("jkt-b", "jti-1", MINUTE).await.unwrap());
 
     let login = PlaygroundLogin {
-        verifier: "v".into(),
-        request_uri: "urn:x".into(),
+        started: 7,
+        dpop_key: Some("k".into()),
     };
     s.put_playground_login("state", &login, MINUTE).await.unwrap();
     let taken = s.take_playground_login("state").await.unwrap().unwrap();
-    assert_eq!(
-        (taken.verifier.as_str(), taken.request_uri.as_str()),
-        ("v", "urn:x")
-    );
+    assert_eq!(taken, login);
     assert!(s.take_playground_login("state").await.unwrap().is_none());
+}
+
+/// RFC 9449 §10: a code bound to a DPoP key is redeemed only with a proof by that key; a
+/// refusal consumes nothing.
+async fn a_dpop_bound_code_needs_its_key(f: Fixture) {
+    let s = &f.store;
+    let mut record = code_record("g-7");
+    record.dpop_jkt = Some("jkt-1".into());
+    s.store_code("bound", &record, MINUTE).await.unwrap();
+    let with = |jkt: Option<&'static str>| CodeCheck {
+        dpop_jkt: jkt,
+        ..check("app")
+    };
+    for attempt in [None, Some("jkt-2")] {
+        match s.redeem_code("bound", &with(attempt), MINUTE).await.unwrap() {
+            Redemption::Mismatch(field) => assert_eq!(field, "dpop_jkt", "{attempt:?}"),
+            other => panic!("{attempt:?}: {other:?}"),
+        }
+    }
+    assert!(matches!(
+        s.redeem_code("bound", &with(Some("jkt-1")), MINUTE)
+            .await
+            .unwrap(),
+        Redemption::Redeemed(_)
+    ));
+    // An unbound code: a proof's key is not compared.
+    s.store_code("free", &code_record("g-8"), MINUTE).await.unwrap();
+    assert!(matches!(
+        s.redeem_code("free", &with(Some("jkt-1")), MINUTE).await.unwrap(),
+        Redemption::Redeemed(_)
+    ));
+}
+
+/// Refresh tokens: rotation (one winner among racers), reuse revoking the grant, the
+/// client and DPoP-key checks that change nothing, and the absolute end.
+async fn refresh_tokens_rotate_once_and_reuse_revokes(f: Fixture) {
+    let s = &f.store;
+    let now = par_server::clock::now();
+    let record = |jkt: Option<&str>, expires_at: u64| RefreshRecord {
+        client_id: "app".into(),
+        sub: "u1".into(),
+        scope: vec!["openid".into(), "offline_access".into()],
+        auth_time: 1,
+        resource: vec![],
+        userinfo_claims: vec![],
+        authorization_details: None,
+        dpop_jkt: jkt.map(str::to_owned),
+        expires_at,
+    };
+    let check = |client_id, jkt| RefreshCheck {
+        client_id,
+        dpop_jkt: jkt,
+        idle_lifetime: MINUTE,
+        revoked_lifetime: MINUTE,
+        now,
+    };
+    s.start_refresh("g1", "g1.t1", &record(None, now + 3600), MINUTE)
+        .await
+        .unwrap();
+    assert!(matches!(
+        s.rotate_refresh("g1", "g1.t1", "g1.x", &check("other", None))
+            .await
+            .unwrap(),
+        Refresh::Unknown
+    ));
+    assert!(
+        s.refresh_record("g1", "g1.t1").await.unwrap().is_some(),
+        "unchanged"
+    );
+    assert!(s.refresh_record("g1", "g1.zz").await.unwrap().is_none());
+    // Twenty racers present the current token: exactly one rotation.
+    let racers = (0..20).map(|i| {
+        let s = f.store.clone();
+        tokio::spawn(async move {
+            let c = RefreshCheck {
+                client_id: "app",
+                dpop_jkt: None,
+                idle_lifetime: MINUTE,
+                revoked_lifetime: MINUTE,
+                now: par_server::clock::now(),
+            };
+            s.rotate_refresh("g1", "g1.t1", &format!("g1.n{i}"), &c)
+                .await
+                .unwrap()
+        })
+    });
+    let outcomes: Vec<Refresh> = futures_util::future::join_all(racers)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap())
+        .collect();
+    let won: Vec<usize> = (0..20)
+        .filter(|i| matches!(outcomes[*i], Refresh::Rotated(_)))
+        .collect();
+    assert_eq!(won.len(), 1, "{outcomes:?}");
+    // The losers presented a retired token: the first of them revoked the grant.
+    assert!(
+        outcomes.iter().any(|o| matches!(o, Refresh::Reused)),
+        "{outcomes:?}"
+    );
+    assert!(s.grant_revoked("g1").await.unwrap());
+    let winner = format!("g1.n{}", won[0]);
+    assert!(matches!(
+        s.rotate_refresh("g1", &winner, "g1.y", &check("app", None))
+            .await
+            .unwrap(),
+        Refresh::Unknown
+    ));
+
+    // A DPoP-bound token: the wrong key changes nothing; the right one rotates.
+    s.start_refresh("g2", "g2.t1", &record(Some("k1"), now + 3600), MINUTE)
+        .await
+        .unwrap();
+    for jkt in [None, Some("k2")] {
+        assert!(matches!(
+            s.rotate_refresh("g2", "g2.t1", "g2.x", &check("app", jkt))
+                .await
+                .unwrap(),
+            Refresh::KeyMismatch
+        ));
+    }
+    match s
+        .rotate_refresh("g2", "g2.t1", "g2.t2", &check("app", Some("k1")))
+        .await
+        .unwrap()
+    {
+        Refresh::Rotated(r) => assert_eq!(r.dpop_jkt.as_deref(), Some("k1")),
+        other => panic!("{other:?}"),
+    }
+    assert!(s.refresh_record("g2", "g2.t2").await.unwrap().is_some());
+
+    // Past the absolute end the token is refused, whatever its idle lifetime left.
+    s.start_refresh("g3", "g3.t1", &record(None, now - 1), MINUTE)
+        .await
+        .unwrap();
+    assert!(matches!(
+        s.rotate_refresh("g3", "g3.t1", "g3.x", &check("app", None))
+            .await
+            .unwrap(),
+        Refresh::Unknown
+    ));
+    // Revoking a grant deletes its refresh token.
+    s.revoke_grant("g2", MINUTE).await.unwrap();
+    assert!(s.refresh_record("g2", "g2.t2").await.unwrap().is_none());
+    assert!(matches!(
+        s.rotate_refresh("g2", "g2.t2", "g2.t3", &check("app", Some("k1")))
+            .await
+            .unwrap(),
+        Refresh::Unknown
+    ));
+    // The access-token deny-list.
+    assert!(!s.access_token_revoked("g9", "jti-1").await.unwrap());
+    s.revoke_access_token("jti-1", MINUTE).await.unwrap();
+    assert!(s.access_token_revoked("g9", "jti-1").await.unwrap());
+    assert!(
+        s.access_token_revoked("g1", "jti-2").await.unwrap(),
+        "grant g1 is revoked"
+    );
+}
+
+/// GCRA: a burst of `requests`, then refused with the wait until the next slot; subjects and
+/// scopes count apart; a rate of 0 is off. The password back-off: `free` failures cost
+/// nothing, then a wait; a success starts over.
+async fn rate_limits_and_password_backoff(f: Fixture) {
+    let s = &f.store;
+    let rate = Rate {
+        requests: 3,
+        per: MINUTE,
+    };
+    let mut remaining = Vec::new();
+    for _ in 0..3 {
+        match s.admit("par_per_client", "app", rate).await.unwrap() {
+            Admission::Allowed {
+                remaining: r, limit, ..
+            } => {
+                assert_eq!(limit, 3);
+                remaining.push(r);
+            }
+            refused => panic!("refused within the burst: {refused:?}"),
+        }
+    }
+    assert_eq!(remaining, [2, 1, 0]);
+    match s.admit("par_per_client", "app", rate).await.unwrap() {
+        Admission::Refused { retry_after, limit } => {
+            assert_eq!(limit, 3);
+            // One slot frees every 20 s.
+            assert!(
+                retry_after > Duration::from_secs(15) && retry_after <= Duration::from_secs(20),
+                "{retry_after:?}"
+            );
+        }
+        allowed => panic!("over the limit but {allowed:?}"),
+    }
+    assert!(matches!(
+        s.admit("par_per_client", "other", rate).await.unwrap(),
+        Admission::Allowed { remaining: 2, .. }
+    ));
+    assert!(matches!(
+        s.admit("token_per_client", "app", rate).await.unwrap(),
+        Admission::Allowed { remaining: 2, .. }
+    ));
+    let off = Rate {
+        requests: 0,
+        per: MINUTE,
+    };
+    assert!(matches!(
+        s.admit("par_per_client", "app", off).await.unwrap(),
+        Admission::Allowed { .. }
+    ));
+
+    let policy = Backoff {
+        free: 2,
+        base: MINUTE,
+        max: 2 * MINUTE,
+        forget: 2 * MINUTE,
+    };
+    for user in ["alice", "nobody"] {
+        assert_eq!(s.password_wait("pw", user, policy).await.unwrap(), None);
+        s.password_failed("pw", user, policy).await.unwrap();
+        assert_eq!(
+            s.password_wait("pw", user, policy).await.unwrap(),
+            None,
+            "one failure is free"
+        );
+        s.password_failed("pw", user, policy).await.unwrap();
+        let wait = s
+            .password_wait("pw", user, policy)
+            .await
+            .unwrap()
+            .expect("a back-off after two");
+        assert!(wait > Duration::from_secs(50) && wait <= MINUTE, "{wait:?}");
+    }
+    // Every limit of one request in one call: each bucket answered in order, an exhausted
+    // one refused, one that is off allowed.
+    let answers = s
+        .admit_all(&[
+            ("par_per_client", "app", rate),
+            ("par_per_address", "127.0.0.9", rate),
+            ("token_per_client", "app", off),
+        ])
+        .await
+        .unwrap();
+    assert!(
+        matches!(answers[0], Admission::Refused { limit: 3, .. }),
+        "{answers:?}"
+    );
+    assert!(
+        matches!(answers[1], Admission::Allowed { remaining: 2, .. }),
+        "{answers:?}"
+    );
+    assert!(matches!(answers[2], Admission::Allowed { .. }), "{answers:?}");
+
+    s.password_succeeded("pw", "alice").await.unwrap();
+    assert_eq!(s.password_wait("pw", "alice", policy).await.unwrap(), None);
+    let off = Backoff { free: 0, ..policy };
+    assert_eq!(s.password_wait("pw", "nobody", off).await.unwrap(), None);
 }
 
 macro_rules! contract {
@@ -478,11 +740,14 @@ macro_rules! contract {
 }
 
 contract!(
+    refresh_tokens_rotate_once_and_reuse_revokes,
+    a_dpop_bound_code_needs_its_key,
     a_push_never_overwrites,
     codes_are_single_use,
     entries_expire,
     visits_bind_and_take_follow_the_point_of_authorization,
     concurrent_authorizations_have_one_winner,
     redemption_checks_before_it_consumes,
-    sessions_markers_and_replay_guards
+    sessions_markers_and_replay_guards,
+    rate_limits_and_password_backoff
 );

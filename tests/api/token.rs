@@ -324,7 +324,8 @@ async fn an_expired_code_is_invalid_grant() {
     assert_oauth_error(app.post_token(&token_params(&code)).await, 400, "invalid_grant").await;
 }
 
-/// RFC 6749 §5.2, FAPI-14, BCP-10: only `authorization_code`; ROPC is refused.
+/// RFC 6749 §5.2, FAPI-14, BCP-10: only `authorization_code` and `refresh_token`; ROPC is
+/// refused; `refresh_token` from a client not registered for it is `unauthorized_client`.
 #[tokio::test]
 async fn other_grant_types_are_unsupported() {
     let app = spawn_app().await;
@@ -333,10 +334,6 @@ async fn other_grant_types_are_unsupported() {
             ("grant_type".into(), "password".into()),
             ("username".into(), "alice".into()),
             ("password".into(), PASSWORD.into()),
-        ],
-        vec![
-            ("grant_type".into(), "refresh_token".into()),
-            ("refresh_token".into(), "x".into()),
         ],
         vec![("grant_type".into(), "client_credentials".into())],
         vec![(
@@ -349,6 +346,14 @@ async fn other_grant_types_are_unsupported() {
         let res = app.post_token(&params).await;
         assert_oauth_error(res, 400, "unsupported_grant_type").await;
     }
+    let refresh = with(
+        vec![],
+        &[
+            ("grant_type", Some("refresh_token")),
+            ("refresh_token", Some("x")),
+        ],
+    );
+    assert_oauth_error(app.post_token(&refresh).await, 400, "unauthorized_client").await;
 }
 
 /// RFC 6749 §3.2: parameters must not be repeated.

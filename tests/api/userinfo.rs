@@ -116,6 +116,7 @@ fn claims(app: &TestApp, exp: u64, aud: &str, scope: &str) -> AccessTokenClaims 
         gid: "g".into(),
         userinfo_claims: Vec::new(),
         authorization_details: None,
+        cnf: None,
     }
 }
 

@@ -337,6 +337,7 @@ async fn takes_while_a_killed_primary_rejoins_are_503_never_500() {
         client_id: "app",
         redirect_uri: "https://app.example/cb",
         code_challenge: None,
+        dpop_jkt: None,
     };
     let stop = Arc::new(AtomicBool::new(false));
     let takes = {
@@ -349,12 +350,12 @@ async fn takes_while_a_killed_primary_rejoins_are_503_never_500() {
                 let code = n.to_string();
                 let outcome = match store.store_code(&code, &record, Duration::from_secs(60)).await {
                     Err(StoreError::Unavailable(_)) => "put 503".to_owned(),
-                    Err(StoreError::Backend(e)) => format!("put 500: {e}"),
+                    Err(e) => format!("put 500: {e}"),
                     Ok(()) => match store.redeem_code(&code, &check, Duration::from_secs(60)).await {
                         Ok(Redemption::Redeemed(_)) => "taken".to_owned(),
                         Ok(other) => format!("{other:?}"),
                         Err(StoreError::Unavailable(_)) => "take 503".to_owned(),
-                        Err(StoreError::Backend(e)) => format!("take 500: {e}"),
+                        Err(e) => format!("take 500: {e}"),
                     },
                 };
                 *outcomes.entry(outcome).or_default() += 1;

@@ -74,6 +74,21 @@ fn each_broken_rule_is_refused_at_start_naming_the_key() {
         ),
         ("PKCE optional", base.replace("require_pkce: true", "require_pkce: false"), "clients[0].require_pkce"),
         (
+            "bearer access tokens allowed",
+            base.replace("dpop_bound_access_tokens: true", "dpop_bound_access_tokens: false"),
+            "clients[0].dpop_bound_access_tokens",
+        ),
+        (
+            "refresh tokens rotating",
+            base.replace("refresh_token_rotation: false", "refresh_token_rotation: true"),
+            "tokens.refresh_token_rotation",
+        ),
+        (
+            "RS256 DPoP proofs",
+            base.replace("signing_algs: [ES256, PS256, EdDSA]", "signing_algs: [ES256, RS256]"),
+            "dpop.signing_algs",
+        ),
+        (
             "access tokens living 15 minutes",
             base.replace("access_token_lifetime: 300", "access_token_lifetime: 900"),
             "tokens.access_token_lifetime",

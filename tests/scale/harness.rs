@@ -271,6 +271,17 @@ impl Stack {
     /// [`RedisTarget`]) behind one HAProxy; returns once every replica is ready and HAProxy
     /// sees them UP.
     pub fn start(n: usize, redis: impl Into<RedisTarget>, options: ReplicaOptions) -> Self {
+        Self::start_with(n, redis, options, |_| {})
+    }
+
+    /// As [`Stack::start`], with each replica's configuration changed by `customise` (the
+    /// same change for all: replicas share their configuration).
+    pub fn start_with(
+        n: usize,
+        redis: impl Into<RedisTarget>,
+        options: ReplicaOptions,
+        customise: impl Fn(&mut ConfigFile),
+    ) -> Self {
         let redis = redis.into();
         let dir = tempfile::tempdir().unwrap();
         let lb_port = free_port();
@@ -279,7 +290,7 @@ impl Stack {
             .iter()
             .enumerate()
             .map(|(i, port)| {
-                let config = ConfigFile {
+                let mut config = ConfigFile {
                     // The issuer is the load balancer's address: one issuer for all replicas.
                     issuer: Some(format!("http://127.0.0.1:{lb_port}")),
                     key_prefix: Some(KEY_PREFIX.into()),
@@ -291,6 +302,16 @@ impl Stack {
                     clients: vec![ClientEntry::new(CLIENT, SECRET)],
                     ..ConfigFile::new(*port, redis.clone())
                 };
+                // All the load comes from one address (127.0.0.1), far above what one
+                // address sends in production: the per-address limits are off here (the
+                // abuse suite, tests/abuse, tests them).
+                config.extra = serde_json::json!({ "limits": {
+                    "par_per_address": { "requests": 0, "per_secs": 60 },
+                    "authorize_per_address": { "requests": 0, "per_secs": 60 },
+                    "login_per_address": { "requests": 0, "per_secs": 60 },
+                    "token_per_address": { "requests": 0, "per_secs": 60 },
+                } });
+                customise(&mut config);
                 let name = format!("replica-{i}");
                 let (child, log) = config.spawn(dir.path(), &name);
                 Replica {

@@ -51,12 +51,20 @@ impl From<&SentinelGroup> for RedisTarget {
     }
 }
 
-/// A confidential client (`client_secret_basic`) redirecting to [`REDIRECT`].
+/// A confidential client (`client_secret_basic`, or `private_key_jwt` when `jwks` is set)
+/// redirecting to [`REDIRECT`].
 #[derive(Debug, Clone)]
 pub struct ClientEntry {
     pub client_id: String,
     pub client_secret: String,
     pub scopes: Vec<String>,
+    /// The client's public JWK Set: the client authenticates with `private_key_jwt` and
+    /// `client_secret` is not written.
+    pub jwks: Option<Value>,
+    /// `grant_types`, when not the default (`[authorization_code]`).
+    pub grant_types: Option<Vec<String>>,
+    /// Merged over the client's generated entry (objects key by key).
+    pub extra: Value,
 }
 
 impl ClientEntry {
@@ -66,6 +74,9 @@ impl ClientEntry {
             client_id: client_id.into(),
             client_secret: client_secret.into(),
             scopes: ["openid", "email", "profile"].map(String::from).to_vec(),
+            jwks: None,
+            grant_types: None,
+            extra: Value::Null,
         }
     }
 }
@@ -92,6 +103,12 @@ pub struct ConfigFile {
     /// `telemetry.otlp_endpoint`, with every trace sampled.
     pub otlp_endpoint: Option<String>,
     pub clients: Vec<ClientEntry>,
+    /// The `dpop` section as written (docs/configuration.md), when a test sets one.
+    pub dpop: Option<Value>,
+    /// The user's argon2id hash; default [`cheap_password_hash`].
+    pub password_hash: Option<String>,
+    /// Merged over the generated settings (objects key by key), for keys no field covers.
+    pub extra: Value,
 }
 
 impl ConfigFile {
@@ -110,6 +127,9 @@ impl ConfigFile {
             log_level: None,
             otlp_endpoint: None,
             clients: Vec::new(),
+            dpop: None,
+            password_hash: None,
+            extra: Value::Null,
         }
     }
 
@@ -135,16 +155,20 @@ impl ConfigFile {
             .clients
             .iter()
             .map(|c| {
-                json!({
+                let mut entry = json!({
                     "client_id": c.client_id,
-                    "client_secret": c.client_secret,
+                    "client_secret": c.jwks.is_none().then_some(&c.client_secret),
+                    "jwks": c.jwks,
+                    "grant_types": c.grant_types,
                     "redirect_uris": [REDIRECT],
                     "scopes": c.scopes,
-                })
+                });
+                merge(&mut entry, &c.extra);
+                entry
             })
             .collect();
         let key = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/signing-es256.pem");
-        let config = json!({
+        let mut config = json!({
             "issuer": self.issuer.clone().unwrap_or_else(|| self.base_url()),
             "http": {
                 "bind": format!("127.0.0.1:{}", self.port),
@@ -159,13 +183,15 @@ impl ConfigFile {
                 "sampling_ratio": self.otlp_endpoint.as_ref().map(|_| 1.0),
             },
             "keys": [{ "pem_file": key }],
+            "dpop": self.dpop,
             "clients": clients,
             "users": [{
                 "username": "alice",
-                "password_hash": cheap_password_hash(),
+                "password_hash": self.password_hash.clone().unwrap_or_else(cheap_password_hash),
                 "email": "alice@example.com",
             }],
         });
+        merge(&mut config, &self.extra);
         let mut out = String::new();
         write_yaml(&without_nulls(config), 0, &mut out);
         out
@@ -213,6 +239,19 @@ pub fn cheap_password_hash() -> String {
     HASH.clone()
 }
 
+/// `extra`'s entries over `into`'s, mappings merged key by key.
+fn merge(into: &mut Value, extra: &Value) {
+    match (into, extra) {
+        (Value::Object(into), Value::Object(extra)) => {
+            for (k, v) in extra {
+                merge(into.entry(k.clone()).or_insert(Value::Null), v);
+            }
+        }
+        (_, Value::Null) => {}
+        (into, extra) => *into = extra.clone(),
+    }
+}
+
 /// `value` without `null` entries and the mappings left empty by that, so the service's
 /// defaults apply to what a test did not set.
 fn without_nulls(value: Value) -> Value {
@@ -223,6 +262,7 @@ fn without_nulls(value: Value) -> Value {
                 .filter(|(_, v)| !v.is_null() && v.as_object().is_none_or(|m| !m.is_empty()))
                 .collect(),
         ),
+        Value::Array(items) => Value::Array(items.into_iter().map(without_nulls).collect()),
         other => other,
     }
 }

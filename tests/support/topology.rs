@@ -171,9 +171,14 @@ impl RedisNode {
             .unwrap_or_else(|e| panic!("{args:?} on {}: {e}", self.port))
     }
 
-    /// Every key currently stored.
+    /// Every key of a flow currently stored: the rate-limit buckets and password back-offs
+    /// (`rl:{…}`, `pw:{…}`, src/store/limits.rs) that every request leaves, and `/readyz`'s
+    /// write probe (`health:{probe}`), are not listed.
     pub fn keys(&self) -> Vec<String> {
-        self.cmd(&["KEYS", "*"])
+        let all: Vec<String> = self.cmd(&["KEYS", "*"]);
+        all.into_iter()
+            .filter(|k| !["rl:{", "pw:{", "health:{"].iter().any(|p| k.contains(p)))
+            .collect()
     }
 
     pub fn info(&self, section: &str) -> String {

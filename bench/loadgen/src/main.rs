@@ -9,6 +9,11 @@
 //! - `password`: PAR → authorize (login form) → login POST (argon2id) → token.
 //! - `pending`: PAR → authorize (login form) and stop: a login in flight, as Redis holds it
 //!   while the user types (the capacity run counts the memory of many of them).
+//! - `refresh`: each virtual client logs in once (asking for `offline_access`, so pass a
+//!   `--scope` with it), then loops the `refresh_token` grant, keeping each rotated token.
+//!
+//! `--dpop` (par-server): each virtual client has its own DPoP key and proves it at PAR and
+//! at the token endpoint (RFC 9449), so its codes and tokens are DPoP-bound.
 //!
 //! With `--redis`, the report has Redis' side of each flow from `INFO` deltas: commands and
 //! their execution time (`commandstats` `usec`), the server process' CPU (`used_cpu_*`,
@@ -43,6 +48,7 @@ use serde::Serialize;
 
 use conn::{Conn, ConnError, Jar, Reply};
 use html::form_value;
+use par_server::oauth::dpop::ProofKey;
 use redis_info::{RedisSample, redis_sample};
 use stats::{Stats, Summary, summarize};
 
@@ -70,6 +76,7 @@ enum Scenario {
     Sso,
     Password,
     Pending,
+    Refresh,
 }
 
 #[derive(Parser, Clone)]
@@ -130,6 +137,9 @@ struct Args {
     /// Server CPU per step, read around each request (needs `-c 1` and `--pid`).
     #[arg(long)]
     step_cpu: bool,
+    /// DPoP-bound logins: a proof at PAR and at the token endpoint (par-server).
+    #[arg(long)]
+    dpop: bool,
 }
 
 struct Paths {
@@ -182,6 +192,10 @@ struct Vu {
     id: usize,
     /// `--step-cpu`: server CPU ns and requests per step.
     step_cpu: BTreeMap<&'static str, (u64, u64)>,
+    /// `--dpop`: this client's key.
+    dpop: Option<ProofKey>,
+    /// The `refresh` scenario: the current refresh token.
+    refresh_token: Option<String>,
 }
 
 struct Config {
@@ -253,9 +267,21 @@ impl Vu {
             Cred::Basic => String::new(),
         };
         let cfg = self.cfg.clone();
-        let mut headers: Vec<(&str, &str)> = Vec::with_capacity(2);
+        let mut headers: Vec<(&str, &str)> = Vec::with_capacity(3);
         if cred == Cred::Basic {
             headers.push(("authorization", cfg.basic.as_str()));
+        }
+        // A proof for back-channel requests: htu is the endpoint at this address (the
+        // benchmark's issuer).
+        let proof = match (&self.dpop, cred) {
+            (Some(key), Cred::Basic) => {
+                let htu = format!("http://{}{}", cfg.args.addr, path);
+                Some(key.proof(method.as_str(), &htu, None, None))
+            }
+            _ => None,
+        };
+        if let Some(p) = &proof {
+            headers.push(("dpop", p.as_str()));
         }
         if !jar.is_empty() {
             headers.push(("cookie", jar.as_str()));
@@ -328,6 +354,39 @@ impl Vu {
         if json_str(&r.body, "access_token").is_none() || json_str(&r.body, "id_token").is_none() {
             return Err(fail("token", "no access_token or id_token"));
         }
+        self.check_token_type("token", &r)?;
+        if let Some(rt) = json_str(&r.body, "refresh_token") {
+            self.refresh_token = Some(rt.to_owned());
+        }
+        Ok(())
+    }
+
+    /// With `--dpop` the tokens must be DPoP-bound.
+    fn check_token_type(&self, step: &str, r: &Reply) -> Result<(), Fail> {
+        let expected = if self.dpop.is_some() { "DPoP" } else { "Bearer" };
+        match json_str(&r.body, "token_type") {
+            Some(t) if t == expected => Ok(()),
+            other => Err(fail(step, format!("token_type {other:?}, expected {expected}"))),
+        }
+    }
+
+    /// The `refresh_token` grant with the current refresh token; keeps the rotated one.
+    async fn refresh(&mut self, rec: bool) -> Result<(), Fail> {
+        let current = self
+            .refresh_token
+            .take()
+            .ok_or_else(|| fail("refresh", "no refresh token (ask for offline_access)"))?;
+        let body = format!("grant_type=refresh_token&refresh_token={}", enc(&current));
+        let token = self.cfg.paths.token;
+        let r = self
+            .timed(rec, "refresh", Method::POST, token, Cred::Basic, Some(body))
+            .await?;
+        if r.status != StatusCode::OK {
+            return Err(status_fail("refresh", &r));
+        }
+        self.check_token_type("refresh", &r)?;
+        let next = json_str(&r.body, "refresh_token").ok_or_else(|| fail("refresh", "no refresh_token"))?;
+        self.refresh_token = Some(next.to_owned());
         Ok(())
     }
 
@@ -424,6 +483,7 @@ impl Vu {
                 }
                 Ok(())
             }
+            Scenario::Refresh => self.refresh(rec).await,
             Scenario::Password => {
                 let uri = self.push(rec).await?;
                 let code = self.password_login(rec, &uri).await?;
@@ -453,9 +513,11 @@ async fn run_vu(id: usize, cfg: Arc<Config>, ctl: Arc<Control>) -> (Stats, Optio
         seq: 0,
         id,
         step_cpu: BTreeMap::new(),
+        dpop: cfg.args.dpop.then(|| ProofKey::generate().expect("a DPoP key")),
+        refresh_token: None,
     };
     let mut setup_error = None;
-    if cfg.args.scenario == Scenario::Sso {
+    if matches!(cfg.args.scenario, Scenario::Sso | Scenario::Refresh) {
         let mut result = Err(String::new());
         for _ in 0..3 {
             result = vu.sign_in().await;

@@ -107,9 +107,9 @@ impl Interaction {
         body: web::Payload,
         state: &AppState,
     ) -> Result<(Params, Self), BrowserError> {
-        let params = form::read(req, body, state.body_limit)
+        let params = form::read(req, body, &state.body)
             .await
-            .map_err(|e| BrowserError::Page(e.error))?;
+            .map_err(BrowserError::from)?;
         let browser_id = binding::browser_id(req, state.secure_cookies).ok_or_else(|| {
             OAuthError::invalid_request(
                 "your browser did not keep the sign-in cookie; enable cookies and start again",
@@ -188,6 +188,7 @@ impl Interaction {
             claims: RequestedClaims::from_parameter(request.claims.as_deref(), &self.client),
             authorization_details: request.authorization_details.clone(),
             grant_id: random_token(16),
+            dpop_jkt: request.dpop_jkt.clone(),
             flow_id: request.flow_id.clone(),
             trace: request.trace.clone(),
         };

@@ -42,6 +42,12 @@ pub(super) enum Connection {
 }
 
 impl Connection {
+    /// Keys of different hash slots may live on different nodes: no script may touch them
+    /// together.
+    pub(super) fn is_cluster(&self) -> bool {
+        matches!(self, Connection::Cluster(_))
+    }
+
     /// Builds the connection without contacting Redis: the service starts (not ready) while
     /// Redis is down and connects as soon as it answers. Must run inside a Tokio runtime
     /// (the cluster connection spawns its driver).

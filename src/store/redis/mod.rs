@@ -25,7 +25,8 @@ use self::options::RedisOptions;
 use super::error::StoreError;
 use super::instrument;
 use super::keyspace::Key;
-use super::outcome::{Bind, OpenOutcome, RedeemOutcome, Take};
+use super::outcome::{Bind, OpenOutcome, RedeemOutcome, RotateOutcome, Take};
+use super::rate::{Backoff, Bucket};
 
 #[derive(Clone)]
 pub(crate) struct RedisStore {
@@ -172,8 +173,27 @@ impl RedisStore {
         self.query::<()>(redis::cmd("DEL").arg(key.as_str())).await
     }
 
-    pub async fn ping(&self) -> Result<(), StoreError> {
-        self.query::<String>(&redis::cmd("PING")).await.map(|_| ())
+    /// `CONFIG GET maxmemory-policy`; `None` when the server refuses `CONFIG` (ACL
+    /// `NOPERM`, or a managed service that renamed or removed it).
+    pub async fn eviction_policy(&self) -> Result<Option<String>, StoreError> {
+        let reply: Result<Value, StoreError> = self
+            .query(redis::cmd("CONFIG").arg("GET").arg("maxmemory-policy"))
+            .await;
+        let value = match reply {
+            Ok(v) => v,
+            Err(StoreError::Backend(_)) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        // RESP2: [name, value]; RESP3: {name: value}.
+        let pairs: Vec<String> = match value {
+            Value::Map(m) => m
+                .into_iter()
+                .flat_map(|(k, v)| [k, v])
+                .filter_map(|v| String::from_redis_value(v).ok())
+                .collect(),
+            other => Vec::<String>::from_redis_value(other).unwrap_or_default(),
+        };
+        Ok(pairs.get(1).cloned())
     }
 
     pub async fn open(
@@ -254,6 +274,80 @@ impl RedisStore {
             (3, Some(f)) => RedeemOutcome::Mismatch(String::from_utf8_lossy(&f).into_owned()),
             _ => RedeemOutcome::Unknown,
         })
+    }
+}
+
+impl RedisStore {
+    /// Rotates a refresh token (the `ROTATE` script). `keys`: record, current, used set,
+    /// revoked mark. `args`: presented digest, new digest, idle ttl, now, revoked ttl,
+    /// client_id, proof jkt.
+    pub(crate) async fn rotate(&self, keys: [&Key; 4], args: [&str; 7]) -> Result<RotateOutcome, StoreError> {
+        let reply = self.eval("rotate", &scripts::ROTATE, &keys, &args).await?;
+        let status = status(&reply)?;
+        Ok(match (status, reply.into_iter().nth(1).and_then(bulk)) {
+            (1, Some(v)) => RotateOutcome::Rotated(v),
+            (2, _) => RotateOutcome::Reused,
+            (3, _) => RotateOutcome::KeyMismatch,
+            _ => RotateOutcome::Unknown,
+        })
+    }
+
+    /// GCRA steps on `keys` (`params`: interval ms and burst per key). One script for all
+    /// of them, except on a Cluster, where the buckets live in different slots: one script
+    /// per bucket there, sent together.
+    pub async fn gcra(&self, keys: &[Key], params: &[(u64, u64)]) -> Result<Vec<Bucket>, StoreError> {
+        if self.conn.is_cluster() && keys.len() > 1 {
+            let each = keys
+                .iter()
+                .zip(params)
+                .map(|(k, p)| self.gcra_script(std::slice::from_ref(k), std::slice::from_ref(p)));
+            let answers = futures_util::future::try_join_all(each).await?;
+            return Ok(answers.into_iter().flatten().collect());
+        }
+        self.gcra_script(keys, params).await
+    }
+
+    async fn gcra_script(&self, keys: &[Key], params: &[(u64, u64)]) -> Result<Vec<Bucket>, StoreError> {
+        let args: Vec<String> = params
+            .iter()
+            .flat_map(|(interval, burst)| [interval.to_string(), burst.to_string()])
+            .collect();
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let keys: Vec<&Key> = keys.iter().collect();
+        let reply = self.eval("gcra", &scripts::GCRA, &keys, &args).await?;
+        let int = |i: usize| match reply.get(i) {
+            Some(Value::Int(n)) => Ok((*n).max(0) as u64),
+            other => Err(StoreError::Backend(format!("unexpected gcra reply: {other:?}"))),
+        };
+        (0..keys.len())
+            .map(|k| {
+                Ok(Bucket {
+                    allowed: int(3 * k)? == 1,
+                    remaining_or_wait: int(3 * k + 1)?,
+                    reset_ms: int(3 * k + 2)?,
+                })
+            })
+            .collect()
+    }
+
+    pub async fn backoff(&self, key: &Key, policy: Backoff, count: bool) -> Result<u64, StoreError> {
+        let ms = |d: Duration| (d.as_millis() as u64).to_string();
+        let free = policy.free.to_string();
+        let reply = self
+            .eval(
+                "backoff",
+                &scripts::BACKOFF,
+                &[key],
+                &[
+                    &free,
+                    &ms(policy.base),
+                    &ms(policy.max),
+                    &ms(policy.forget),
+                    if count { "1" } else { "0" },
+                ],
+            )
+            .await?;
+        Ok(status(&reply)?.max(0) as u64)
     }
 }
 

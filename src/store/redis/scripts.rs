@@ -112,3 +112,101 @@ return {1, v}
 "#,
     )
 });
+
+/// Rotates a grant's refresh token (RFC 9700 §4.14.2; docs/tokens.md §7). The record must
+/// belong to the client and, when it is DPoP-bound, to the proof's key; then the presented
+/// token (its digest) must be the current one: it is retired into the grant's set of used
+/// tokens and the new one becomes current, for the idle lifetime capped by the absolute end.
+/// A retired token presented again revokes the whole grant: its refresh keys are deleted and
+/// the grant is marked revoked (which refuses its access tokens).
+/// KEYS: record, current, used set, revoked mark (one hash tag: the grant id).
+/// ARGV: presented digest, new digest, idle ttl, now, revoked-mark ttl, client_id, proof jkt
+/// (empty without a proof).
+/// Returns {0} unknown (or expired, revoked, another client's), {1, v} rotated, {2} reuse
+/// detected and the grant revoked, {3} the proof's key is not the token's.
+pub(super) static ROTATE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+if redis.call('EXISTS', KEYS[4]) == 1 then return {0} end
+local v = redis.call('GET', KEYS[1])
+if not v then return {0} end
+local ok, rec = pcall(cjson.decode, v)
+if not ok or type(rec) ~= 'table' or rec['client_id'] ~= ARGV[6] then return {0} end
+if type(rec['dpop_jkt']) == 'string' and rec['dpop_jkt'] ~= ARGV[7] then return {3} end
+local left = math.floor((tonumber(rec['expires_at']) or 0) - tonumber(ARGV[4]))
+if left <= 0 then return {0} end
+if redis.call('GET', KEYS[2]) == ARGV[1] then
+  local ttl = math.min(tonumber(ARGV[3]), left)
+  redis.call('SET', KEYS[2], ARGV[2], 'EX', ttl)
+  redis.call('EXPIRE', KEYS[1], ttl)
+  redis.call('SADD', KEYS[3], ARGV[1])
+  redis.call('EXPIRE', KEYS[3], left)
+  return {1, v}
+end
+if redis.call('SISMEMBER', KEYS[3], ARGV[1]) == 1 then
+  redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
+  redis.call('SET', KEYS[4], '1', 'EX', ARGV[5])
+  return {2}
+end
+return {0}
+"#,
+    )
+});
+
+/// The time on the Redis server in ms, shared by every replica (`TIME`; Redis ≥ 5 replicates
+/// a script's effects, so a script may write after reading the clock).
+const NOW_MS: &str = r#"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+"#;
+
+/// One GCRA step (`store::rate::gcra`, which this mirrors) on each bucket: every limit of
+/// one request in one script (one call instead of one per limit). KEYS: the buckets (one
+/// Redis node: not used across Cluster slots). ARGV: interval ms and burst, per key.
+/// Returns per key {1, remaining, reset ms} allowed, {0, wait ms, reset ms} refused,
+/// flattened. Numbers are written with `%d`: Lua would print a ms timestamp as `1.7e+12`.
+pub(super) static GCRA: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(&format!(
+        r#"{NOW_MS}
+local out = {{}}
+for i = 1, #KEYS do
+  local interval = tonumber(ARGV[2 * i - 1])
+  local limit = interval * tonumber(ARGV[2 * i])
+  local tat = tonumber(redis.call('GET', KEYS[i]) or now) or now
+  if tat < now then tat = now end
+  local new_tat = tat + interval
+  local ahead = new_tat - now
+  if ahead > limit then
+    out[#out + 1] = 0; out[#out + 1] = ahead - limit; out[#out + 1] = tat - now
+  else
+    redis.call('SET', KEYS[i], string.format('%d', new_tat), 'PX', string.format('%d', ahead))
+    out[#out + 1] = 1; out[#out + 1] = math.floor((limit - ahead) / interval); out[#out + 1] = ahead
+  end
+end
+return out
+"#
+    ))
+});
+
+/// The password back-off (`store::limits::backoff_after`, which this mirrors). KEYS: the
+/// failures hash. ARGV: free, base ms, max ms, forget ms, count (`1`: a failure to count).
+/// Returns {wait ms} while a back-off runs (nothing counted), else {0} — after counting the
+/// failure and setting the next back-off when `count` is `1`.
+pub(super) static BACKOFF: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(&format!(
+        r#"{NOW_MS}
+local wait_until = tonumber(redis.call('HGET', KEYS[1], 'until') or 0) or 0
+if wait_until > now then return {{wait_until - now}} end
+if ARGV[5] ~= '1' then return {{0}} end
+local n = redis.call('HINCRBY', KEYS[1], 'n', 1)
+local free = math.max(tonumber(ARGV[1]), 1)
+local wait = 0
+if n >= free then
+  wait = math.min(tonumber(ARGV[2]) * 2 ^ math.min(n - free, 32), tonumber(ARGV[3]))
+end
+redis.call('HSET', KEYS[1], 'until', string.format('%d', now + wait))
+redis.call('PEXPIRE', KEYS[1], string.format('%d', math.max(tonumber(ARGV[4]), wait, 1)))
+return {{0}}
+"#
+    ))
+});

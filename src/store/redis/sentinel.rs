@@ -143,7 +143,7 @@ impl SentinelFollower {
     pub(super) fn observe<T>(self: &Arc<Self>, result: &Result<T, StoreError>) {
         let suspicious = match result {
             Err(StoreError::Unavailable(_)) => true,
-            Err(StoreError::Backend(_)) | Ok(_) => false,
+            Err(StoreError::Backend(_) | StoreError::TooLarge(..)) | Ok(_) => false,
         };
         if suspicious && !self.refreshing.swap(true, Ordering::AcqRel) {
             let this = self.clone();

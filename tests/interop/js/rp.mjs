@@ -5,8 +5,10 @@
 //
 //   node rp.mjs <scenario>        scenarios: see SCENARIOS at the end
 //
-// Environment: ISSUER, CLIENT_ID, CLIENT_SECRET, REDIRECT_URI, USERNAME, PASSWORD.
+// Environment: ISSUER, CLIENT_ID, CLIENT_SECRET, REDIRECT_URI, USERNAME, PASSWORD; for the
+// private_key_jwt client of the dpop scenario JWT_CLIENT_ID and CLIENT_KEY_FILE (PKCS#8 PEM).
 // Prints one JSON line describing what was obtained; exits non-zero on any failure.
+import { readFileSync } from 'node:fs';
 import * as client from 'openid-client';
 
 const env = (name) => {
@@ -141,6 +143,53 @@ async function basic() {
   };
 }
 
+/** The claims of a JWT, unverified (the library verified what it needed). */
+const jwtClaims = (jwt) => JSON.parse(Buffer.from(jwt.split('.')[1], 'base64url').toString());
+
+/** The client's private key (ES256, PKCS#8 PEM) for private_key_jwt. */
+async function clientKey() {
+  const pem = readFileSync(env('CLIENT_KEY_FILE'), 'utf8');
+  const der = Buffer.from(pem.replace(/-----[^-]+-----/g, '').replace(/\s+/g, ''), 'base64');
+  const key = await crypto.subtle.importKey('pkcs8', der, { name: 'ECDSA', namedCurve: 'P-256' }, false, ['sign']);
+  return { key, kid: 'k1' };
+}
+
+/**
+ * RFC 9449 with private_key_jwt: PAR with a DPoP proof (the server requires nonces, so the
+ * first push gets use_dpop_nonce and the library retries, through the balancer, on another
+ * replica), the code redeemed with a proof by the same key, userinfo with the bound token.
+ */
+async function dpop() {
+  const config = await client.discovery(
+    new URL(env('ISSUER')),
+    env('JWT_CLIENT_ID'),
+    {},
+    client.PrivateKeyJwt(await clientKey()),
+    { execute: [client.allowInsecureRequests] },
+  );
+  const algs = config.serverMetadata().dpop_signing_alg_values_supported ?? [];
+  if (!algs.includes('ES256')) throw new Error(`metadata does not advertise DPoP ES256: ${algs}`);
+  const DPoP = client.getDPoPHandle(config, await client.randomDPoPKeyPair('ES256'));
+  const { params, checks } = await freshRequest({ scope: 'openid email profile offline_access' });
+  const url = await client.buildAuthorizationUrlWithPAR(config, params, { DPoP });
+  const agent = new UserAgent();
+  const callback = await signIn(agent, await agent.open(url));
+  const { tokens, claims, userinfo } = await redeem(config, callback, checks, { DPoP });
+  if (!tokens.refresh_token) throw new Error('no refresh_token for offline_access');
+  const refreshed = await client.refreshTokenGrant(config, tokens.refresh_token, undefined, { DPoP });
+  const again = await client.fetchUserInfo(config, refreshed.access_token, claims.sub, { DPoP });
+  return {
+    request_uri: url.searchParams.get('request_uri'),
+    sub: claims.sub,
+    token_type: tokens.token_type,
+    cnf_jkt: jwtClaims(tokens.access_token).cnf?.jkt,
+    userinfo_email: userinfo.email,
+    refresh_rotated: Boolean(refreshed.refresh_token) && refreshed.refresh_token !== tokens.refresh_token,
+    refreshed_token_type: refreshed.token_type,
+    refreshed_userinfo_email: again.email,
+  };
+}
+
 /**
  * FAPI 2.0 §5.3.2.2 (note), conformance module
  * par-ensure-reused-request-uri-prior-to-auth-completion-succeeds: a first browser loads the
@@ -184,7 +233,52 @@ async function race() {
   };
 }
 
-const SCENARIOS = { basic, reuse, race };
+/**
+ * A FAPI 2.0 login against `profile: fapi2`: the authorization request signed as a request
+ * object (JAR) and pushed (PAR) with a DPoP proof, carrying RAR authorization_details;
+ * private_key_jwt; the user signs in and consents to the payment; the code is redeemed with
+ * a proof by the same key; userinfo with the bound token.
+ */
+async function fapi2() {
+  const config = await client.discovery(
+    new URL(env('ISSUER')),
+    env('JWT_CLIENT_ID'),
+    {},
+    client.PrivateKeyJwt(await clientKey()),
+    { execute: [client.allowInsecureRequests] },
+  );
+  const DPoP = client.getDPoPHandle(config, await client.randomDPoPKeyPair('ES256'));
+  const details = [{ type: 'payment_initiation', instructedAmount: { currency: 'EUR', amount: '123.50' }, creditorName: 'Merchant A' }];
+  const { params, checks } = await freshRequest({ authorization_details: JSON.stringify(details) });
+  const signed = await client.buildAuthorizationUrlWithJAR(config, params, await clientKey());
+  const url = await client.buildAuthorizationUrlWithPAR(config, signed.searchParams, { DPoP });
+  const agent = new UserAgent();
+  const login = await agent.open(url);
+  if (!login.form) throw new Error(`no login form (status ${login.status}): ${login.body.slice(0, 300)}`);
+  const consent = await agent.submit(login.form, { username: env('USERNAME'), password: env('PASSWORD') });
+  if (consent.status !== 200 || !consent.form) {
+    throw new Error(`no consent page (status ${consent.status}): ${consent.body.slice(0, 300)}`);
+  }
+  const done = await agent.submit(consent.form, { decision: 'allow' });
+  if (done.status !== 303 || !done.location) throw new Error(`consent answered ${done.status}: ${done.body.slice(0, 300)}`);
+  const { tokens, claims, userinfo } = await redeem(config, new URL(done.location), checks, { DPoP });
+  return {
+    pushed_request_object: signed.searchParams.has('request'),
+    consent_shows_details: consent.body.includes('payment_initiation') && consent.body.includes('Merchant A'),
+    sub: claims.sub,
+    token_type: tokens.token_type,
+    cnf_jkt: jwtClaims(tokens.access_token).cnf?.jkt,
+    authorization_details: tokens.authorization_details,
+    userinfo_email: userinfo.email,
+    metadata: {
+      require_signed_request_object: config.serverMetadata().require_signed_request_object,
+      token_endpoint_auth_methods_supported: config.serverMetadata().token_endpoint_auth_methods_supported,
+      request_object_signing_alg_values_supported: config.serverMetadata().request_object_signing_alg_values_supported,
+    },
+  };
+}
+
+const SCENARIOS = { basic, reuse, race, dpop, fapi2 };
 
 const name = process.argv[2];
 if (!SCENARIOS[name]) {

@@ -8,6 +8,7 @@ Environment: ISSUER, CLIENT_ID, CLIENT_SECRET, REDIRECT_URI, USERNAME, PASSWORD.
 Prints one JSON line describing what was obtained; exits non-zero on any failure.
 """
 
+import base64
 import json
 import os
 import sys
@@ -15,7 +16,7 @@ from html.parser import HTMLParser
 from urllib.parse import urljoin
 
 import requests
-from requests_oauth2client import ClientSecretBasic, OAuth2Client
+from requests_oauth2client import BearerToken, ClientSecretBasic, OAuth2Client
 
 
 def env(name: str) -> str:
@@ -96,7 +97,39 @@ def basic() -> dict:
     }
 
 
-SCENARIOS = {"basic": basic}
+def dpop() -> dict:
+    """RFC 9449: PAR with `dpop_jkt`, the code redeemed with a DPoP proof by that key (the
+    server requires nonces: the library retries once with the `DPoP-Nonce` it gets, and the
+    balancer sends the retry to another replica), userinfo with the bound token."""
+    rp = client()
+    request = rp.authorization_request(scope="openid email profile", dpop=True)
+    pushed = rp.pushed_authorization_request(request)
+    callback = sign_in(requests.Session(), str(pushed))
+    response = request.validate_callback(callback)
+    # requests-oauth2client 1.8.0 cannot rebuild a DPoPToken after validating its ID token
+    # (validate_id_token calls DPoPToken(...) without its key: a TypeError). So the library
+    # validates the ID token (signature, iss, aud, nonce, at_hash, ...) on a BearerToken copy
+    # of the same response, and the DPoPToken is used as returned.
+    token = rp.authorization_code(response, validate=False)
+    BearerToken(
+        access_token=token.access_token,
+        expires_at=token.expires_at,
+        scope=token.scope,
+        id_token=token.id_token,
+    ).validate_id_token(rp, response)
+    userinfo = rp.userinfo(token)
+    claims = json.loads(base64.urlsafe_b64decode(token.access_token.split(".")[1] + "=="))
+    return {
+        "request_uri": pushed.request_uri,
+        "sub": token.id_token.subject,
+        "token_type": token.token_type,
+        "cnf_jkt": claims.get("cnf", {}).get("jkt"),
+        "dpop_jkt": request.dpop_jkt,
+        "userinfo_email": userinfo.get("email"),
+    }
+
+
+SCENARIOS = {"basic": basic, "dpop": dpop}
 
 if __name__ == "__main__":
     name = sys.argv[1] if len(sys.argv) > 1 else ""

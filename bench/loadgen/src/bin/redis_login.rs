@@ -136,6 +136,7 @@ impl Records {
             client_id: &self.code.client_id,
             redirect_uri: &self.code.redirect_uri,
             code_challenge: None,
+            dpop_jkt: None,
         }
     }
 }
