@@ -55,6 +55,37 @@ def wrk(name):
 
 lines = []
 w = lines.append
+
+
+def mean(xs):
+    xs = [x for x in xs if x is not None]
+    return sum(xs) / len(xs) if xs else None
+
+
+# --- headline: the default configuration next to the benchmark's, from the interleaved A/B
+def headline():
+    runs = {(s, lvl): [r for r in rows if r["label"] == f"par-server-{s}-log-{lvl}" and r["connections"] == 64]
+            for s in ["push", "sso"] for lvl in ["info", "warn"]}
+    if not any(runs.values()):
+        return
+    w("### Headline (c = 64): default configuration (`log.level: info`) and benchmark (`warn`)\n")
+    w("Same run, interleaved (info, warn, info, warn, …); means over the rounds, each round's value in brackets.\n")
+    w("| scenario | info (default) flows/s | warn flows/s | info/warn | info CPU µs/flow | warn CPU µs/flow | warn/info CPU |")
+    w("|---|---:|---:|---:|---:|---:|---:|")
+    for s in ["push", "sso"]:
+        i, o = runs[(s, "info")], runs[(s, "warn")]
+        if not i or not o:
+            continue
+        fi, fo = mean([r["flows_per_sec"] for r in i]), mean([r["flows_per_sec"] for r in o])
+        ci, co = mean([r.get("server_cpu_us_per_flow") for r in i]), mean([r.get("server_cpu_us_per_flow") for r in o])
+        each = lambda rs, k, fmt: " (" + " / ".join(fmt(r.get(k)) for r in rs) + ")"
+        w(f"| {s} | {fi:,.0f}{each(i, 'flows_per_sec', f0)} | {fo:,.0f}{each(o, 'flows_per_sec', f0)} | {fi / fo:.2f} | "
+          f"{f0(ci)}{each(i, 'server_cpu_us_per_flow', f0)} | {f0(co)}{each(o, 'server_cpu_us_per_flow', f0)} | "
+          f"{(co / ci) if ci and co else float('nan'):.2f} |")
+    w("")
+
+
+headline()
 w("### Machine\n")
 w("```\n" + read("machine.txt").strip() + "\n```\n")
 
@@ -168,17 +199,6 @@ for s in ["push", "sso", "password"]:
     flows = r["flows"]
     w(f"| {s} | {top / flows:.2f} | {lua / flows:.2f} | {' → '.join(f'`{x}`' for x in seq)} |")
 w("\nThe per-flow figures include the one password sign-in of the `sso` client at the start (1 in 500).\n")
-
-# --- log level
-w("### Log level (c = 64)\n")
-w("| scenario | log.level | flows/s | p99 ms | server CPU µs/flow |")
-w("|---|---|---:|---:|---:|")
-for s in ["push", "sso"]:
-    for label, lvl in [(f"par-server-{s}", "warn (benchmark config)"), (f"par-server-{s}-loginfo", "info (default)")]:
-        r = by(label, 64)
-        if r:
-            w(f"| {s} | {lvl} | {r['flows_per_sec']:,.0f} | {f2((r['flow'] or {}).get('p99_ms'))} | {f0(r.get('server_cpu_us_per_flow'))} |")
-w("")
 
 # --- pool vs multiplexed
 w("### `redis.connection`: multiplexed vs pool (c = 64)\n")

@@ -7,6 +7,8 @@
 #   bench/run.sh --smoke    ~35 s of load; fails only on request errors, never on speed
 #   bench/run.sh --no-soak  full run without the soak
 #   bench/run.sh --no-peer  skip oidc-provider (no npm needed)
+#   bench/run.sh --log-ab   only the log-level A/B: info (the default) and warn (benchmark
+#                           config) interleaved, AB_ROUNDS rounds (default 2) of push and SSO at c=64
 #   bench/run.sh --capacity per-login cost, Redis memory per record, Redis Cluster scaling
 #                           (bench/capacity.sh, 10-15 min) and the sizing table (bench/capacity.py)
 #   bench/run.sh --ab       this build against AB_BASE (another par-server binary), interleaved
@@ -27,6 +29,7 @@ for a in "$@"; do
     --no-soak) SOAK=0 ;;
     --no-peer) PEER=0 ;;
     --capacity) MODE=capacity ;;
+    --log-ab) MODE=log-ab ;;
     --ab) MODE=ab ;;
     *) echo "unknown option $a" >&2; exit 2 ;;
   esac
@@ -60,11 +63,16 @@ rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
 # Stop one process we started and wait for it.
 stop() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
 
-log "build (release)"
-cargo build --release --locked -p par-server --bin par-server 2>&1 | tail -1
-cargo build --release --locked -p loadgen --bins 2>&1 | tail -1
+if [ "${BENCH_BUILD:-1}" = 1 ]; then # BENCH_BUILD=0: use the binaries already in target/release
+  log "build (release)"
+  cargo build --release --locked -p par-server --bin par-server 2>&1 | tail -1
+  cargo build --release --locked -p loadgen --bins 2>&1 | tail -1
+fi
 BIN=$ROOT/target/release
 LOADGEN=$BIN/loadgen
+# PAR_SERVER_BIN: another par-server binary to measure (e.g. a copy of an earlier build);
+# read at each start, as --ab switches BIN between rounds.
+par_bin() { echo "${PAR_SERVER_BIN:-$BIN/par-server}"; }
 
 # ---- Redis: our own, on a free port
 REDIS_PORT=$(free_port)
@@ -82,7 +90,7 @@ REDIRECT_URI=http://127.0.0.1:9000/callback
 USERNAME=alice
 PASSWORD=bench-password
 openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$OUT/signing.pem" 2>/dev/null
-HASH=$(printf %s "$PASSWORD" | "$BIN/par-server" hash-password)
+HASH=$(printf %s "$PASSWORD" | "$(par_bin)" hash-password)
 PAR_PORT=$(free_port)
 cat >"$OUT/par-server.yaml" <<EOF
 issuer: "http://127.0.0.1:$PAR_PORT"
@@ -122,7 +130,7 @@ LIMITS_OFF=(PAR__LIMITS__PAR_PER_CLIENT__REQUESTS=0 PAR__LIMITS__TOKEN_PER_CLIEN
 
 PAR_PID=
 start_par() { # extra env assignments...
-  env "$@" "$BIN/par-server" --config "$OUT/par-server.yaml" 2>>"$OUT/par-server.log" &
+  env "$@" "$(par_bin)" --config "$OUT/par-server.yaml" 2>>"$OUT/par-server.log" &
   PAR_PID=$!
   PIDS+=("$PAR_PID")
   wait_http "http://127.0.0.1:$PAR_PORT/readyz"
@@ -154,6 +162,31 @@ cat "$OUT/machine.txt"
 if [ "$MODE" = capacity ]; then
   # shellcheck source=bench/capacity.sh
   . "$ROOT/bench/capacity.sh"
+  exit 0
+fi
+
+# The default configuration (log.level info) against the benchmark's (warn), same run,
+# interleaved (info, warn, info, warn, ...) so drift from other load on the box hits both.
+# PAR__LOG__FORMAT=json in the environment measures the JSON format instead of pretty.
+log_ab() {
+  local round lvl s
+  for round in $(seq 1 "${AB_ROUNDS:-2}"); do
+    for lvl in info warn; do
+      log "log level $lvl, round $round (c=64)"
+      start_par PAR__LOG__LEVEL=$lvl ${PAR__LOG__FORMAT:+PAR__LOG__FORMAT=$PAR__LOG__FORMAT}
+      for s in push sso; do
+        lg_par "$s" 64 "par-server-$s-log-$lvl"
+        redis-cli -p "$REDIS_PORT" flushall >/dev/null
+      done
+      stop "$PAR_PID"
+    done
+  done
+}
+
+if [ "$MODE" = log-ab ]; then
+  log_ab
+  python3 bench/report.py "$OUT"
+  echo "results in $OUT (report.md)"
   exit 0
 fi
 
@@ -255,13 +288,7 @@ for run in on off; do
   stop "$PAR_PID"
 done
 
-log "log level info (the default) vs warn (c=64)"
-start_par PAR__LOG__LEVEL=info
-for s in push sso; do
-  lg_par "$s" 64 "par-server-$s-loginfo"
-  redis-cli -p "$REDIS_PORT" flushall >/dev/null
-done
-stop "$PAR_PID"
+log_ab
 
 log "connection: pool vs multiplexed (c=64)"
 for mode in pool multiplexed; do

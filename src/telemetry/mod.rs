@@ -1,6 +1,7 @@
 //! Logs, traces and metrics (docs/observability.md).
 //!
-//! - [`init`] installs the global `tracing` subscriber: JSON or pretty logs on stderr and, when
+//! - [`init`] installs the global `tracing` subscriber: JSON or pretty logs on stderr (through
+//!   a non-blocking writer: see [`init`]) and, when
 //!   an OTLP endpoint is configured (`telemetry.otlp_endpoint` or the standard `OTEL_*`
 //!   variables), an OpenTelemetry layer with a batch exporter. Without an endpoint no
 //!   OpenTelemetry code runs per request. The returned [`TelemetryGuard`] flushes pending
@@ -16,6 +17,7 @@ mod json;
 mod malformed;
 pub mod metrics;
 mod otel;
+mod pretty;
 mod root_span;
 
 use tracing_subscriber::filter::FilterExt;
@@ -28,17 +30,42 @@ use crate::config::{LogFormat, LogSettings, TelemetrySettings};
 pub use otel::ExportPlan;
 pub use root_span::RootSpan;
 
-/// Keeps the span exporter alive; dropping it flushes what is queued (bounded by the
-/// exporter timeout) and shuts the exporter down. Hold it in `main` until the server stopped.
+/// Keeps the span exporter and the log writer alive; dropping it flushes what is queued
+/// (spans bounded by the exporter timeout, then the log lines still buffered) and shuts both
+/// down. Hold it in `main` until the server stopped.
 #[must_use = "dropping the guard shuts the span exporter down"]
 pub struct TelemetryGuard {
     exporter: Option<otel::Exporter>,
+    /// Dropped after the exporter (field order), so the exporter's own lines are written too.
+    _log: Option<LogWriter>,
 }
+
+/// The non-blocking log writer's worker and its count of lines dropped on a full buffer.
+struct LogWriter {
+    _worker: tracing_appender::non_blocking::WorkerGuard,
+    dropped: tracing_appender::non_blocking::ErrorCounter,
+}
+
+impl Drop for LogWriter {
+    fn drop(&mut self) {
+        let dropped = self.dropped.dropped_lines();
+        if dropped > 0 {
+            eprintln!("par-server: {dropped} log lines dropped (stderr could not keep up)");
+        }
+    }
+}
+
+/// Log lines buffered between the request threads and the thread writing stderr. A line is a
+/// few hundred bytes, so a full buffer holds a few MiB.
+const LOG_BUFFER_LINES: usize = 16 * 1024;
 
 impl TelemetryGuard {
     /// A guard that exports nothing.
     pub fn none() -> Self {
-        Self { exporter: None }
+        Self {
+            exporter: None,
+            _log: None,
+        }
     }
 
     /// Whether spans are exported.
@@ -73,7 +100,13 @@ fn exported(meta: &tracing::Metadata<'_>) -> bool {
 }
 
 /// Installs the global subscriber (logs, and traces when an endpoint is configured).
-/// `RUST_LOG` overrides `log.level`. If a global subscriber is already set (a second call in
+/// `RUST_LOG` overrides `log.level`.
+///
+/// Log lines go to stderr from a thread of their own (`tracing-appender`'s non-blocking
+/// writer): a request only formats its line and queues it. When stderr cannot keep up and
+/// [`LOG_BUFFER_LINES`] lines are waiting, new lines are dropped rather than waited for (a
+/// request never blocks on logging); the guard prints how many on shutdown. Lines still
+/// queued when the process is killed (SIGKILL) are lost; a normal shutdown writes them. If a global subscriber is already set (a second call in
 /// one process), nothing is installed and the returned guard exports nothing.
 pub fn init(log: &LogSettings, telemetry: &TelemetrySettings) -> anyhow::Result<TelemetryGuard> {
     let plan = ExportPlan::resolve(telemetry, |k| std::env::var(k).ok());
@@ -87,17 +120,27 @@ pub fn init(log: &LogSettings, telemetry: &TelemetrySettings) -> anyhow::Result<
         e.layer()
             .with_filter(tracing_subscriber::filter::filter_fn(exported))
     });
+    let (writer, worker) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .buffered_lines_limit(LOG_BUFFER_LINES)
+        .lossy(true)
+        .thread_name("par-server-log")
+        // Buffered: the worker drains every queued line into the buffer, then flushes once
+        // (one write(2) per batch instead of one per line).
+        .finish(std::io::BufWriter::with_capacity(64 * 1024, std::io::stderr()));
+    let log_writer = LogWriter {
+        _worker: worker,
+        dropped: writer.error_counter(),
+    };
     let fmt_layer = match log.format {
-        LogFormat::Json => tracing_subscriber::fmt::layer()
-            .event_format(json::JsonFormat {
-                trace_ids: exporter.is_some(),
-            })
-            .fmt_fields(tracing_subscriber::fmt::format::JsonFields::new())
-            .with_writer(std::io::stderr)
-            .boxed(),
+        LogFormat::Json => json::JsonLayer {
+            writer,
+            trace_ids: exporter.is_some(),
+        }
+        .boxed(),
         LogFormat::Pretty => tracing_subscriber::fmt::layer()
             .compact()
-            .with_writer(std::io::stderr)
+            .fmt_fields(pretty::PrettyFields)
+            .with_writer(writer)
             .boxed(),
     };
     let fmt_layer = fmt_layer.with_filter(filter.and(tracing_subscriber::filter::filter_fn(|m| {
@@ -126,5 +169,8 @@ pub fn init(log: &LogSettings, telemetry: &TelemetrySettings) -> anyhow::Result<
             "exporting traces by OTLP"
         );
     }
-    Ok(TelemetryGuard { exporter })
+    Ok(TelemetryGuard {
+        exporter,
+        _log: Some(log_writer),
+    })
 }

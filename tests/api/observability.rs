@@ -185,6 +185,7 @@ async fn json_logs_of_a_full_login_carry_trace_ids_and_no_secret() {
         log_format: Some("json"),
         log_level: Some("info,par_server=debug".into()),
         otlp_endpoint: Some(format!("http://127.0.0.1:{}", free_port())),
+        drain_delay_secs: Some(0),
         clients: vec![ClientEntry::new("app", SECRET)],
         ..ConfigFile::new(port, &redis)
     };
@@ -243,7 +244,16 @@ async fn json_logs_of_a_full_login_carry_trace_ids_and_no_secret() {
     assert_eq!(done.status(), 303);
     cookies.extend(set_cookies(&done));
     let code = location_params(&done)["code"].clone();
-    drop(server);
+    // Stopped as an operator stops it: lines are written by a non-blocking writer, and a
+    // normal shutdown writes every queued line (a SIGKILL would lose the last ones).
+    let mut server = server;
+    let terminated = std::process::Command::new("kill")
+        .args(["-TERM", &server.0.id().to_string()])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(terminated, "kill -TERM");
+    let status = server.0.wait().unwrap();
+    assert!(status.success(), "par-server did not exit cleanly: {status:?}");
 
     let logs = std::fs::read_to_string(&log_path).unwrap();
     let lines: Vec<serde_json::Value> = logs
