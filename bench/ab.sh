@@ -11,9 +11,19 @@
 : "${AB_BASE:?AB_BASE must name the par-server binary to compare against}"
 ROUNDS=${AB_ROUNDS:-3}
 NEW_BIN=$BIN
+# The base may predate keys of this run's configuration: it gets the file without the
+# sections and client keys it does not know (limits, refresh grants; ab uses neither).
+cp "$OUT/par-server.yaml" "$OUT/par-server-new.yaml"
+python3 - "$OUT/par-server.yaml" "$OUT/par-server-base.yaml" <<'PY'
+import sys
+text = open(sys.argv[1]).read().split("\n# Every limit in force")[0]
+lines = [l for l in text.splitlines() if "grant_types" not in l]
+open(sys.argv[2], "w").write("\n".join(lines).replace(', "offline_access"', "") + "\n")
+PY
 for round in $(seq 1 "$ROUNDS"); do
   for side in base new; do
     if [ "$side" = base ]; then BIN=$(dirname "$AB_BASE"); else BIN=$NEW_BIN; fi
+    cp "$OUT/par-server-$side.yaml" "$OUT/par-server.yaml"
     start_par
     for s in push sso; do
       lg_par "$s" 64 "ab-$side-$s" --warmup 1
@@ -23,6 +33,7 @@ for round in $(seq 1 "$ROUNDS"); do
   done
 done
 BIN=$NEW_BIN
+cp "$OUT/par-server-new.yaml" "$OUT/par-server.yaml"
 python3 - "$RESULTS" <<'PY' | tee "$OUT/ab.txt"
 import json, statistics, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
