@@ -27,31 +27,20 @@ pub fn apply(settings: &mut Settings) -> anyhow::Result<DemoCredentials> {
     let client_secret = random_token(24);
     let password = random_token(12);
     settings.clients.push(ClientSettings {
-        client_id: DEMO_CLIENT_ID.into(),
         client_name: Some("Demo app".into()),
         client_secret: Some(Secret::new(client_secret.clone())),
-        token_endpoint_auth_method: None,
-        jwks: None,
-        jwks_file: None,
         // The demo listens on loopback on a port chosen at start (the playground calls back
         // there): registered as native, its loopback redirect URIs may use any port (RFC 8252
         // §7.3).
         application_type: ApplicationType::Native,
-        resources: Vec::new(),
-        require_signed_request_object: None,
-        authorization_details_types: Vec::new(),
-        redirect_uris: vec![
-            "http://127.0.0.1/playground/callback".into(),
-            "http://127.0.0.1:9000/callback".into(),
-        ],
         scopes: vec!["openid".into(), "email".into(), "profile".into()],
-        require_pushed_authorization_requests: None,
-        require_pkce: true,
-        consent: false,
-        dpop_bound_access_tokens: false,
-        require_dpop_nonce: None,
-        grant_types: vec!["authorization_code".into()],
-        limits: Default::default(),
+        ..ClientSettings::new(
+            DEMO_CLIENT_ID,
+            vec![
+                "http://127.0.0.1/playground/callback".into(),
+                "http://127.0.0.1:9000/callback".into(),
+            ],
+        )
     });
     settings.users.push(UserSettings {
         username: DEMO_USER.into(),

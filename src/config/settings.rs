@@ -457,6 +457,34 @@ pub struct ClientSettings {
     pub grant_types: Vec<String>,
 }
 
+impl ClientSettings {
+    /// A client with these redirect URIs and every other key at its default (a public
+    /// client until a credential is set), for the demo and tests.
+    pub fn new(client_id: impl Into<String>, redirect_uris: Vec<String>) -> Self {
+        Self {
+            client_id: client_id.into(),
+            client_name: None,
+            client_secret: None,
+            token_endpoint_auth_method: None,
+            jwks: None,
+            jwks_file: None,
+            redirect_uris,
+            scopes: default_scopes(),
+            require_pushed_authorization_requests: None,
+            require_signed_request_object: None,
+            require_pkce: yes(),
+            consent: false,
+            limits: ClientLimitSettings::default(),
+            application_type: ApplicationType::default(),
+            resources: Vec::new(),
+            authorization_details_types: Vec::new(),
+            dpop_bound_access_tokens: false,
+            require_dpop_nonce: None,
+            grant_types: default_grant_types(),
+        }
+    }
+}
+
 fn default_grant_types() -> Vec<String> {
     vec!["authorization_code".into()]
 }

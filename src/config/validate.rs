@@ -274,25 +274,8 @@ mod tests {
 
     fn client() -> ClientSettings {
         ClientSettings {
-            client_id: "a".into(),
-            client_name: None,
             client_secret: Some(Secret::new("0123456789abcdef")),
-            token_endpoint_auth_method: None,
-            jwks: None,
-            jwks_file: None,
-            redirect_uris: vec!["https://app.example/cb".into()],
-            scopes: vec!["openid".into()],
-            require_pushed_authorization_requests: None,
-            require_pkce: true,
-            consent: false,
-            limits: Default::default(),
-            application_type: Default::default(),
-            resources: Vec::new(),
-            require_signed_request_object: None,
-            authorization_details_types: Vec::new(),
-            dpop_bound_access_tokens: false,
-            require_dpop_nonce: None,
-            grant_types: vec!["authorization_code".into()],
+            ..ClientSettings::new("a", vec!["https://app.example/cb".into()])
         }
     }
 

@@ -59,25 +59,10 @@ pub fn jwks_of(pem_fixture: &str, kid: &str) -> Value {
 
 fn client(id: &str, method: Option<AuthMethod>, secret: Option<&str>) -> ClientSettings {
     ClientSettings {
-        client_id: id.into(),
-        client_name: None,
         client_secret: secret.map(Secret::new),
         token_endpoint_auth_method: method,
-        jwks: None,
-        jwks_file: None,
-        redirect_uris: vec![REDIRECT.into(), "http://127.0.0.1/callback".into()],
         scopes: vec!["openid".into(), "email".into(), "profile".into()],
-        require_pushed_authorization_requests: None,
-        require_pkce: true,
-        consent: false,
-        limits: Default::default(),
-        application_type: Default::default(),
-        resources: Vec::new(),
-        require_signed_request_object: None,
-        authorization_details_types: Vec::new(),
-        dpop_bound_access_tokens: false,
-        require_dpop_nonce: None,
-        grant_types: vec!["authorization_code".into()],
+        ..ClientSettings::new(id, vec![REDIRECT.into(), "http://127.0.0.1/callback".into()])
     }
 }
 

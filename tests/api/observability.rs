@@ -45,25 +45,9 @@ async fn metrics_count_a_login_its_reuse_and_a_cross_client_attempt() {
     let id = me.clone();
     let app = spawn_app_with(Backend::Redis, move |s| {
         s.clients.push(ClientSettings {
-            client_id: id,
-            client_name: None,
             client_secret: Some(Secret::new(SECRET)),
-            token_endpoint_auth_method: None,
-            jwks: None,
-            jwks_file: None,
-            redirect_uris: vec![REDIRECT.into()],
             scopes: vec!["openid".into(), "email".into(), "profile".into()],
-            require_pushed_authorization_requests: None,
-            require_pkce: true,
-            consent: false,
-            limits: Default::default(),
-            application_type: Default::default(),
-            resources: Vec::new(),
-            require_signed_request_object: None,
-            authorization_details_types: Vec::new(),
-            dpop_bound_access_tokens: false,
-            require_dpop_nonce: None,
-            grant_types: vec!["authorization_code".into()],
+            ..ClientSettings::new(id, vec![REDIRECT.into()])
         })
     })
     .await;
