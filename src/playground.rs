@@ -18,7 +18,7 @@ use serde_json::Value;
 
 use crate::browser;
 use crate::crypto::{random_token, sha256_b64};
-use crate::oauth::dpop::ProofKey;
+use crate::oauth::dpop_client::ProofKey;
 use crate::state::{AppState, Playground};
 use crate::store::PlaygroundLogin;
 

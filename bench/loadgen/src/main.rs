@@ -48,7 +48,7 @@ use serde::Serialize;
 
 use conn::{Conn, ConnError, Jar, Reply};
 use html::form_value;
-use par_server::oauth::dpop::ProofKey;
+use par_server::oauth::dpop_client::ProofKey;
 use redis_info::{RedisSample, redis_sample};
 use stats::{Stats, Summary, summarize};
 
