@@ -1,4 +1,5 @@
-//! Configuration: the settings tree and its loading (`settings`), start-up validation that
+//! Configuration: the settings tree and its loading (`settings`; the limits' keys in
+//! `limit_settings`), start-up validation that
 //! names the offending key and builds what the service runs on, once (`validate`, with the
 //! sections `clients`, `dpop`, `keys`, `redis`), the FAPI 2.0 profile's rules and report
 //! (`fapi2`), and the zero-config demo (`demo`).
@@ -9,6 +10,7 @@ mod dpop;
 mod error;
 pub mod fapi2;
 mod keys;
+mod limit_settings;
 mod limits;
 mod net;
 mod redis;
