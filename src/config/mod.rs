@@ -1,5 +1,5 @@
-//! Configuration: the settings tree and its loading (`settings`; the limits' keys in
-//! `limit_settings`), start-up validation that
+//! Configuration: the settings tree and its loading (`settings`; the `dpop` and limits keys in
+//! `dpop_settings`, `limit_settings`), start-up validation that
 //! names the offending key and builds what the service runs on, once (`validate`, with the
 //! sections `clients`, `dpop`, `keys`, `redis`), the FAPI 2.0 profile's rules and report
 //! (`fapi2`), and the zero-config demo (`demo`).
@@ -7,6 +7,7 @@
 mod clients;
 pub mod demo;
 mod dpop;
+mod dpop_settings;
 mod error;
 pub mod fapi2;
 mod keys;

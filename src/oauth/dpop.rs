@@ -1,6 +1,6 @@
-//! DPoP proofs (RFC 9449): verification of a `DPoP` header's proof JWT (§4.3), the JWK
-//! thumbprint that binds codes and tokens to the client's key (RFC 7638, RFC 9449 §6.1), the
-//! access-token hash `ath` (§4.2) and the `dpop_jkt` authorization request parameter (§10).
+//! DPoP proofs (RFC 9449): verification of a `DPoP` header's proof JWT (§4.3). What binds
+//! codes and tokens to the proof's key (thumbprint, `ath`, `dpop_jkt`) is in
+//! `oauth::dpop_binding`, re-exported here.
 //!
 //! Pure: the caller passes the endpoint's public URL (derived from the issuer, never from
 //! request headers, so it is right behind the load balancer), the method, `now` and the
@@ -9,12 +9,12 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use jsonwebtoken::jwk::{AlgorithmParameters, Jwk, ThumbprintHash};
+use jsonwebtoken::jwk::{AlgorithmParameters, Jwk};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 
+pub use super::dpop_binding::{ath, parse_jkt, thumbprint};
 use super::error::OAuthError;
 
 /// The proof's JOSE `typ` (RFC 9449 §4.2).
@@ -275,16 +275,6 @@ fn public_jwk(value: Option<&Value>) -> Result<Jwk, Refused> {
     }
 }
 
-/// RFC 7638 JWK SHA-256 thumbprint, base64url.
-pub fn thumbprint(jwk: &Jwk) -> Option<String> {
-    jwk.thumbprint(ThumbprintHash::SHA256).ok()
-}
-
-/// `ath`: base64url SHA-256 of the access token's ASCII octets (RFC 9449 §4.2).
-pub fn ath(access_token: &str) -> String {
-    URL_SAFE_NO_PAD.encode(Sha256::digest(access_token.as_bytes()))
-}
-
 /// `htu` against the endpoint URL: both parsed (scheme and host lower-cased, default port
 /// dropped, dot segments removed), the proof's query and fragment ignored (RFC 9449 §4.3).
 fn same_target(htu: &str, endpoint: &str) -> bool {
@@ -294,19 +284,6 @@ fn same_target(htu: &str, endpoint: &str) -> bool {
     htu.set_query(None);
     htu.set_fragment(None);
     htu.username().is_empty() && htu.password().is_none() && htu == endpoint
-}
-
-/// The `dpop_jkt` authorization request parameter (RFC 9449 §10): a base64url SHA-256
-/// thumbprint (43 characters).
-pub fn parse_jkt(value: &str) -> Result<String, OAuthError> {
-    let ok = value.len() == 43 && URL_SAFE_NO_PAD.decode(value).is_ok_and(|b| b.len() == 32);
-    if ok {
-        Ok(value.to_owned())
-    } else {
-        Err(OAuthError::invalid_request(
-            "dpop_jkt must be a base64url SHA-256 JWK thumbprint",
-        ))
-    }
 }
 
 #[cfg(test)]
@@ -603,14 +580,5 @@ pub(crate) mod tests {
             json!({ "htm": "GET", "htu": htu, "ath": ath("token-2") }),
         );
         assert_eq!(reason(&other, &at_resource), "ath");
-    }
-
-    #[test]
-    fn dpop_jkt_parameter_syntax() {
-        let jkt = ClientKey::es256().jkt();
-        assert_eq!(parse_jkt(&jkt).unwrap(), jkt);
-        for bad in ["", "abc", &format!("{jkt}A"), &jkt.replace(&jkt[..1], "+")] {
-            assert_eq!(parse_jkt(bad).unwrap_err().code(), "invalid_request", "{bad}");
-        }
     }
 }

@@ -11,6 +11,7 @@ pub(crate) mod client_auth;
 pub mod code;
 pub mod discovery;
 pub mod dpop;
+pub mod dpop_binding;
 pub mod dpop_client;
 pub mod dpop_nonce;
 pub mod error;
