@@ -22,6 +22,14 @@ use super::metrics;
 
 pub struct RootSpan;
 
+/// The root span's name; the log layer keeps only this span (`telemetry::logged`).
+const NAME: &str = "http.request";
+
+/// Whether `meta` is the per-request root span's callsite.
+pub(super) fn is_root(meta: &tracing::Metadata<'_>) -> bool {
+    meta.name() == NAME && meta.target() == module_path!()
+}
+
 /// When the request started, for the latency in the log line and the histogram.
 #[derive(Clone, Copy)]
 struct Started(Instant);
@@ -34,7 +42,7 @@ impl RootSpanBuilder for RootSpan {
         let method = metrics::method_label(request.method());
         let client = request.peer_addr().map(|a| a.ip());
         let span = tracing::info_span!(
-            "http.request",
+            NAME,
             otel.name = %format_args!("{method} {route}"),
             otel.kind = "server",
             otel.status_code = Empty,

@@ -108,6 +108,16 @@ impl Connection {
     pub(super) async fn run(&self, call: Call<'_>, timeout: Duration) -> Result<Value, StoreError> {
         match self {
             Connection::Manager(m) => bounded(timeout, send(&mut m.clone(), call)).await,
+            // Boxed: these futures are several KiB (pool checkout, cluster routing, sentinel
+            // resolution); inline they would make every store future that large, and it is
+            // copied each time it moves (see `store::instrument::command`).
+            other => Box::pin(other.run_elsewhere(call, timeout)).await,
+        }
+    }
+
+    async fn run_elsewhere(&self, call: Call<'_>, timeout: Duration) -> Result<Value, StoreError> {
+        match self {
+            Connection::Manager(m) => bounded(timeout, send(&mut m.clone(), call)).await,
             Connection::Pool(p) => {
                 let mut c = p
                     .get()
