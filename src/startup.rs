@@ -15,7 +15,7 @@ use crate::routes::{
     userinfo,
 };
 use crate::state::AppState;
-use crate::telemetry::RootSpan;
+use crate::telemetry::{RootSpan, SamplingGate};
 
 pub struct Application {
     address: SocketAddr,
@@ -37,6 +37,7 @@ impl Application {
         crate::telemetry::metrics::install();
         let redis_configured = valid.settings.redis.is_configured();
         let allow_evicting = valid.settings.redis.allow_evicting_policy;
+        let sampling_ratio = valid.settings.telemetry.sampling_ratio;
         let state = web::Data::new(AppState::build(valid, &issuer, address)?);
         if redis_configured {
             check_eviction_policy(&state.store, allow_evicting).await?;
@@ -47,6 +48,8 @@ impl Application {
         let mut server = HttpServer::new(move || {
             App::new()
                 .wrap(TracingLogger::<RootSpan>::new())
+                // Outermost: decides sampling before the root span exists.
+                .wrap(SamplingGate::new(sampling_ratio))
                 .app_data(app_state.clone())
                 .configure(|cfg| routes_table(cfg, &base, metrics_here))
         })

@@ -19,6 +19,7 @@ pub mod metrics;
 mod otel;
 mod pretty;
 mod root_span;
+mod sampling;
 
 use tracing_subscriber::filter::{FilterExt, LevelFilter};
 use tracing_subscriber::layer::SubscriberExt;
@@ -29,6 +30,7 @@ use crate::config::{LogFormat, LogSettings, TelemetrySettings};
 
 pub use otel::ExportPlan;
 pub use root_span::RootSpan;
+pub use sampling::SamplingGate;
 
 /// Keeps the span exporter and the log writer alive; dropping it flushes what is queued
 /// (spans bounded by the exporter timeout, then the log lines still buffered) and shuts both
@@ -89,7 +91,8 @@ impl Drop for TelemetryGuard {
     }
 }
 
-/// What the OpenTelemetry layer sees: spans at INFO and above, events at WARN and above.
+/// What the OpenTelemetry layer sees: spans at INFO and above, events at WARN and above
+/// (of sampled requests only: [`sampling`]).
 fn exported(meta: &tracing::Metadata<'_>) -> bool {
     let most_verbose = if meta.is_span() {
         tracing::Level::INFO
@@ -139,17 +142,17 @@ pub fn init(log: &LogSettings, telemetry: &TelemetrySettings) -> anyhow::Result<
     // WARN and ERROR events become span events: the info lines (one per request) are in the
     // logs, and exporting them again costs about as much as a span each.
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&log.level));
+    let root_logged = filter
+        .max_level_hint()
+        .is_none_or(|level| level >= LevelFilter::INFO);
     // The filter is outside the `Option`: a missing layer (`None`) would otherwise say yes to
     // every span at `enabled` and make the registry build spans that no layer wants.
-    let otel_hint = if exporter.is_some() {
-        LevelFilter::INFO
-    } else {
-        LevelFilter::OFF
-    };
     let otel_layer = exporter
         .as_ref()
         .map(|e| e.layer())
-        .with_filter(filter_fn(exported, otel_hint));
+        .with_filter(sampling::OtelFilter {
+            exporting: exporter.is_some(),
+        });
     let (writer, worker) = tracing_appender::non_blocking::NonBlockingBuilder::default()
         .buffered_lines_limit(LOG_BUFFER_LINES)
         .lossy(true)
@@ -175,12 +178,17 @@ pub fn init(log: &LogSettings, telemetry: &TelemetrySettings) -> anyhow::Result<
     };
     // `TRACE`: `logged` itself restricts no level; `and` takes the stricter hint (the level's).
     let fmt_layer = fmt_layer.with_filter(filter.and(filter_fn(logged, LevelFilter::TRACE)));
+    let unsampled_spans = sampling::UnsampledSpans { root_logged }.with_filter(
+        sampling::UnsampledSpans::filter(exporter.is_some() && telemetry.sampling_ratio.is_some()),
+    );
     let installed = tracing_subscriber::registry()
         .with(otel_layer)
         .with(fmt_layer)
         // Last: it logs an event of its own, which must not run while the layers before it
         // still handle the original (per-layer filter state is per event).
         .with(malformed::Downgrade.with_filter(filter_fn(malformed::is_stream_error, LevelFilter::ERROR)))
+        // Outermost: refuses an unsampled request's spans before the registry builds them.
+        .with(unsampled_spans)
         .try_init()
         .is_ok();
     if !installed {

@@ -187,8 +187,10 @@ impl Exporter {
         let mut provider = SdkTracerProvider::builder()
             .with_span_processor(BatchSpanProcessor::builder(exporter).build())
             .with_resource(resource.build());
-        if let Some(r) = plan.sampling_ratio {
-            provider = provider.with_sampler(Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(r))));
+        if plan.sampling_ratio.is_some() {
+            // The ratio is applied before any span exists (`telemetry::sampling`); what reaches
+            // the SDK is sampled already.
+            provider = provider.with_sampler(Sampler::ParentBased(Box::new(Sampler::AlwaysOn)));
         }
         Ok(Self {
             provider: provider.build(),

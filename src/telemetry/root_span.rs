@@ -55,8 +55,13 @@ impl RootSpanBuilder for RootSpan {
             flow_id = Empty,
         );
         if super::otel::enabled() {
-            // A missing or malformed traceparent extracts as an empty context: a new trace.
-            let _ = span.set_parent(super::otel::extract(request.headers()));
+            // Extracted by the sampling gate when it decided; a missing or malformed
+            // traceparent extracts as an empty context: a new trace.
+            let parent = match request.extensions().get::<super::sampling::Parent>() {
+                Some(p) => p.0.clone(),
+                None => super::otel::extract(request.headers()),
+            };
+            let _ = span.set_parent(parent);
         }
         span
     }

@@ -338,3 +338,31 @@ fn print_tree(spans: &[&SpanView], parent: &str, depth: usize, push: &SpanView) 
         }
     }
 }
+
+/// With `telemetry.sampling_ratio: 0.0` the gate decides before any span exists: a caller's
+/// unsampled `traceparent` leaves no span at all (not the request's, not its Redis
+/// commands'), a sampled one is still followed (parent-based) and exported in full.
+#[tokio::test]
+async fn an_unsampled_request_exports_nothing_and_a_sampled_parent_is_followed() {
+    telemetry();
+    let app = spawn_app_with(Backend::Redis, |s| s.telemetry.sampling_ratio = Some(0.0)).await;
+    let unsampled = random_hex(16);
+    push_with_traceparent(&app, &format!("00-{unsampled}-{}-00", random_hex(8))).await;
+    let sampled = random_hex(16);
+    push_with_traceparent(&app, &format!("00-{sampled}-{}-01", random_hex(8))).await;
+    let spans = wait_for(|s| {
+        s.iter()
+            .any(|s| s.trace_id == sampled && s.name == "POST /oauth2/par")
+    })
+    .await;
+    assert!(
+        spans
+            .iter()
+            .any(|s| s.trace_id == sampled && s.name == "par.push"),
+        "a sampled request keeps its step spans"
+    );
+    assert!(
+        !spans.iter().any(|s| s.trace_id == unsampled),
+        "no span of the unsampled request may be exported"
+    );
+}

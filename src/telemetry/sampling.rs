@@ -1,0 +1,232 @@
+//! Head sampling before any span exists, so that a request that is not sampled costs the
+//! OpenTelemetry layer nothing (docs/observability.md, "Sampling").
+//!
+//! With `telemetry.sampling_ratio` set, [`SamplingGate`] — the outermost middleware — decides
+//! once per request: a caller's valid `traceparent` decides by its sampled flag
+//! (parent-based sampling, W3C Trace Context §3.2.2.5 "trace-flags"), otherwise the ratio.
+//! While an unsampled request is called and polled, a thread-local flag makes the
+//! OpenTelemetry layer's filter ([`OtelFilter`]) refuse every span and event: none is
+//! built, recorded or exported, and the request's log line is unchanged. The SDK's sampler
+//! is then parent-based always-on (`otel::Exporter::start`): the ratio is applied here, once.
+//!
+//! Without a ratio (the SDK's own `OTEL_TRACES_SAMPLER` decides), every request is seen by
+//! the layer and the SDK samples as configured.
+
+use std::cell::Cell;
+use std::future::{Ready, ready};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use actix_web::HttpMessage;
+use actix_web::dev::{Service, ServiceRequest, ServiceResponse, Transform, forward_ready};
+use opentelemetry::trace::TraceContextExt;
+use tracing::Metadata;
+use tracing::subscriber::Interest;
+use tracing_subscriber::filter::LevelFilter;
+use tracing_subscriber::layer::{self, Filter};
+
+thread_local! {
+    /// Set while an unsampled request's future runs on this thread.
+    static UNSAMPLED: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Runs `f` with the unsampled flag set to `unsampled`, restoring it afterwards.
+fn with_flag<T>(unsampled: bool, f: impl FnOnce() -> T) -> T {
+    let before = UNSAMPLED.replace(unsampled);
+    let out = f();
+    UNSAMPLED.set(before);
+    out
+}
+
+/// The OpenTelemetry layer's filter: spans at INFO and above and events at WARN and above
+/// (`telemetry::exported`), none of an unsampled request, nothing at all when not exporting.
+pub(super) struct OtelFilter {
+    pub exporting: bool,
+}
+
+impl<S> Filter<S> for OtelFilter {
+    fn enabled(&self, meta: &Metadata<'_>, _cx: &layer::Context<'_, S>) -> bool {
+        self.exporting && super::exported(meta) && !UNSAMPLED.get()
+    }
+
+    fn callsite_enabled(&self, meta: &'static Metadata<'static>) -> Interest {
+        if self.exporting && super::exported(meta) {
+            // Per request: `enabled` reads the flag.
+            Interest::sometimes()
+        } else {
+            Interest::never()
+        }
+    }
+
+    fn max_level_hint(&self) -> Option<LevelFilter> {
+        Some(if self.exporting {
+            LevelFilter::INFO
+        } else {
+            LevelFilter::OFF
+        })
+    }
+}
+
+/// Keeps an unsampled request's spans from being built at all. A per-layer filter alone
+/// cannot: when any filter answers "sometimes" for a callsite, tracing-subscriber's registry
+/// builds the span even if every filter then refuses it (its filter map only counts as
+/// "all disabled" with 64 filters), so each span would still be allocated, entered and
+/// closed. A layer's own `enabled` returning `false` refuses globally: this one does for
+/// every span of an unsampled request, except the root span when the log layer wants it
+/// (its fields are the log line's). Installed with [`UnsampledSpans::filter`] — a layer
+/// without a per-layer filter would turn the other layers' "never" into "sometimes".
+pub(super) struct UnsampledSpans {
+    /// Whether the log level lets the root span through (`log.level` info or finer).
+    pub root_logged: bool,
+}
+
+impl UnsampledSpans {
+    /// The spans this layer is asked about: exported ones, only when the gate runs.
+    pub fn filter(gating: bool) -> GateFilter {
+        GateFilter { gating }
+    }
+}
+
+impl<S: tracing::Subscriber> layer::Layer<S> for UnsampledSpans {
+    fn enabled(&self, meta: &Metadata<'_>, _cx: layer::Context<'_, S>) -> bool {
+        !UNSAMPLED.get() || (self.root_logged && super::root_span::is_root(meta))
+    }
+}
+
+pub(super) struct GateFilter {
+    gating: bool,
+}
+
+impl<S> Filter<S> for GateFilter {
+    fn enabled(&self, meta: &Metadata<'_>, _cx: &layer::Context<'_, S>) -> bool {
+        self.gating && meta.is_span() && super::exported(meta)
+    }
+
+    fn callsite_enabled(&self, meta: &'static Metadata<'static>) -> Interest {
+        if self.gating && meta.is_span() && super::exported(meta) {
+            Interest::sometimes()
+        } else {
+            Interest::never()
+        }
+    }
+
+    fn max_level_hint(&self) -> Option<LevelFilter> {
+        Some(if self.gating {
+            LevelFilter::INFO
+        } else {
+            LevelFilter::OFF
+        })
+    }
+}
+
+/// The caller's trace context, extracted once by the gate for the root span
+/// (`RootSpan::on_request_start`).
+#[derive(Clone)]
+pub(super) struct Parent(pub opentelemetry::Context);
+
+/// The sampling middleware; `ratio: None` lets every request through to the SDK's sampler.
+pub struct SamplingGate {
+    ratio: Option<f64>,
+}
+
+impl SamplingGate {
+    pub fn new(ratio: Option<f64>) -> Self {
+        Self { ratio }
+    }
+}
+
+impl<S, B> Transform<S, ServiceRequest> for SamplingGate
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error>,
+{
+    type Response = ServiceResponse<B>;
+    type Error = actix_web::Error;
+    type Transform = GateService<S>;
+    type InitError = ();
+    type Future = Ready<Result<Self::Transform, ()>>;
+
+    fn new_transform(&self, service: S) -> Self::Future {
+        ready(Ok(GateService {
+            service,
+            ratio: self.ratio.filter(|_| super::otel::enabled()),
+        }))
+    }
+}
+
+pub struct GateService<S> {
+    service: S,
+    /// `None`: no gate (not exporting, or the SDK samples).
+    ratio: Option<f64>,
+}
+
+impl<S, B> Service<ServiceRequest> for GateService<S>
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error>,
+{
+    type Response = ServiceResponse<B>;
+    type Error = actix_web::Error;
+    type Future = Gated<S::Future>;
+
+    forward_ready!(service);
+
+    fn call(&self, req: ServiceRequest) -> Self::Future {
+        let Some(ratio) = self.ratio else {
+            return Gated::new(self.service.call(req), false);
+        };
+        let parent = super::otel::extract(req.headers());
+        let remote = parent.span().span_context().clone();
+        let sampled = if remote.is_valid() {
+            remote.is_sampled()
+        } else {
+            rand::random::<f64>() < ratio
+        };
+        if sampled {
+            req.extensions_mut().insert(Parent(parent));
+        }
+        let fut = with_flag(!sampled, || self.service.call(req));
+        Gated::new(fut, !sampled)
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A request's future, polled with its sampling flag set.
+    pub struct Gated<F> {
+        #[pin]
+        inner: F,
+        unsampled: bool,
+    }
+}
+
+impl<F> Gated<F> {
+    fn new(inner: F, unsampled: bool) -> Self {
+        Self { inner, unsampled }
+    }
+}
+
+impl<F: Future> Future for Gated<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let this = self.project();
+        if !*this.unsampled {
+            return this.inner.poll(cx);
+        }
+        with_flag(true, || this.inner.poll(cx))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_flag_is_set_only_inside_and_restored() {
+        assert!(!UNSAMPLED.get());
+        with_flag(true, || {
+            assert!(UNSAMPLED.get());
+            with_flag(false, || assert!(!UNSAMPLED.get()));
+            assert!(UNSAMPLED.get());
+        });
+        assert!(!UNSAMPLED.get());
+    }
+}
