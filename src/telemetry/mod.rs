@@ -91,17 +91,6 @@ impl Drop for TelemetryGuard {
     }
 }
 
-/// What the OpenTelemetry layer sees: spans at INFO and above, events at WARN and above
-/// (of sampled requests only: [`sampling`]).
-fn exported(meta: &tracing::Metadata<'_>) -> bool {
-    let most_verbose = if meta.is_span() {
-        tracing::Level::INFO
-    } else {
-        tracing::Level::WARN
-    };
-    *meta.level() <= most_verbose
-}
-
 /// What the log layer sees besides its level filter: of the spans only the request's root
 /// span (its fields — route, status, `client_id`, `flow_id` — are the context of every
 /// line; the step and Redis spans are for traces and would cost an allocation each per

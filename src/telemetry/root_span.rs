@@ -22,6 +22,11 @@ use super::metrics;
 
 pub struct RootSpan;
 
+/// The caller's trace context, extracted once by the sampling gate
+/// (`telemetry::sampling`) when it decided to sample, for the root span's parent.
+#[derive(Clone)]
+pub(super) struct Parent(pub opentelemetry::Context);
+
 /// The root span's name; the log layer keeps only this span (`telemetry::logged`).
 const NAME: &str = "http.request";
 
@@ -57,7 +62,7 @@ impl RootSpanBuilder for RootSpan {
         if super::otel::enabled() {
             // Extracted by the sampling gate when it decided; a missing or malformed
             // traceparent extracts as an empty context: a new trace.
-            let parent = match request.extensions().get::<super::sampling::Parent>() {
+            let parent = match request.extensions().get::<Parent>() {
                 Some(p) => p.0.clone(),
                 None => super::otel::extract(request.headers()),
             };

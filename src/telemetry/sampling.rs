@@ -30,6 +30,17 @@ thread_local! {
     static UNSAMPLED: Cell<bool> = const { Cell::new(false) };
 }
 
+/// What the OpenTelemetry layer sees: spans at INFO and above, events at WARN and above
+/// (of sampled requests only).
+fn exported(meta: &tracing::Metadata<'_>) -> bool {
+    let most_verbose = if meta.is_span() {
+        tracing::Level::INFO
+    } else {
+        tracing::Level::WARN
+    };
+    *meta.level() <= most_verbose
+}
+
 /// Runs `f` with the unsampled flag set to `unsampled`, restoring it afterwards.
 fn with_flag<T>(unsampled: bool, f: impl FnOnce() -> T) -> T {
     let before = UNSAMPLED.replace(unsampled);
@@ -39,18 +50,18 @@ fn with_flag<T>(unsampled: bool, f: impl FnOnce() -> T) -> T {
 }
 
 /// The OpenTelemetry layer's filter: spans at INFO and above and events at WARN and above
-/// (`telemetry::exported`), none of an unsampled request, nothing at all when not exporting.
+/// ([`exported`]), none of an unsampled request, nothing at all when not exporting.
 pub(super) struct OtelFilter {
     pub exporting: bool,
 }
 
 impl<S> Filter<S> for OtelFilter {
     fn enabled(&self, meta: &Metadata<'_>, _cx: &layer::Context<'_, S>) -> bool {
-        self.exporting && super::exported(meta) && !UNSAMPLED.get()
+        self.exporting && exported(meta) && !UNSAMPLED.get()
     }
 
     fn callsite_enabled(&self, meta: &'static Metadata<'static>) -> Interest {
-        if self.exporting && super::exported(meta) {
+        if self.exporting && exported(meta) {
             // Per request: `enabled` reads the flag.
             Interest::sometimes()
         } else {
@@ -99,11 +110,11 @@ pub(super) struct GateFilter {
 
 impl<S> Filter<S> for GateFilter {
     fn enabled(&self, meta: &Metadata<'_>, _cx: &layer::Context<'_, S>) -> bool {
-        self.gating && meta.is_span() && super::exported(meta)
+        self.gating && meta.is_span() && exported(meta)
     }
 
     fn callsite_enabled(&self, meta: &'static Metadata<'static>) -> Interest {
-        if self.gating && meta.is_span() && super::exported(meta) {
+        if self.gating && meta.is_span() && exported(meta) {
             Interest::sometimes()
         } else {
             Interest::never()
@@ -118,11 +129,6 @@ impl<S> Filter<S> for GateFilter {
         })
     }
 }
-
-/// The caller's trace context, extracted once by the gate for the root span
-/// (`RootSpan::on_request_start`).
-#[derive(Clone)]
-pub(super) struct Parent(pub opentelemetry::Context);
 
 /// The sampling middleware; `ratio: None` lets every request through to the SDK's sampler.
 pub struct SamplingGate {
@@ -181,7 +187,7 @@ where
             rand::random::<f64>() < ratio
         };
         if sampled {
-            req.extensions_mut().insert(Parent(parent));
+            req.extensions_mut().insert(super::root_span::Parent(parent));
         }
         let fut = with_flag(!sampled, || self.service.call(req));
         Gated::new(fut, !sampled)
