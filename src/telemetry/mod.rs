@@ -139,9 +139,7 @@ pub fn init(log: &LogSettings, telemetry: &TelemetrySettings) -> anyhow::Result<
     let otel_layer = exporter
         .as_ref()
         .map(|e| e.layer())
-        .with_filter(sampling::OtelFilter {
-            exporting: exporter.is_some(),
-        });
+        .with_filter(sampling::ExportedFilter::otel(exporter.is_some()));
     let (writer, worker) = tracing_appender::non_blocking::NonBlockingBuilder::default()
         .buffered_lines_limit(LOG_BUFFER_LINES)
         .lossy(true)

@@ -5,7 +5,7 @@
 //! once per request: a caller's valid `traceparent` decides by its sampled flag
 //! (parent-based sampling, W3C Trace Context §3.2.2.5 "trace-flags"), otherwise the ratio.
 //! While an unsampled request is called and polled, a thread-local flag makes the
-//! OpenTelemetry layer's filter ([`OtelFilter`]) refuse every span and event: none is
+//! OpenTelemetry layer's filter ([`ExportedFilter`]) refuse every span and event: none is
 //! built, recorded or exported, and the request's log line is unchanged. The SDK's sampler
 //! is then parent-based always-on (`otel::Exporter::start`): the ratio is applied here, once.
 //!
@@ -49,19 +49,37 @@ fn with_flag<T>(unsampled: bool, f: impl FnOnce() -> T) -> T {
     out
 }
 
-/// The OpenTelemetry layer's filter: spans at INFO and above and events at WARN and above
-/// ([`exported`]), none of an unsampled request, nothing at all when not exporting.
-pub(super) struct OtelFilter {
-    pub exporting: bool,
+/// The per-layer filter of the OpenTelemetry layer ([`ExportedFilter::otel`]: spans at INFO
+/// and above and events at WARN and above — [`exported`] — none of an unsampled request) and
+/// of [`UnsampledSpans`] (the same spans, asked whether the request is sampled). Off, it
+/// passes nothing.
+pub(super) struct ExportedFilter {
+    on: bool,
+    spans_only: bool,
+    sampled_only: bool,
 }
 
-impl<S> Filter<S> for OtelFilter {
+impl ExportedFilter {
+    pub fn otel(exporting: bool) -> Self {
+        Self {
+            on: exporting,
+            spans_only: false,
+            sampled_only: true,
+        }
+    }
+
+    fn wants(&self, meta: &Metadata<'_>) -> bool {
+        self.on && exported(meta) && (meta.is_span() || !self.spans_only)
+    }
+}
+
+impl<S> Filter<S> for ExportedFilter {
     fn enabled(&self, meta: &Metadata<'_>, _cx: &layer::Context<'_, S>) -> bool {
-        self.exporting && exported(meta) && !UNSAMPLED.get()
+        self.wants(meta) && !(self.sampled_only && UNSAMPLED.get())
     }
 
     fn callsite_enabled(&self, meta: &'static Metadata<'static>) -> Interest {
-        if self.exporting && exported(meta) {
+        if self.wants(meta) {
             // Per request: `enabled` reads the flag.
             Interest::sometimes()
         } else {
@@ -70,7 +88,7 @@ impl<S> Filter<S> for OtelFilter {
     }
 
     fn max_level_hint(&self) -> Option<LevelFilter> {
-        Some(if self.exporting {
+        Some(if self.on {
             LevelFilter::INFO
         } else {
             LevelFilter::OFF
@@ -93,40 +111,18 @@ pub(super) struct UnsampledSpans {
 
 impl UnsampledSpans {
     /// The spans this layer is asked about: exported ones, only when the gate runs.
-    pub fn filter(gating: bool) -> GateFilter {
-        GateFilter { gating }
+    pub fn filter(gating: bool) -> ExportedFilter {
+        ExportedFilter {
+            on: gating,
+            spans_only: true,
+            sampled_only: false,
+        }
     }
 }
 
 impl<S: tracing::Subscriber> layer::Layer<S> for UnsampledSpans {
     fn enabled(&self, meta: &Metadata<'_>, _cx: layer::Context<'_, S>) -> bool {
         !UNSAMPLED.get() || (self.root_logged && super::root_span::is_root(meta))
-    }
-}
-
-pub(super) struct GateFilter {
-    gating: bool,
-}
-
-impl<S> Filter<S> for GateFilter {
-    fn enabled(&self, meta: &Metadata<'_>, _cx: &layer::Context<'_, S>) -> bool {
-        self.gating && meta.is_span() && exported(meta)
-    }
-
-    fn callsite_enabled(&self, meta: &'static Metadata<'static>) -> Interest {
-        if self.gating && meta.is_span() && exported(meta) {
-            Interest::sometimes()
-        } else {
-            Interest::never()
-        }
-    }
-
-    fn max_level_hint(&self) -> Option<LevelFilter> {
-        Some(if self.gating {
-            LevelFilter::INFO
-        } else {
-            LevelFilter::OFF
-        })
     }
 }
 
