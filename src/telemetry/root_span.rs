@@ -35,6 +35,12 @@ pub(super) fn is_root(meta: &tracing::Metadata<'_>) -> bool {
     meta.name() == NAME && meta.target() == module_path!()
 }
 
+/// A span of the root span's callsite kind, for tests of the subscriber's filters.
+#[cfg(test)]
+pub(super) fn test_root_span() -> Span {
+    tracing::info_span!(NAME)
+}
+
 /// When the request started, for the latency in the log line and the histogram.
 #[derive(Clone, Copy)]
 struct Started(Instant);
