@@ -106,48 +106,48 @@ impl Connection {
     /// that may mean "the primary moved" makes the follower ask the sentinels again (in the
     /// background; this call still fails).
     pub(super) async fn run(&self, call: Call<'_>, timeout: Duration) -> Result<Value, StoreError> {
+        // The other topologies' futures are boxed: they are several KiB (pool checkout,
+        // cluster routing, sentinel resolution); inline they would make every store future
+        // that large, and it is copied each time it moves (see `store::instrument::command`).
         match self {
             Connection::Manager(m) => bounded(timeout, send(&mut m.clone(), call)).await,
-            // Boxed: these futures are several KiB (pool checkout, cluster routing, sentinel
-            // resolution); inline they would make every store future that large, and it is
-            // copied each time it moves (see `store::instrument::command`).
-            other => Box::pin(other.run_elsewhere(call, timeout)).await,
+            Connection::Pool(p) => Box::pin(pooled(p, call, timeout)).await,
+            Connection::Cluster(c) => Box::pin(clustered(c, call, timeout)).await,
+            Connection::Sentinel(f) => Box::pin(followed(f, call, timeout)).await,
         }
     }
+}
 
-    async fn run_elsewhere(&self, call: Call<'_>, timeout: Duration) -> Result<Value, StoreError> {
-        match self {
-            Connection::Manager(m) => bounded(timeout, send(&mut m.clone(), call)).await,
-            Connection::Pool(p) => {
-                let mut c = p
-                    .get()
-                    .await
-                    .map_err(|e| StoreError::Unavailable(format!("redis pool: {e}")))?;
-                bounded(timeout, send(&mut c, call)).await
-            }
-            Connection::Cluster(c) => {
-                let mut c = c.clone();
-                match call {
-                    Call::OnPrimaryOf(cmd, key) => {
-                        let route = RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(
-                            Route::with_key(key, SlotAddr::Master),
-                        ));
-                        bounded(timeout, async {
-                            c.route_command(cmd.clone(), route).await?.extract_error()
-                        })
-                        .await
-                    }
-                    call => bounded(timeout, send(&mut c, call)).await,
-                }
-            }
-            Connection::Sentinel(f) => {
-                let mut c = f.manager().await?;
-                let r = bounded(timeout, send(&mut c, call)).await;
-                f.observe(&r);
-                r
-            }
+async fn pooled(p: &deadpool_redis::Pool, call: Call<'_>, timeout: Duration) -> Result<Value, StoreError> {
+    let mut c = p
+        .get()
+        .await
+        .map_err(|e| StoreError::Unavailable(format!("redis pool: {e}")))?;
+    bounded(timeout, send(&mut c, call)).await
+}
+
+async fn clustered(c: &ClusterConnection, call: Call<'_>, timeout: Duration) -> Result<Value, StoreError> {
+    let mut c = c.clone();
+    match call {
+        Call::OnPrimaryOf(cmd, key) => {
+            let route = RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(Route::with_key(
+                key,
+                SlotAddr::Master,
+            )));
+            bounded(timeout, async {
+                c.route_command(cmd.clone(), route).await?.extract_error()
+            })
+            .await
         }
+        call => bounded(timeout, send(&mut c, call)).await,
     }
+}
+
+async fn followed(f: &Arc<SentinelFollower>, call: Call<'_>, timeout: Duration) -> Result<Value, StoreError> {
+    let mut c = f.manager().await?;
+    let r = bounded(timeout, send(&mut c, call)).await;
+    f.observe(&r);
+    r
 }
 
 async fn send<C: ConnectionLike + Send>(c: &mut C, call: Call<'_>) -> redis::RedisResult<Value> {
