@@ -98,8 +98,12 @@ impl Backend {
     }
 
     /// One GCRA step (`store::rate::gcra`) on each bucket of `keys`, with `params` (interval
-    /// ms, burst) per key; atomically per bucket.
-    pub(crate) async fn gcra(&self, keys: &[Key], params: &[(u64, u64)]) -> Result<Vec<Bucket>, StoreError> {
+    /// ms, burst, cells wanted) per key; atomically per bucket.
+    pub(crate) async fn gcra(
+        &self,
+        keys: &[Key],
+        params: &[(u64, u64, u64)],
+    ) -> Result<Vec<Bucket>, StoreError> {
         dispatch!(self, gcra(keys, params))
     }
 

@@ -27,6 +27,7 @@ use serde::{Deserialize, Serialize};
 use super::backend::Backend;
 use super::error::StoreError;
 use super::keyspace::KeySpace;
+use super::lease::Leases;
 use super::memory::MemoryStore;
 use super::outcome::{Bind, OpenOutcome, RedeemOutcome, Take};
 use super::records;
@@ -131,6 +132,8 @@ pub struct Store {
     pub(super) keys: KeySpace,
     /// Largest pushed request stored, in bytes (`usize::MAX`: no cap).
     max_record: usize,
+    /// This replica's leases of rate-limit cells (`store::lease`).
+    pub(super) leases: Leases,
 }
 
 impl Store {
@@ -140,6 +143,7 @@ impl Store {
             backend: Backend::Memory(MemoryStore::default()),
             keys: KeySpace::new(key_prefix),
             max_record: usize::MAX,
+            leases: Leases::default(),
         }
     }
 
@@ -158,6 +162,7 @@ impl Store {
             backend: Backend::Redis(RedisStore::connect(options)?),
             keys: KeySpace::new(key_prefix),
             max_record: usize::MAX,
+            leases: Leases::default(),
         })
     }
 

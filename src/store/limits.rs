@@ -1,9 +1,10 @@
 //! Rate limits and password back-off, shared by every replica (docs/operations.md,
 //! "Limits"). Each limit is one atomic script on one key — a GCRA bucket
-//! ([`Store::admit_all`]: every bucket of one request in one script) or a failure counter
-//! with growing back-off ([`Store::password_wait`], [`Store::password_failed`]) — and the
-//! checks of one request are sent together: one round trip however many limits apply. Time is the store's own (`TIME` in Redis), so
-//! replicas with skewed clocks share one schedule.
+//! ([`Store::admit_all`]: every bucket of one request in one script, or none when this
+//! replica's leases answer, `store::lease`) or a failure counter with growing back-off
+//! ([`Store::password_wait`], [`Store::password_failed`]) — and the checks of one request
+//! are sent together: at most one round trip however many limits apply. Time is the
+//! store's own (`TIME` in Redis), so replicas with skewed clocks share one schedule.
 //!
 //! | key (after `redis.key_prefix`) | value | TTL |
 //! |---|---|---|
@@ -12,11 +13,12 @@
 //!
 //! `H` = SHA-256 of (scope, subject): no client id, address or username appears in a key.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::error::StoreError;
 use super::flow::Store;
-use super::rate::{Admission, Backoff, Bucket, Rate};
+use super::lease::Local;
+use super::rate::{Admission, Backoff, Rate};
 use crate::crypto::sha256_parts_b64;
 
 impl Store {
@@ -27,57 +29,68 @@ impl Store {
         Ok(answers.remove(0))
     }
 
-    /// [`Store::admit`] for every limit of one request, in one script (one call; a Cluster
-    /// takes one per bucket, sent together). Limits that are off are answered here.
+    /// [`Store::admit`] for every limit of one request. Limits that are off, and those this
+    /// replica's leases answer (`store::lease`), are answered here; the others in one script
+    /// (one call; a Cluster takes one per bucket, sent together).
     #[tracing::instrument(name = "store.admit", level = "debug", skip_all)]
     pub async fn admit_all(&self, checks: &[(&str, &str, Rate)]) -> Result<Vec<Admission>, StoreError> {
-        let on: Vec<&(&str, &str, Rate)> = checks.iter().filter(|(_, _, r)| !r.is_off()).collect();
-        let keys: Vec<_> = on
+        let now = Instant::now();
+        let mut answers = Vec::with_capacity(checks.len());
+        // (index in `checks`, lease key, ask) of the limits the store must answer.
+        let mut asks = Vec::new();
+        for (i, (scope, subject, rate)) in checks.iter().enumerate() {
+            if rate.is_off() {
+                answers.push(Admission::Allowed {
+                    limit: 0,
+                    remaining: u32::MAX,
+                    reset: Duration::ZERO,
+                });
+                continue;
+            }
+            let lease = self.leases.key(scope, subject);
+            match self.leases.spend(lease, *rate, now) {
+                Local::Answer(answer) => answers.push(answer),
+                Local::Ask(ask) => {
+                    asks.push((i, lease, ask));
+                    // Overwritten below with the store's answer.
+                    answers.push(Admission::Refused {
+                        limit: rate.requests,
+                        retry_after: Duration::ZERO,
+                    });
+                }
+            }
+        }
+        if asks.is_empty() {
+            return Ok(answers);
+        }
+        let keys: Vec<_> = asks
             .iter()
-            .map(|(scope, subject, _)| {
+            .map(|&(i, _, _)| {
+                let (scope, subject, _) = checks[i];
                 self.keys
                     .rate(&sha256_parts_b64(&[scope.as_bytes(), subject.as_bytes()]))
             })
             .collect();
-        let params: Vec<(u64, u64)> = on
+        let params: Vec<(u64, u64, u64)> = asks
             .iter()
-            .map(|(_, _, r)| (r.interval_ms(), u64::from(r.requests)))
-            .collect();
-        let mut buckets = if keys.is_empty() {
-            Vec::new()
-        } else {
-            self.backend.gcra(&keys, &params).await?
-        }
-        .into_iter();
-        Ok(checks
-            .iter()
-            .map(|(_, _, rate)| {
-                if rate.is_off() {
-                    return Admission::Allowed {
-                        limit: 0,
-                        remaining: u32::MAX,
-                        reset: Duration::ZERO,
-                    };
-                }
-                let b = buckets.next().unwrap_or(Bucket {
-                    allowed: true,
-                    remaining_or_wait: 0,
-                    reset_ms: 0,
-                });
-                if b.allowed {
-                    Admission::Allowed {
-                        limit: rate.requests,
-                        remaining: b.remaining_or_wait.min(u64::from(u32::MAX)) as u32,
-                        reset: Duration::from_millis(b.reset_ms),
-                    }
-                } else {
-                    Admission::Refused {
-                        limit: rate.requests,
-                        retry_after: Duration::from_millis(b.remaining_or_wait),
-                    }
-                }
+            .map(|&(i, _, ask)| {
+                let rate = checks[i].2;
+                (rate.interval_ms(), u64::from(rate.requests), ask.want)
             })
-            .collect())
+            .collect();
+        let buckets = self.backend.gcra(&keys, &params).await?;
+        if buckets.len() != asks.len() {
+            return Err(StoreError::Backend(format!(
+                "{} buckets answered for {} asked",
+                buckets.len(),
+                asks.len()
+            )));
+        }
+        let now = Instant::now();
+        for ((i, lease, ask), bucket) in asks.into_iter().zip(buckets) {
+            answers[i] = self.leases.record(lease, checks[i].2, ask, bucket, now);
+        }
+        Ok(answers)
     }
 
     /// The back-off `subject` (a username, or a username and address) must still wait

@@ -277,13 +277,13 @@ impl MemoryStore {
     }
 
     /// The `GCRA` script's contract: one step on each bucket, atomically.
-    pub(crate) fn gcra(&self, keys: &[Key], params: &[(u64, u64)]) -> Result<Vec<Bucket>, StoreError> {
+    pub(crate) fn gcra(&self, keys: &[Key], params: &[(u64, u64, u64)]) -> Result<Vec<Bucket>, StoreError> {
         Ok(self.with(|map, now| {
             keys.iter()
                 .zip(params)
-                .map(|(key, (interval_ms, burst))| {
+                .map(|(key, (interval_ms, burst, want))| {
                     let tat = Self::number(Self::live(map, key, now));
-                    let (bucket, next) = gcra(Self::now_ms(now), tat, *interval_ms, *burst);
+                    let (bucket, next) = gcra(Self::now_ms(now), tat, *interval_ms, *burst, *want);
                     if let Some((tat, ttl)) = next {
                         Self::insert(
                             map,

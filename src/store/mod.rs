@@ -14,6 +14,7 @@ mod error;
 mod flow;
 mod instrument;
 mod keyspace;
+mod lease;
 mod limits;
 mod memory;
 mod outcome;

@@ -68,37 +68,48 @@ impl Admission {
     }
 }
 
-/// What a backend's GCRA step answers: allowed or not, `remaining` (allowed) or the wait
-/// in ms (refused), and ms until the bucket is full.
+/// What a backend's GCRA step answers: how many of the cells asked for were `granted` (0:
+/// refused), the cells still free after them (granted) or the wait in ms until one is
+/// (refused), and ms until the bucket is full.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Bucket {
-    pub allowed: bool,
+    pub granted: u64,
     pub remaining_or_wait: u64,
     pub reset_ms: u64,
 }
 
 /// GCRA (the generic cell rate algorithm) on a stored theoretical arrival time `tat`:
-/// the one formula both backends apply (the Redis script mirrors it line by line).
-/// Returns the answer and the new `tat` to store (with its TTL in ms), if allowed.
-pub(crate) fn gcra(now: u64, tat: Option<u64>, interval: u64, burst: u64) -> (Bucket, Option<(u64, u64)>) {
+/// the one formula both backends apply (the Redis script mirrors it line by line). Takes up
+/// to `want` cells at once (a replica's lease, `store::lease`; 1 for one request): as many
+/// as fit now, each moving `tat` one interval on. Returns the answer and the new `tat` to
+/// store (with its TTL in ms), if any cell was granted.
+pub(crate) fn gcra(
+    now: u64,
+    tat: Option<u64>,
+    interval: u64,
+    burst: u64,
+    want: u64,
+) -> (Bucket, Option<(u64, u64)>) {
     let limit = interval * burst;
     let tat = tat.unwrap_or(now).max(now);
-    let new_tat = tat + interval;
-    let ahead = new_tat - now;
-    if ahead > limit {
+    let used = tat - now;
+    let fits = limit.saturating_sub(used) / interval;
+    let granted = want.max(1).min(fits);
+    if granted == 0 {
         let bucket = Bucket {
-            allowed: false,
-            remaining_or_wait: ahead - limit,
-            reset_ms: tat - now,
+            granted: 0,
+            remaining_or_wait: used + interval - limit,
+            reset_ms: used,
         };
         return (bucket, None);
     }
+    let ahead = used + granted * interval;
     let bucket = Bucket {
-        allowed: true,
-        remaining_or_wait: (limit - ahead) / interval,
+        granted,
+        remaining_or_wait: fits - granted,
         reset_ms: ahead,
     };
-    (bucket, Some((new_tat, ahead)))
+    (bucket, Some((tat + granted * interval, ahead)))
 }
 
 /// The back-off after the `n`-th counted failure (ms): 0 for the first `free - 1`, then
@@ -120,21 +131,38 @@ mod tests {
         // 3 per 3 s: interval 1000 ms, burst 3.
         let (mut tat, mut answers) = (None, Vec::new());
         for _ in 0..4 {
-            let (b, next) = gcra(10_000, tat, 1000, 3);
+            let (b, next) = gcra(10_000, tat, 1000, 3, 1);
             answers.push(b);
             if let Some((t, _)) = next {
                 tat = Some(t);
             }
         }
-        assert!(answers[..3].iter().all(|b| b.allowed));
+        assert!(answers[..3].iter().all(|b| b.granted == 1));
         assert_eq!(answers[2].remaining_or_wait, 0);
-        assert!(!answers[3].allowed);
+        assert_eq!(answers[3].granted, 0);
         assert_eq!(
             answers[3].remaining_or_wait, 1000,
             "the next slot frees in one interval"
         );
-        let (later, _) = gcra(11_000, tat, 1000, 3);
-        assert!(later.allowed, "one interval later one more fits");
+        let (later, _) = gcra(11_000, tat, 1000, 3, 1);
+        assert_eq!(later.granted, 1, "one interval later one more fits");
+    }
+
+    #[test]
+    fn gcra_grants_a_lease_up_to_what_fits() {
+        // 10 per 10 s: a lease of 4, then of 8 gets the 6 left, then nothing.
+        let (first, next) = gcra(0, None, 1000, 10, 4);
+        assert_eq!(
+            (first.granted, first.remaining_or_wait, first.reset_ms),
+            (4, 6, 4000)
+        );
+        let tat = next.map(|(t, _)| t);
+        let (second, next) = gcra(0, tat, 1000, 10, 8);
+        assert_eq!((second.granted, second.remaining_or_wait), (6, 0));
+        let tat = next.map(|(t, _)| t);
+        let (third, none) = gcra(0, tat, 1000, 10, 8);
+        assert_eq!((third.granted, third.remaining_or_wait), (0, 1000));
+        assert!(none.is_none(), "a refusal stores nothing");
     }
 
     #[test]

@@ -751,3 +751,56 @@ contract!(
     sessions_markers_and_replay_guards,
     rate_limits_and_password_backoff
 );
+
+/// Two replicas on one Redis counting a busy subject: together they admit exactly the
+/// limit, though each spends cells it leased (`store::lease`) instead of asking Redis per
+/// request — a busy subject costs Redis a small fraction of a script per request.
+#[tokio::test]
+async fn replicas_share_a_limit_through_leases() {
+    let redis = RedisNode::start(&[]);
+    let replica = || Store::redis(&RedisOptions::standalone(redis.url(), TIMEOUT), "c:").unwrap();
+    let (a, b) = (replica(), replica());
+    // 1,600 per 10 hours: one cell frees every 22.5 s, so the second the test takes adds
+    // none (or one); leases of up to 100 cells (1/16).
+    let rate = Rate {
+        requests: 1600,
+        per: Duration::from_secs(36_000),
+    };
+    let before = calls(&redis, "evalsha");
+    let start = std::time::Instant::now();
+    let mut admitted = 0;
+    for n in 0..2400 {
+        let replica = if n % 2 == 0 { &a } else { &b };
+        if matches!(
+            replica.admit("par_per_client", "busy-app", rate).await.unwrap(),
+            Admission::Allowed { .. }
+        ) {
+            admitted += 1;
+        }
+    }
+    let refilled = (start.elapsed().as_millis() / 22_500) as u32;
+    assert!(
+        (1600..=1600 + refilled + 1).contains(&admitted),
+        "{admitted} admitted of a 1,600 limit"
+    );
+    let scripts = calls(&redis, "evalsha") - before;
+    assert!(scripts < 200, "{scripts} scripts for 2,400 requests");
+    // Over the limit, each replica answers from the refusal it remembers, not from Redis.
+    let before = calls(&redis, "evalsha");
+    for replica in [&a, &b].repeat(50) {
+        assert!(matches!(
+            replica.admit("par_per_client", "busy-app", rate).await.unwrap(),
+            Admission::Refused { .. }
+        ));
+    }
+    assert!(calls(&redis, "evalsha") - before <= 2);
+}
+
+/// Calls of `command` Redis has run (`INFO commandstats`).
+fn calls(redis: &RedisNode, command: &str) -> u64 {
+    let info: String = redis.cmd(&["INFO", "commandstats"]);
+    info.lines()
+        .find_map(|l| l.strip_prefix(&format!("cmdstat_{command}:calls=")))
+        .and_then(|rest| rest.split(',').next()?.parse().ok())
+        .unwrap_or(0)
+}

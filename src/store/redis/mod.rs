@@ -292,10 +292,10 @@ impl RedisStore {
         })
     }
 
-    /// GCRA steps on `keys` (`params`: interval ms and burst per key). One script for all
+    /// GCRA steps on `keys` (`params`: interval ms, burst and cells wanted per key). One script for all
     /// of them, except on a Cluster, where the buckets live in different slots: one script
     /// per bucket there, sent together.
-    pub async fn gcra(&self, keys: &[Key], params: &[(u64, u64)]) -> Result<Vec<Bucket>, StoreError> {
+    pub async fn gcra(&self, keys: &[Key], params: &[(u64, u64, u64)]) -> Result<Vec<Bucket>, StoreError> {
         if self.conn.is_cluster() && keys.len() > 1 {
             let each = keys
                 .iter()
@@ -307,10 +307,10 @@ impl RedisStore {
         self.gcra_script(keys, params).await
     }
 
-    async fn gcra_script(&self, keys: &[Key], params: &[(u64, u64)]) -> Result<Vec<Bucket>, StoreError> {
+    async fn gcra_script(&self, keys: &[Key], params: &[(u64, u64, u64)]) -> Result<Vec<Bucket>, StoreError> {
         let args: Vec<String> = params
             .iter()
-            .flat_map(|(interval, burst)| [interval.to_string(), burst.to_string()])
+            .flat_map(|(interval, burst, want)| [interval.to_string(), burst.to_string(), want.to_string()])
             .collect();
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let keys: Vec<&Key> = keys.iter().collect();
@@ -322,7 +322,7 @@ impl RedisStore {
         (0..keys.len())
             .map(|k| {
                 Ok(Bucket {
-                    allowed: int(3 * k)? == 1,
+                    granted: int(3 * k)?,
                     remaining_or_wait: int(3 * k + 1)?,
                     reset_ms: int(3 * k + 2)?,
                 })

@@ -162,25 +162,28 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 
 /// One GCRA step (`store::rate::gcra`, which this mirrors) on each bucket: every limit of
 /// one request in one script (one call instead of one per limit). KEYS: the buckets (one
-/// Redis node: not used across Cluster slots). ARGV: interval ms and burst, per key.
-/// Returns per key {1, remaining, reset ms} allowed, {0, wait ms, reset ms} refused,
-/// flattened. Numbers are written with `%d`: Lua would print a ms timestamp as `1.7e+12`.
+/// Redis node: not used across Cluster slots). ARGV: interval ms, burst and the cells wanted
+/// (a replica's lease, `store::lease`), per key. Returns per key {granted, remaining, reset
+/// ms} ({0, wait ms, reset ms}: refused), flattened. Numbers are written with `%d`: Lua would
+/// print a ms timestamp as `1.7e+12`.
 pub(super) static GCRA: LazyLock<Script> = LazyLock::new(|| {
     Script::new(&format!(
         r#"{NOW_MS}
 local out = {{}}
 for i = 1, #KEYS do
-  local interval = tonumber(ARGV[2 * i - 1])
-  local limit = interval * tonumber(ARGV[2 * i])
+  local interval = tonumber(ARGV[3 * i - 2])
+  local limit = interval * tonumber(ARGV[3 * i - 1])
+  local want = math.max(1, tonumber(ARGV[3 * i]))
   local tat = tonumber(redis.call('GET', KEYS[i]) or now) or now
   if tat < now then tat = now end
-  local new_tat = tat + interval
-  local ahead = new_tat - now
-  if ahead > limit then
-    out[#out + 1] = 0; out[#out + 1] = ahead - limit; out[#out + 1] = tat - now
+  local used = tat - now
+  local granted = math.min(want, math.floor(math.max(0, limit - used) / interval))
+  if granted == 0 then
+    out[#out + 1] = 0; out[#out + 1] = used + interval - limit; out[#out + 1] = used
   else
-    redis.call('SET', KEYS[i], string.format('%d', new_tat), 'PX', string.format('%d', ahead))
-    out[#out + 1] = 1; out[#out + 1] = math.floor((limit - ahead) / interval); out[#out + 1] = ahead
+    local ahead = used + granted * interval
+    redis.call('SET', KEYS[i], string.format('%d', tat + granted * interval), 'PX', string.format('%d', ahead))
+    out[#out + 1] = granted; out[#out + 1] = math.floor((limit - used) / interval) - granted; out[#out + 1] = ahead
   end
 end
 return out
