@@ -86,6 +86,35 @@ def headline():
 
 
 headline()
+
+
+# --- limits in force (never hit) against all off and the bare handler, from the interleaved A/B
+def limits_table():
+    pick = lambda label: [r for r in rows if r["label"] == label and r["connections"] == 64]
+    bare = pick("bare-push-limits")
+    runs = {(s, x): pick(f"par-server-{s}-limits-{x}") for s in ["push", "sso"] for x in ["on", "off"]}
+    if not any(runs.values()):
+        return
+    fl = lambda rs: mean([r["flows_per_sec"] for r in rs])
+    cpu = lambda rs: mean([r.get("server_cpu_us_per_flow") for r in rs])
+    each = lambda rs: " (" + " / ".join(f0(r["flows_per_sec"]) for r in rs) + ")"
+    w("### Limits in force (never hit), all off, and the bare handler (c = 64)\n")
+    w("Same run, interleaved rounds; means over the rounds, each round's value in brackets.\n")
+    w("| scenario | limits on flows/s | limits off flows/s | bare handler flows/s | on/off | on/bare | on CPU µs/flow | off CPU µs/flow |")
+    w("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for s in ["push", "sso"]:
+        on, off = runs[(s, "on")], runs[(s, "off")]
+        if not on or not off:
+            continue
+        b = bare if s == "push" and bare else []
+        ratio_bare = f"{fl(on) / fl(b):.2f}" if b else "–"
+        w(f"| {s} | {fl(on):,.0f}{each(on)} | {fl(off):,.0f}{each(off)} | "
+          f"{(f'{fl(b):,.0f}' + each(b)) if b else '–'} | {fl(on) / fl(off):.2f} | {ratio_bare} | "
+          f"{f0(cpu(on))} | {f0(cpu(off))} |")
+    w("")
+
+
+limits_table()
 w("### Machine\n")
 w("```\n" + read("machine.txt").strip() + "\n```\n")
 

@@ -11,6 +11,8 @@
 #                           config) interleaved, AB_ROUNDS rounds (default 2) of push and SSO at c=64
 #   bench/run.sh --capacity per-login cost, Redis memory per record, Redis Cluster scaling
 #                           (bench/capacity.sh, 10-15 min) and the sizing table (bench/capacity.py)
+#   bench/run.sh --limits-ab only the limits A/B: the bare handler, every limit in force (never
+#                           hit) and every limit off, interleaved, AB_ROUNDS rounds of push and SSO
 #   bench/run.sh --ab       this build against AB_BASE (another par-server binary), interleaved
 #                           rounds of PAR and SSO at c=64 (bench/ab.sh)
 #
@@ -30,6 +32,7 @@ for a in "$@"; do
     --no-peer) PEER=0 ;;
     --capacity) MODE=capacity ;;
     --log-ab) MODE=log-ab ;;
+    --limits-ab) MODE=limits-ab ;;
     --ab) MODE=ab ;;
     *) echo "unknown option $a" >&2; exit 2 ;;
   esac
@@ -183,6 +186,45 @@ log_ab() {
   done
 }
 
+# Limits in force (never hit) against all off and the bare handler, same run, interleaved:
+# issue 12's targets are push ≥ 85 % of the bare handler, SSO within 10 % of limits off.
+bare_push() { # label
+  local port pid
+  port=$(free_port)
+  "$BIN/bare_par" "127.0.0.1:$port" "$REDIS_URL" "$CLIENT_ID" "$CLIENT_SECRET" 2>>"$OUT/bare.log" &
+  pid=$!
+  PIDS+=("$pid")
+  wait_http "http://127.0.0.1:$port/hello"
+  "$LOADGEN" --addr "127.0.0.1:$port" --target bare --scenario push -c 64 -d "$SECS" \
+    --redis "$REDIS_URL" --pid "$pid" --label "$1" --json "$RESULTS" \
+    --client-id "$CLIENT_ID" --client-secret "$CLIENT_SECRET" | tee -a "$OUT/run.log"
+  stop "$pid"
+  redis-cli -p "$REDIS_PORT" flushall >/dev/null
+}
+limits_ab() {
+  local round run s
+  for round in $(seq 1 "${AB_ROUNDS:-2}"); do
+    log "limits A/B round $round: bare handler"
+    bare_push bare-push-limits
+    for run in on off; do
+      log "limits $run, round $round (c=64)"
+      if [ "$run" = off ]; then start_par "${LIMITS_OFF[@]}"; else start_par; fi
+      for s in push sso; do
+        lg_par "$s" 64 "par-server-$s-limits-$run"
+        redis-cli -p "$REDIS_PORT" flushall >/dev/null
+      done
+      stop "$PAR_PID"
+    done
+  done
+}
+
+if [ "$MODE" = limits-ab ]; then
+  limits_ab
+  python3 bench/report.py "$OUT"
+  echo "results in $OUT (report.md)"
+  exit 0
+fi
+
 if [ "$MODE" = log-ab ]; then
   log_ab
   python3 bench/report.py "$OUT"
@@ -278,15 +320,8 @@ echo "$(rss_kib "$PAR_PID")" >"$OUT/par-rss-after-kib.txt"
 stop "$PAR_PID"
 redis-cli -p "$REDIS_PORT" flushall >/dev/null
 
-log "limits in force (never hit) vs all off (c=64)"
-for run in on off; do
-  if [ "$run" = off ]; then start_par "${LIMITS_OFF[@]}"; else start_par; fi
-  for s in push sso; do
-    lg_par "$s" 64 "par-server-$s-limits-$run"
-    redis-cli -p "$REDIS_PORT" flushall >/dev/null
-  done
-  stop "$PAR_PID"
-done
+log "limits in force (never hit) vs all off vs the bare handler (c=64)"
+AB_ROUNDS=1 limits_ab
 
 log_ab
 
