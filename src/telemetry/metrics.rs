@@ -10,10 +10,12 @@
 //! the standard set, Redis command names from a fixed list, outcomes from enums, and
 //! `client_id` only after it matched a configured client.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use metrics::{counter, describe_counter, describe_histogram, histogram};
+use metrics::{Counter, Histogram, counter, describe_counter, describe_histogram, histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
@@ -146,36 +148,79 @@ pub fn method_label(method: &actix_web::http::Method) -> &'static str {
     }
 }
 
+// The series every request or flow step touches keep their handles per thread: `counter!`
+// with labels builds a key, hashes it and searches the registry on each call (≈ 1,400
+// instructions, several per request); a kept handle is one atomic add. Label sets are
+// bounded (see the header), and so are these maps. Handles are taken after `install`
+// (every request comes after `Application::build`), so none is a no-op handle.
+/// (method, route, status) → request counter and duration histogram.
+type RequestSeries = HashMap<(&'static str, String, u16), (Counter, Histogram)>;
+/// (metric, outcome or "") → client id → counter.
+type ClientSeries = HashMap<(&'static str, &'static str), HashMap<String, Counter>>;
+
+thread_local! {
+    static REQUESTS: RefCell<RequestSeries> = RefCell::new(HashMap::new());
+    static PER_CLIENT: RefCell<ClientSeries> = RefCell::new(HashMap::new());
+    static LIMITS: RefCell<HashMap<(&'static str, &'static str), Counter>> = RefCell::new(HashMap::new());
+    static REDIS: RefCell<HashMap<&'static str, Histogram>> = RefCell::new(HashMap::new());
+}
+
 pub fn http_request(method: &'static str, route: String, status: u16, elapsed: Duration) {
-    let status = status.to_string();
-    let labels = [
-        ("method", method.to_string()),
-        ("route", route),
-        ("status", status),
-    ];
-    counter!("http_server_requests_total", &labels).increment(1);
-    histogram!("http_server_request_duration_seconds", &labels).record(elapsed.as_secs_f64());
+    REQUESTS.with_borrow_mut(|series| {
+        let (requests, duration) = series
+            .entry((method, route, status))
+            .or_insert_with_key(|(m, r, s)| {
+                let labels = [
+                    ("method", m.to_string()),
+                    ("route", r.clone()),
+                    ("status", s.to_string()),
+                ];
+                (
+                    counter!("http_server_requests_total", &labels),
+                    histogram!("http_server_request_duration_seconds", &labels),
+                )
+            });
+        requests.increment(1);
+        duration.record(elapsed.as_secs_f64());
+    });
+}
+
+/// `name`{client_id, outcome} (no outcome label when `outcome` is empty) + 1.
+fn per_client(name: &'static str, client_id: &str, outcome: &'static str) {
+    PER_CLIENT.with_borrow_mut(|series| {
+        let clients = series.entry((name, outcome)).or_default();
+        if let Some(c) = clients.get(client_id) {
+            return c.increment(1);
+        }
+        let c = if outcome.is_empty() {
+            counter!(name, "client_id" => client_id.to_owned())
+        } else {
+            counter!(name, "client_id" => client_id.to_owned(), "outcome" => outcome)
+        };
+        c.increment(1);
+        clients.insert(client_id.to_owned(), c);
+    });
 }
 
 pub fn pushed(client_id: &str) {
-    counter!("par_pushes_total", "client_id" => client_id.to_owned()).increment(1);
+    per_client("par_pushes_total", client_id, "");
 }
 
 pub fn visit(client_id: &str, outcome: &'static str) {
-    counter!("par_visits_total", "client_id" => client_id.to_owned(), "outcome" => outcome).increment(1);
+    per_client("par_visits_total", client_id, outcome);
 }
 
 pub fn take(client_id: &str, outcome: &'static str) {
-    counter!("par_takes_total", "client_id" => client_id.to_owned(), "outcome" => outcome).increment(1);
+    per_client("par_takes_total", client_id, outcome);
 }
 
 pub fn code_issued(client_id: &str) {
-    counter!("par_codes_issued_total", "client_id" => client_id.to_owned()).increment(1);
+    per_client("par_codes_issued_total", client_id, "");
 }
 
 /// For the token endpoint: one token response issued.
 pub fn tokens_issued(client_id: &str) {
-    counter!("par_tokens_issued_total", "client_id" => client_id.to_owned()).increment(1);
+    per_client("par_tokens_issued_total", client_id, "");
 }
 
 /// For the token endpoint: a code presented after it was redeemed.
@@ -184,13 +229,18 @@ pub fn code_replayed(client_id: &str) {
 }
 
 pub fn login(client_id: &str, outcome: &'static str) {
-    counter!("par_logins_total", "client_id" => client_id.to_owned(), "outcome" => outcome).increment(1);
+    per_client("par_logins_total", client_id, outcome);
 }
 
 /// One request counted against `limit` (a scope name from a fixed list).
 pub fn limit(limit: &'static str, allowed: bool) {
     let outcome = if allowed { "allowed" } else { "refused" };
-    counter!("par_limit_checks_total", "limit" => limit, "outcome" => outcome).increment(1);
+    LIMITS.with_borrow_mut(|series| {
+        series
+            .entry((limit, outcome))
+            .or_insert_with(|| counter!("par_limit_checks_total", "limit" => limit, "outcome" => outcome))
+            .increment(1)
+    });
 }
 
 /// A password check refused at admission or abandoned in the queue.
@@ -228,7 +278,12 @@ pub fn dpop_nonce_challenge(endpoint: &'static str) {
 }
 
 pub fn redis_command(command: &'static str, elapsed: Duration, error: Option<&'static str>) {
-    histogram!("par_redis_command_duration_seconds", "command" => command).record(elapsed.as_secs_f64());
+    REDIS.with_borrow_mut(|series| {
+        series
+            .entry(command)
+            .or_insert_with(|| histogram!("par_redis_command_duration_seconds", "command" => command))
+            .record(elapsed.as_secs_f64())
+    });
     if let Some(kind) = error {
         counter!("par_redis_errors_total", "command" => command, "kind" => kind).increment(1);
     }
