@@ -21,6 +21,8 @@ mod pretty;
 mod root_span;
 mod sampling;
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::filter::{FilterExt, LevelFilter};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
@@ -152,6 +154,9 @@ where
         .boxed(),
         LogFormat::Pretty => tracing_subscriber::fmt::layer()
             .compact()
+            // Colours only for a person at a terminal: in a pipe or a file (compose, k8s)
+            // escape codes are noise, and they cost ≈ a tenth of a push at `info`.
+            .with_ansi(std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none())
             .fmt_fields(pretty::PrettyFields)
             .with_writer(writer)
             .boxed(),
