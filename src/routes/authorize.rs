@@ -53,7 +53,7 @@ pub async fn authorize(
         .get(client_id)
         .cloned()
         .ok_or_else(|| OAuthError::invalid_request("unknown client_id"))?;
-    tracing::Span::current().record("client_id", client.id.as_str());
+    crate::telemetry::flow::note_client(&req, &client.id);
     if req.method() == Method::HEAD {
         return look(&req, &state, client, &params).await;
     }

@@ -16,7 +16,7 @@ pub async fn consent(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, BrowserError> {
     let (params, interaction) = Interaction::resume(&req, body, &state).await?;
-    tracing::Span::current().record("client_id", interaction.client.id.as_str());
+    crate::telemetry::flow::note_client(&req, &interaction.client.id);
     let pending = interaction
         .awaiting_consent
         .clone()

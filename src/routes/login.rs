@@ -26,7 +26,7 @@ pub async fn login(
 ) -> Result<HttpResponse, BrowserError> {
     let (params, interaction) = Interaction::resume(&req, body, &state).await?;
     let span = tracing::Span::current();
-    span.record("client_id", interaction.client.id.as_str());
+    crate::telemetry::flow::note_client(&req, &interaction.client.id);
     let username = params.get("username").unwrap_or("");
     let address = limits::source(&state, &req);
     // The address's rate and the password back-off: one round trip, before any argon2 work.

@@ -40,15 +40,46 @@ pub fn push_traceparent(req: &HttpRequest) -> Option<String> {
     super::otel::to_traceparent(&sc)
 }
 
+/// Set once the root span has the request's `client_id`.
+struct ClientNoted;
+
+/// Records `value` as `field` on the current (step) span, unless the current span is the
+/// root span — as it is at `info` without an exporter, where step spans are not built: the
+/// pretty log appends every recording, so a second one would repeat the field in the line.
+fn record_on_step(root: Option<&Span>, field: &str, value: &str) {
+    let current = Span::current();
+    if root.is_none_or(|r| r.id() != current.id()) {
+        current.record(field, value);
+    }
+}
+
+/// Notes the authenticated or named client on the request's root span (once per request)
+/// and on the current step's span.
+pub fn note_client(req: &HttpRequest, client_id: &str) {
+    let root = root_span(req);
+    if let Some(r) = &root {
+        note_on_root(req, r, client_id);
+    }
+    record_on_step(root.as_ref(), "client_id", client_id);
+}
+
+fn note_on_root(req: &HttpRequest, root: &Span, client_id: &str) {
+    if req.extensions().get::<ClientNoted>().is_none() {
+        root.record("client_id", client_id);
+        req.extensions_mut().insert(ClientNoted);
+    }
+}
+
 /// Records `client_id` and `flow_id` on the root span and `flow_id` on the current (step)
 /// span (which records its own `client_id` as soon as it knows it: a field recorded twice is
 /// exported twice), and links the current span to the push's span named by `trace`.
 pub fn step(req: &HttpRequest, client_id: &str, flow_id: &str, trace: Option<&str>) {
-    Span::current().record("flow_id", flow_id);
-    if let Some(root) = root_span(req) {
-        root.record("client_id", client_id);
-        root.record("flow_id", flow_id);
+    let root = root_span(req);
+    if let Some(r) = &root {
+        note_on_root(req, r, client_id);
+        r.record("flow_id", flow_id);
     }
+    record_on_step(root.as_ref(), "flow_id", flow_id);
     link_to_push(trace);
 }
 

@@ -285,6 +285,51 @@ async fn json_logs_of_a_full_login_carry_trace_ids_and_no_secret() {
     }
 }
 
+/// The default format (`pretty`) at the default level, written to a file as under compose or
+/// Kubernetes: a push's request line names its client and flow once each (a step span that is
+/// not built must not make the root span record them again), and carries no colour codes.
+#[tokio::test]
+async fn pretty_request_lines_name_the_flow_once_and_carry_no_colour_codes() {
+    let redis = RedisNode::start(&[]);
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let config = ConfigFile {
+        log_format: Some("pretty"),
+        log_level: Some("info".into()),
+        drain_delay_secs: Some(0),
+        clients: vec![ClientEntry::new("app", SECRET)],
+        ..ConfigFile::new(port, &redis)
+    };
+    let (server, log_path) = config.spawn(dir.path(), "par");
+    let mut server = KillOnDrop(server);
+    let base = config.base_url();
+    wait_ready(&format!("{base}/readyz")).await;
+    let push = http_client()
+        .post(format!("{base}/oauth2/par"))
+        .basic_auth("app", Some(SECRET))
+        .form(&push_params("app"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(push.status(), 201);
+    let terminated = std::process::Command::new("kill")
+        .args(["-TERM", &server.0.id().to_string()])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(terminated, "kill -TERM");
+    assert!(server.0.wait().unwrap().success());
+
+    let logs = std::fs::read_to_string(&log_path).unwrap();
+    assert!(!logs.contains('\u{1b}'), "colour codes in a log file:\n{logs}");
+    let line = logs
+        .lines()
+        .find(|l| l.contains(" request ") && l.contains("http.route=\"/oauth2/par\""))
+        .unwrap_or_else(|| panic!("no request line for the push:\n{logs}"));
+    assert_eq!(line.matches("client_id=\"app\"").count(), 1, "{line}");
+    assert_eq!(line.matches("flow_id=").count(), 1, "{line}");
+    assert!(line.contains("status=201"), "{line}");
+}
+
 fn base64_basic(user: &str, password: &str) -> String {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))

@@ -53,7 +53,7 @@ pub async fn authenticate(
         crate::telemetry::metrics::client_auth_failed(presented.method().as_str());
         tracing::info!(reason = %e.description, "client authentication failed");
     })?;
-    span.record("client_id", authenticated.client.id.as_str());
+    crate::telemetry::flow::note_client(req, &authenticated.client.id);
     if let Some((jti, remember)) = &authenticated.replay_guard
         && !state
             .store
@@ -85,6 +85,6 @@ pub(crate) async fn authenticated_form(
 ) -> Result<(Params, Arc<Client>), JsonError> {
     let params = form::read(req, body, &state.body).await?;
     let client = authenticate(req, &params, state).await?;
-    tracing::Span::current().record("client_id", client.id.as_str());
+    crate::telemetry::flow::note_client(req, &client.id);
     Ok((params, client))
 }
