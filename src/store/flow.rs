@@ -14,7 +14,7 @@
 //! | `/userinfo` | [`Store::access_token_revoked`] | `GET` ×2, sent together (1) |
 //! | `POST /token`, `refresh_token` grant | [`Store::start_refresh`] (at code redemption), [`Store::rotate_refresh`] | `SET` ×2 (1); rotate script (1) |
 //! | `POST /revoke` | [`Store::refresh_record`], [`Store::revoke_grant`], [`Store::revoke_access_token`] | `GET`; `SET` + `DEL` ×2; `SET` |
-//! | rate limits, password back-off (`store::limits`) | [`Store::admit`], [`Store::password_wait`], [`Store::password_failed`] | one script per limit, sent together (1) |
+//! | rate limits, password back-off (`store::limits`) | [`Store::admit`], [`Store::password_wait`], [`Store::password_failed`] | one GCRA script for the limits a replica's leases do not answer (`store::lease`; 0 or 1); one back-off script per password limit, sent together (1) |
 //! | SSO | [`Store::sso_session`], [`Store::start_sso_session`] | `GET` / `SET` |
 //! | `private_key_jwt` | [`Store::first_use_of_assertion`] | `SET … NX` (1) |
 //! | DPoP proof at PAR, token, userinfo | [`Store::first_use_of_dpop_proof`] | `SET … NX` (1) |
