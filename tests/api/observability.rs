@@ -230,14 +230,7 @@ async fn json_logs_of_a_full_login_carry_trace_ids_and_no_secret() {
     let code = location_params(&done)["code"].clone();
     // Stopped as an operator stops it: lines are written by a non-blocking writer, and a
     // normal shutdown writes every queued line (a SIGKILL would lose the last ones).
-    let mut server = server;
-    let terminated = std::process::Command::new("kill")
-        .args(["-TERM", &server.0.id().to_string()])
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(terminated, "kill -TERM");
-    let status = server.0.wait().unwrap();
-    assert!(status.success(), "par-server did not exit cleanly: {status:?}");
+    stop_as_an_operator_does(server);
 
     let logs = std::fs::read_to_string(&log_path).unwrap();
     let lines: Vec<serde_json::Value> = logs
@@ -301,7 +294,7 @@ async fn pretty_request_lines_name_the_flow_once_and_carry_no_colour_codes() {
         ..ConfigFile::new(port, &redis)
     };
     let (server, log_path) = config.spawn(dir.path(), "par");
-    let mut server = KillOnDrop(server);
+    let server = KillOnDrop(server);
     let base = config.base_url();
     wait_ready(&format!("{base}/readyz")).await;
     let push = http_client()
@@ -312,12 +305,7 @@ async fn pretty_request_lines_name_the_flow_once_and_carry_no_colour_codes() {
         .await
         .unwrap();
     assert_eq!(push.status(), 201);
-    let terminated = std::process::Command::new("kill")
-        .args(["-TERM", &server.0.id().to_string()])
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(terminated, "kill -TERM");
-    assert!(server.0.wait().unwrap().success());
+    stop_as_an_operator_does(server);
 
     let logs = std::fs::read_to_string(&log_path).unwrap();
     assert!(!logs.contains('\u{1b}'), "colour codes in a log file:\n{logs}");
@@ -328,6 +316,18 @@ async fn pretty_request_lines_name_the_flow_once_and_carry_no_colour_codes() {
     assert_eq!(line.matches("client_id=\"app\"").count(), 1, "{line}");
     assert_eq!(line.matches("flow_id=").count(), 1, "{line}");
     assert!(line.contains("status=201"), "{line}");
+}
+
+/// SIGTERM, then waits: a normal shutdown writes every log line still queued by the
+/// non-blocking writer (a SIGKILL would lose the last ones).
+fn stop_as_an_operator_does(mut server: KillOnDrop) {
+    let terminated = std::process::Command::new("kill")
+        .args(["-TERM", &server.0.id().to_string()])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(terminated, "kill -TERM");
+    let status = server.0.wait().unwrap();
+    assert!(status.success(), "par-server did not exit cleanly: {status:?}");
 }
 
 fn base64_basic(user: &str, password: &str) -> String {
